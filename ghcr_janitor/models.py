@@ -1,0 +1,107 @@
+"""Plain data shared by the read path, the planner and the reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+# Artifact kinds, as they appear in JSON output (cli.md).
+BUILDKIT_CACHE = "buildkit-cache"
+IMAGE = "image"
+IMAGE_INDEX = "image-index"
+ARTIFACT = "artifact"
+ATTESTATION = "attestation"
+UNKNOWN = "unknown"
+KINDS = (BUILDKIT_CACHE, IMAGE, IMAGE_INDEX, ARTIFACT, ATTESTATION, UNKNOWN)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """An OCI content descriptor: what a manifest says about a blob or a child manifest."""
+
+    media_type: str
+    digest: str
+    size: int
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    platform: Mapping[str, Any] | None = None
+    artifact_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One parsed manifest (image manifest or index) and what it refers to.
+
+    `blobs` are leaf descriptors (config, layers, BuildKit index entries), in document
+    order and possibly repeated; `children` are descriptors of manifests that must be
+    fetched to know their own blobs (image index entries, `subject` is separate).
+    """
+
+    digest: str
+    media_type: str
+    size: int
+    kind: str
+    blobs: tuple[Descriptor, ...] = ()
+    children: tuple[Descriptor, ...] = ()
+    config: Descriptor | None = None
+    subject: Descriptor | None = None
+    artifact_type: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    created: datetime | None = None
+    age_source: str | None = None
+    cache_records: int | None = None
+
+
+@dataclass
+class Artifact:
+    """A root manifest in a repository, with its full closure and sizes.
+
+    `closure` maps every digest the artifact needs (its own manifest, child manifests,
+    blobs) to its size, each counted once.
+    """
+
+    digest: str
+    media_type: str
+    kind: str
+    closure: dict[str, int]
+    tags: list[str] = field(default_factory=list)
+    created: datetime | None = None
+    age_source: str | None = None
+    manifest: Manifest | None = None
+    children: tuple[str, ...] = ()
+    subject: str | None = None
+    unique_size: int = 0
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return sum(self.closure.values())
+
+
+@dataclass
+class Inventory:
+    """Everything the janitor knows about one repository at one moment.
+
+    `tags` holds every tag of the repository (not only the listed ones): safety decisions
+    need the full digest -> tags map. `listed` is the subset the user asked about.
+    """
+
+    target: str
+    tags: dict[str, str]
+    artifacts: dict[str, Artifact]
+    listed: list[str] = field(default_factory=list)
+    untagged: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    backend: str = "oci"
+
+    def tags_of(self, digest: str) -> list[str]:
+        return sorted(t for t, d in self.tags.items() if d == digest)
+
+    def total_size(self, digests: list[str] | None = None) -> int:
+        """Bytes of the union of the closures of `digests` (default: all artifacts)."""
+        chosen = self.artifacts if digests is None else {d: self.artifacts[d] for d in digests}
+        union: dict[str, int] = {}
+        for art in chosen.values():
+            union.update(art.closure)
+        return sum(union.values())

@@ -1,0 +1,117 @@
+"""Parse target strings: `HOST[:PORT]/NAME[:TAG|@DIGEST]`, `ghcr.io/OWNER/NAME`, `oci-layout:PATH`."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+
+from ghcr_janitor.errors import UsageError
+
+OCI = "oci"
+GHCR = "ghcr"
+LAYOUT = "layout"
+
+GHCR_HOST = "ghcr.io"
+_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_DIGEST_REF = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed target. `name` is the repository (or layout path); tag/digest optional."""
+
+    kind: str
+    host: str
+    name: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def repository(self) -> str:
+        """`HOST/NAME` (or `oci-layout:PATH`) without tag or digest."""
+        if self.kind == LAYOUT:
+            return f"oci-layout:{self.name}"
+        return f"{self.host}/{self.name}"
+
+    @property
+    def reference(self) -> str | None:
+        return self.digest or self.tag
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (with or without a port)."""
+    bare = host
+    if bare.startswith("["):
+        bare = bare[1:].split("]", 1)[0]
+    elif bare.count(":") == 1:
+        bare = bare.split(":", 1)[0]
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_layout(path: str) -> Target:
+    tag = digest = None
+    if "@" in path:
+        path, digest = path.rsplit("@", 1)
+    # A `:TAG` suffix on a layout path: only if what precedes is a directory and the
+    # whole string is not one.
+    if ":" in path and not os.path.isdir(path):
+        base, maybe_tag = path.rsplit(":", 1)
+        if TAG_PATTERN.match(maybe_tag) and "/" not in maybe_tag:
+            path, tag = base, maybe_tag
+    if not path:
+        raise UsageError("oci-layout target has no path: use oci-layout:PATH")
+    return Target(LAYOUT, "", path, tag, digest)
+
+
+def parse_target(text: str) -> Target:
+    """Parse a target string; UsageError with the reason if it is not one."""
+    raw = text.strip()
+    if not raw:
+        raise UsageError("empty target")
+    if raw.startswith("oci-layout:"):
+        return _split_layout(raw[len("oci-layout:"):])
+    if os.path.isfile(os.path.join(raw.split("@")[0], "oci-layout")) or (
+        os.path.isdir(raw.split("@")[0].rsplit(":", 1)[0]) and os.path.isfile(
+            os.path.join(raw.split("@")[0].rsplit(":", 1)[0], "oci-layout"))
+    ):
+        return _split_layout(raw)
+    for scheme in ("https://", "http://"):
+        if raw.startswith(scheme):
+            raise UsageError(f"target {text!r}: give HOST/NAME without {scheme} (use --insecure for plain HTTP)")
+    if "/" not in raw:
+        raise UsageError(f"target {text!r}: expected HOST[:PORT]/NAME, ghcr.io/OWNER/NAME or oci-layout:PATH")
+    host, rest = raw.split("/", 1)
+    if not ("." in host or ":" in host or host == "localhost" or host.startswith("[")):
+        raise UsageError(f"target {text!r}: {host!r} is not a registry host (use HOST[:PORT]/NAME, e.g. ghcr.io/OWNER/NAME)")
+    tag = digest = None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+        if not _DIGEST_REF.match(digest):
+            raise UsageError(f"target {text!r}: invalid digest {digest!r}")
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        rest, tag = rest.rsplit(":", 1)
+        if not TAG_PATTERN.match(tag):
+            raise UsageError(f"target {text!r}: invalid tag {tag!r}")
+    if not _NAME.match(rest):
+        raise UsageError(f"target {text!r}: invalid repository name {rest!r} (lowercase, digits, . _ - and /)")
+    kind = GHCR if host.lower() == GHCR_HOST else OCI
+    if kind == GHCR and "/" not in rest:
+        raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/NAME")
+    return Target(kind, host.lower() if kind == GHCR else host, rest, tag, digest)

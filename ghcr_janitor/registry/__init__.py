@@ -1,0 +1,1 @@
+"""Backends: one `Registry` interface, implemented for OCI Distribution, GHCR and OCI layouts."""
