@@ -94,6 +94,9 @@ class Inventory:
     untagged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     backend: str = "oci"
+    # Tags whose digest could not be learned: while any exist, nothing in this
+    # repository may be deleted by digest (that digest might be theirs).
+    unresolved: list[str] = field(default_factory=list)
 
     def tags_of(self, digest: str) -> list[str]:
         return sorted(t for t, d in self.tags.items() if d == digest)

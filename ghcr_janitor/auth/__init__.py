@@ -1,0 +1,1 @@
+"""Credentials (flags, env, docker config, helpers) and the registry auth flow."""

@@ -1,0 +1,1 @@
+"""The `janitor` command line: a thin shell over the library."""

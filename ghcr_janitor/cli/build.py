@@ -1,0 +1,24 @@
+"""Build a `Session` from the common CLI flags."""
+
+from __future__ import annotations
+
+from ghcr_janitor.cli.common import read_password
+from ghcr_janitor.connect import ConnectOptions
+from ghcr_janitor.errors import UsageError
+from ghcr_janitor.inventory import InventoryOptions
+from ghcr_janitor.session import Session
+
+DEFAULT_TAG_GLOBS = ["cache-*"]
+
+
+def build_session(tag: list[str] | None, all_tags: bool, concurrency: int, insecure: bool,
+                  username: str | None, password_stdin: bool, owner_type: str | None = None) -> Session:
+    if owner_type is not None and owner_type not in ("org", "user"):
+        raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
+    if password_stdin and username is None:
+        username = None  # defaults per registry (e.g. 'token' for ghcr.io)
+    connect = ConnectOptions(insecure=insecure, username=username, password=read_password(password_stdin),
+                             concurrency=concurrency, owner_type=owner_type)
+    inventory = InventoryOptions(tag_globs=list(tag) if tag else list(DEFAULT_TAG_GLOBS), all_tags=all_tags,
+                                 concurrency=concurrency)
+    return Session(connect, inventory)

@@ -1,0 +1,105 @@
+"""Options, logging, error handling and target handling shared by every command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from ghcr_janitor.errors import JanitorError, UsageError
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+Targets = Annotated[Optional[list[str]], typer.Argument(help="HOST[:PORT]/NAME, ghcr.io/OWNER/NAME or oci-layout:PATH", show_default=False)]
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-O", help="table, json or markdown")]
+TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", help="tag glob to consider (repeatable; default cache-*)")]
+AllTagsOpt = Annotated[bool, typer.Option("--all-tags", help="consider every tag, not only --tag globs")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=256, help="parallel registry requests")]
+InsecureOpt = Annotated[bool, typer.Option("--insecure", help="allow plain HTTP to a non-loopback registry")]
+UsernameOpt = Annotated[Optional[str], typer.Option("--username", "-u", help="registry user name")]
+PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="read the password or token from stdin")]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (repeatable)")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="errors only")]
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", "-p", help="policy TOML (default: the packaged default policy)")]
+MetricsOpt = Annotated[Optional[Path], typer.Option("--metrics-file", help="write Prometheus metrics to this file")]
+TargetsFileOpt = Annotated[Optional[Path], typer.Option("--targets-file", help="file with one target per line")]
+ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="I/N: only the I-th of N shares of the targets")]
+OwnerTypeOpt = Annotated[Optional[str], typer.Option("--owner-type", help="ghcr.io: org or user (default: detect)")]
+
+_state: dict[str, int] = {"verbosity": 0}
+
+
+def set_verbosity(verbose: int = 0, quiet: bool = False) -> None:
+    """-v/-q may come before or after the subcommand: the louder or quieter wins."""
+    if quiet:
+        _state["verbosity"] = -1
+    elif verbose:
+        _state["verbosity"] = max(_state["verbosity"], verbose)
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(_state["verbosity"], logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    if _state["verbosity"] < 2:
+        for noisy in ("httpx", "httpcore", "hpack", "h2"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def verbosity() -> int:
+    return _state["verbosity"]
+
+
+def echo_err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def fail(exc: JanitorError) -> "typer.Exit":
+    echo_err(f"error: {exc}")
+    return typer.Exit(exc.exit_code)
+
+
+def run(coro_factory: Callable[[], Any]) -> Any:
+    """Run an async command body; JanitorErrors become a one-line message and an exit code."""
+    try:
+        return asyncio.run(coro_factory())
+    except JanitorError as exc:
+        raise fail(exc) from None
+    except KeyboardInterrupt:
+        echo_err("interrupted")
+        raise typer.Exit(130) from None
+
+
+def read_password(password_stdin: bool) -> str | None:
+    if not password_stdin:
+        return None
+    data = sys.stdin.read()
+    return data.rstrip("\r\n")
+
+
+def gather_targets(targets: list[str] | None, targets_file: Path | None, shard: str | None) -> list[str]:
+    """Positional targets plus --targets-file lines, then --shard I/N."""
+    found = list(targets or [])
+    if targets_file is not None:
+        try:
+            text = targets_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--targets-file {targets_file}: {exc.strerror}") from None
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                found.append(line)
+    if not found:
+        raise UsageError("no target given: name at least one TARGET (or --targets-file)")
+    if shard:
+        from ghcr_janitor.shard import parse_shard, select_shard
+
+        index, count = parse_shard(shard)
+        found = select_shard(found, index, count)
+    return found

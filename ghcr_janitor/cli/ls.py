@@ -1,0 +1,61 @@
+"""`janitor ls TARGET...`: the inventory."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from ghcr_janitor.cli import common as c
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ls")
+    def ls(
+        targets: c.Targets = None,
+        output: c.OutputOpt = c.OutputFormat.table,
+        tag: c.TagOpt = None,
+        all_tags: c.AllTagsOpt = False,
+        concurrency: c.ConcurrencyOpt = 16,
+        insecure: c.InsecureOpt = False,
+        username: c.UsernameOpt = None,
+        password_stdin: c.PasswordStdinOpt = False,
+        targets_file: c.TargetsFileOpt = None,
+        shard: c.ShardOpt = None,
+        owner_type: c.OwnerTypeOpt = None,
+        metrics_file: c.MetricsOpt = None,
+        verbose: c.VerboseOpt = 0,
+        quiet: c.QuietOpt = False,
+    ) -> None:
+        """List tags with digests, kinds, sizes, unique sizes and ages."""
+        c.set_verbosity(verbose, quiet)
+
+        async def body() -> int:
+            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.report import inventory_view as view
+
+            names = c.gather_targets(targets, targets_file, shard)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
+            results = await session.inventories(names)
+            session.close()
+            inventories = [r.inventory for r in results if r.inventory is not None]
+            failures = [{"target": str(r.target), "error": r.error} for r in results if r.error]
+            if output == c.OutputFormat.json:
+                typer.echo(json.dumps(view.ls_document(inventories, failures), indent=2))
+            elif output == c.OutputFormat.markdown:
+                from ghcr_janitor.report.markdown import ls_markdown
+
+                typer.echo(ls_markdown(inventories, session.inventory.now))
+            else:
+                typer.echo("\n\n".join(view.ls_table(i, session.inventory.now) for i in inventories))
+            for failure in failures:
+                c.echo_err(f"error: {failure['target']}: {failure['error']}")
+            if metrics_file is not None:
+                from ghcr_janitor.report.metrics import write_metrics
+
+                write_metrics(metrics_file, inventories, plans=None, results=None, errors=len(failures))
+            bad = failures or any(i.errors for i in inventories)
+            return 1 if bad else 0
+
+        code = c.run(body)
+        raise typer.Exit(code)

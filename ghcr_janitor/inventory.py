@@ -1,0 +1,259 @@
+"""Build an `Inventory`: list tags, learn digests, fetch each unique manifest once, size it.
+
+Facts are gathered for every tag of the repository (not only the listed ones), because
+unique sizes and delete safety depend on all of them. An artifact whose facts cannot be
+gathered carries `error` and is always kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+import httpx
+
+from ghcr_janitor import mediatypes as mt
+from ghcr_janitor import models
+from ghcr_janitor.cache import ManifestCache
+from ghcr_janitor.errors import JanitorError, NotFoundError
+from ghcr_janitor.ledger import SOURCE as FIRST_SEEN, Ledger
+from ghcr_janitor.manifests import image_config_created, parse_manifest
+from ghcr_janitor.models import Artifact, Inventory, Manifest
+from ghcr_janitor.registry.base import RawManifest, Registry, Version
+
+MAX_DEPTH = 8
+MAX_CONFIG_BYTES = 1 << 20
+CONFIG_CREATED = "config.created"
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class InventoryOptions:
+    tag_globs: list[str] = field(default_factory=lambda: ["cache-*"])
+    all_tags: bool = False
+    concurrency: int = 16
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    fetch_config_times: bool = True
+
+
+def select_tags(tags: list[str], globs: list[str], all_tags: bool) -> list[str]:
+    if all_tags:
+        return sorted(tags)
+    return sorted(t for t in tags if any(fnmatch.fnmatchcase(t, g) for g in globs))
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, JanitorError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out talking to the registry ({type(exc).__name__})"
+    if isinstance(exc, httpx.TransportError):
+        return f"connection failed ({type(exc).__name__}: {exc})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Fetcher:
+    """Fetch manifests and config blobs once each, bounded, through the disk cache."""
+
+    def __init__(self, registry: Registry, cache: ManifestCache | None, concurrency: int, progress: Progress | None):
+        self.registry = registry
+        self.cache = cache
+        self.sem = asyncio.Semaphore(max(1, concurrency))
+        self.progress = progress
+        self._tasks: dict[str, asyncio.Task] = {}
+        self.manifest_gets = 0
+
+    def remember(self, raw: RawManifest) -> None:
+        if raw.digest not in self._tasks:
+            future: asyncio.Future = asyncio.get_running_loop().create_future()
+            future.set_result(raw)
+            self._tasks[raw.digest] = future  # type: ignore[assignment]
+        if self.cache is not None:
+            self.cache.put(raw)
+
+    async def bounded(self, call: Callable[[], Awaitable]):
+        async with self.sem:
+            return await call()
+
+    def manifest(self, digest: str) -> Awaitable[RawManifest]:
+        task = self._tasks.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch_manifest(digest))
+            self._tasks[digest] = task
+        return task
+
+    async def _fetch_manifest(self, digest: str) -> RawManifest:
+        if self.cache is not None:
+            hit = self.cache.get(digest)
+            if hit is not None:
+                return hit
+        self.manifest_gets += 1
+        raw = await self.bounded(lambda: self.registry.get_manifest(digest))
+        if self.cache is not None:
+            self.cache.put(raw)
+        return raw
+
+    def config(self, digest: str) -> Awaitable[RawManifest]:
+        task = self._tasks.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch_config(digest))
+            self._tasks[digest] = task
+        return task
+
+    async def _fetch_config(self, digest: str) -> RawManifest:
+        if self.cache is not None:
+            hit = self.cache.get(digest)
+            if hit is not None:
+                return hit
+        body = await self.bounded(lambda: self.registry.get_blob(digest, MAX_CONFIG_BYTES))
+        raw = RawManifest(digest, "config", body)
+        if self.cache is not None:
+            self.cache.put(raw)
+        return raw
+
+
+async def _resolve_tags(registry: Registry, tags: list[str], fetcher: _Fetcher, known: dict[str, str],
+                        progress: Progress | None) -> tuple[dict[str, str], dict[str, str]]:
+    """tag -> digest for every tag; returns (resolved, failures)."""
+    resolved: dict[str, str] = {}
+    failures: dict[str, str] = {}
+
+    async def one(tag: str) -> None:
+        try:
+            if tag in known:
+                digest = await fetcher.bounded(lambda: registry.resolve(tag))
+            else:
+                raw = await fetcher.bounded(lambda: registry.get_manifest(tag))
+                fetcher.manifest_gets += 1
+                fetcher.remember(raw)
+                digest = raw.digest
+            if digest is not None:       # None: deleted between listing and now
+                resolved[tag] = digest
+        except NotFoundError:
+            pass
+        except (JanitorError, httpx.HTTPError) as exc:
+            failures[tag] = describe_error(exc)
+        if progress:
+            progress("resolve", 1)
+
+    await asyncio.gather(*(one(t) for t in tags))
+    return resolved, failures
+
+
+async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: dict[str, int]) -> list[Manifest]:
+    """Add `manifest`'s blobs and children (recursively) to `closure`; return child manifests."""
+    for blob in manifest.blobs:
+        closure[blob.digest] = blob.size
+    found: list[Manifest] = []
+    if depth >= MAX_DEPTH or not manifest.children:
+        return found
+    raws = await asyncio.gather(*(fetcher.manifest(c.digest) for c in manifest.children))
+    for child, raw in zip(manifest.children, raws):
+        parsed = parse_manifest(raw.body, child.digest, raw.media_type or child.media_type)
+        closure[child.digest] = len(raw.body)
+        found.append(parsed)
+        found += await _closure(fetcher, parsed, depth + 1, closure)
+    return found
+
+
+async def _config_time(fetcher: _Fetcher, manifest: Manifest) -> datetime | None:
+    if manifest.config is None or manifest.config.media_type not in mt.IMAGE_CONFIG_TYPES:
+        return None
+    raw = await fetcher.config(manifest.config.digest)
+    return image_config_created(raw.body, f"config {manifest.config.digest}")
+
+
+async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, options: InventoryOptions) -> Artifact:
+    try:
+        raw = await fetcher.manifest(digest)
+        manifest = parse_manifest(raw.body, digest, raw.media_type)
+        closure = {digest: len(raw.body)}
+        children = await _closure(fetcher, manifest, 0, closure)
+        created, source = manifest.created, manifest.age_source
+        if created is None and options.fetch_config_times:
+            for candidate in [manifest, *children]:
+                stamp = await _config_time(fetcher, candidate)
+                if stamp is not None and (created is None or stamp > created):
+                    created, source = stamp, CONFIG_CREATED
+        if created is None:
+            times = [(c.created, c.age_source) for c in children if c.created is not None]
+            if times:
+                created, source = max(times)
+        if version is not None and version.created is not None:
+            created, source = version.created, version.age_source
+        return Artifact(digest=digest, media_type=manifest.media_type, kind=manifest.kind, closure=closure,
+                        created=created, age_source=source, manifest=manifest,
+                        children=tuple(c.digest for c in manifest.children),
+                        subject=manifest.subject.digest if manifest.subject else None,
+                        extra=dict(version.extra) if version else {})
+    except (JanitorError, httpx.HTTPError) as exc:
+        return Artifact(digest=digest, media_type=(version.media_type if version else None) or "unknown",
+                        kind=models.UNKNOWN, closure={digest: 0}, error=describe_error(exc),
+                        created=version.created if version else None,
+                        age_source=version.age_source if version else None,
+                        extra=dict(version.extra) if version else {})
+
+
+def compute_unique_sizes(artifacts: dict[str, Artifact]) -> None:
+    users: dict[str, int] = {}
+    for art in artifacts.values():
+        for blob in art.closure:
+            users[blob] = users.get(blob, 0) + 1
+    for art in artifacts.values():
+        art.unique_size = sum(size for blob, size in art.closure.items() if users[blob] == 1)
+
+
+async def build_inventory(
+    registry: Registry,
+    target: str,
+    options: InventoryOptions,
+    cache: ManifestCache | None = None,
+    ledger: Ledger | None = None,
+    progress: Progress | None = None,
+) -> Inventory:
+    """Gather every fact the planner needs about one repository."""
+    fetcher = _Fetcher(registry, cache, options.concurrency, progress)
+    versions = await registry.list_versions()
+    errors: list[str] = []
+    unresolved: list[str] = []
+    if versions is not None:
+        tag_map = {t: v.digest for v in versions for t in v.tags}
+        failures: dict[str, str] = {}
+    else:
+        tags = await registry.list_tags()
+        known = cache.load_tags(target) if cache is not None else {}
+        tag_map, failures = await _resolve_tags(registry, tags, fetcher, known, progress)
+    for tag, message in sorted(failures.items()):
+        errors.append(f"{tag}: {message}")
+        unresolved.append(tag)
+
+    by_digest = {v.digest: v for v in versions or []}
+    roots = sorted(set(tag_map.values()) | set(by_digest))
+    artifacts_list = await asyncio.gather(*(_artifact(fetcher, d, by_digest.get(d), options) for d in roots))
+    artifacts = {a.digest: a for a in artifacts_list}
+    for tag, digest in tag_map.items():
+        artifacts[digest].tags.append(tag)
+    for art in artifacts.values():
+        art.tags.sort()
+        if art.error:
+            errors.append(f"{art.digest}: {art.error}")
+
+    undated = [a.digest for a in artifacts.values() if a.created is None and not a.error]
+    if ledger is not None and undated:
+        seen = ledger.first_seen(target, undated, options.now)
+        for digest, when in seen.items():
+            artifacts[digest].created, artifacts[digest].age_source = when, FIRST_SEEN
+    compute_unique_sizes(artifacts)
+    if cache is not None and versions is None:
+        cache.save_tags(target, tag_map)
+
+    untagged = sorted(d for d in by_digest if not by_digest[d].tags) if registry.lists_untagged else []
+    return Inventory(
+        target=target, tags=tag_map, artifacts=artifacts,
+        listed=select_tags(list(tag_map), options.tag_globs, options.all_tags),
+        untagged=untagged, errors=errors, backend=registry.kind, unresolved=unresolved,
+    )

@@ -1,0 +1,243 @@
+"""OCI Distribution v1.1 backend over `httpx.AsyncClient`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from urllib.parse import urljoin
+
+import httpx
+
+from ghcr_janitor import mediatypes as mt
+from ghcr_janitor.digests import digest_of, is_digest, verify
+from ghcr_janitor.errors import ManifestError, NotFoundError, RegistryError
+from ghcr_janitor.http import RequestLog, send_with_retries
+from ghcr_janitor.registry.base import RawManifest, Version
+from ghcr_janitor.registry.errors import raise_for_status
+from ghcr_janitor.registry.links import next_link
+
+TAG_PAGE_SIZE = 1000
+MAX_TAG_PAGES = 100_000
+EMPTY_JSON = b"{}"
+EMPTY_DIGEST = digest_of(EMPTY_JSON)
+
+
+class OciRegistry:
+    """A repository on an OCI Distribution registry (docker-registry, distribution 3, ...)."""
+
+    kind = "oci"
+    lists_untagged = False
+    frees_storage_on_delete = False
+
+    def __init__(self, base_url: str, name: str, client: httpx.AsyncClient, log: RequestLog | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self.client = client
+        self.log = log if log is not None else RequestLog()
+        self.supports_tag_delete: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"OciRegistry({self.base_url}/{self.name})"
+
+    def _url(self, suffix: str) -> str:
+        return f"{self.base_url}/v2/{self.name}/{suffix}"
+
+    async def _send(self, method: str, url: str, **kwargs) -> httpx.Response:
+        return await send_with_retries(self.client, method, url, log_to=self.log, **kwargs)
+
+    # --- read -------------------------------------------------------------------
+    async def list_tags(self) -> list[str]:
+        url: str | None = self._url(f"tags/list?n={TAG_PAGE_SIZE}")
+        tags: set[str] = set()
+        for _ in range(MAX_TAG_PAGES):
+            assert url is not None
+            response = await self._send("GET", url)
+            if response.status_code == 404:
+                raise NotFoundError(f"repository {self.name} not found on {self.base_url}", status=404)
+            raise_for_status(response, f"listing tags of {self.name}")
+            try:
+                doc = response.json()
+                page = doc.get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"listing tags of {self.name}: the registry's answer is not JSON") from None
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise RegistryError(f"listing tags of {self.name}: 'tags' is not a list of strings")
+            tags.update(page)
+            link = next_link(response.headers.get("link"))
+            if not link:
+                return sorted(tags)
+            url = urljoin(str(response.request.url), link)
+        raise RegistryError(f"listing tags of {self.name}: more than {MAX_TAG_PAGES} pages")
+
+    async def list_versions(self) -> list[Version] | None:
+        return None
+
+    async def resolve(self, tag: str) -> str | None:
+        """HEAD the tag; fall back to GET + sha256 when the digest header is missing."""
+        response = await self._send("HEAD", self._url(f"manifests/{tag}"), headers={"Accept": mt.ACCEPT})
+        if response.status_code == 404:
+            return None
+        raise_for_status(response, f"resolving {self.name}:{tag}")
+        digest = response.headers.get("docker-content-digest")
+        if digest and is_digest(digest):
+            return digest
+        try:
+            return (await self.get_manifest(tag)).digest
+        except NotFoundError:
+            return None
+
+    async def get_manifest(self, reference: str) -> RawManifest:
+        where = f"{self.name}@{reference}" if is_digest(reference) else f"{self.name}:{reference}"
+        response = await self._send("GET", self._url(f"manifests/{reference}"),
+                                    headers={"Accept": mt.ACCEPT}, stream=True)
+        try:
+            if response.status_code == 404:
+                raise NotFoundError(f"manifest {where} not found", status=404)
+            if response.status_code >= 400:
+                await response.aread()
+            raise_for_status(response, f"fetching manifest {where}")
+            body = await _read_capped(response, mt.MAX_MANIFEST_BYTES, f"manifest {where}")
+        finally:
+            await response.aclose()
+        header = response.headers.get("docker-content-digest")
+        if is_digest(reference):
+            verify(body, reference, f"manifest {where}")
+            digest = reference
+        elif header:
+            if not is_digest(header):
+                raise ManifestError(f"manifest {where}: registry sent an invalid digest header")
+            verify(body, header, f"manifest {where}")
+            digest = header
+        else:
+            digest = digest_of(body)
+        media_type = (response.headers.get("content-type") or "").split(";")[0].strip()
+        if media_type not in mt.ALL_MANIFEST_TYPES:
+            media_type = _declared_media_type(body) or media_type
+        return RawManifest(digest, media_type, body)
+
+    async def get_blob(self, digest: str, max_size: int) -> bytes:
+        response = await self._send("GET", self._url(f"blobs/{digest}"), stream=True, follow_redirects=True)
+        try:
+            if response.status_code == 404:
+                raise NotFoundError(f"blob {self.name}@{digest} not found", status=404)
+            if response.status_code >= 400:
+                await response.aread()
+            raise_for_status(response, f"fetching blob {self.name}@{digest}")
+            body = await _read_capped(response, max_size, f"blob {self.name}@{digest}")
+        finally:
+            await response.aclose()
+        verify(body, digest, f"blob {self.name}@{digest}")
+        return body
+
+    # --- write ------------------------------------------------------------------
+    async def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        response = await self._send("PUT", self._url(f"manifests/{tag}"), content=body,
+                                    headers={"Content-Type": media_type})
+        raise_for_status(response, f"pushing manifest to {self.name}:{tag}")
+        expected = digest_of(body)
+        reported = response.headers.get("docker-content-digest") or expected
+        if reported != expected:
+            raise RegistryError(f"pushing {self.name}:{tag}: registry stored digest {reported}, expected {expected}")
+        return expected
+
+    async def delete_manifest(self, digest: str) -> None:
+        response = await self._send("DELETE", self._url(f"manifests/{digest}"))
+        if response.status_code == 404:
+            raise NotFoundError(f"manifest {self.name}@{digest} not found", status=404)
+        if response.status_code in (400, 405):
+            raise RegistryError(
+                f"deleting {self.name}@{digest}: the registry refuses deletes "
+                f"({response.status_code}); enable storage.delete on the registry", status=response.status_code)
+        raise_for_status(response, f"deleting {self.name}@{digest}")
+
+    async def delete_tag(self, tag: str, digest: str) -> None:
+        """Remove one tag: DELETE by tag where supported, else the placeholder technique."""
+        if self.supports_tag_delete is not False:
+            response = await self._send("DELETE", self._url(f"manifests/{tag}"))
+            if response.status_code in (200, 202):
+                self.supports_tag_delete = True
+                return
+            if response.status_code == 404:
+                raise NotFoundError(f"tag {self.name}:{tag} not found", status=404)
+            if response.status_code in (401, 403):
+                raise_for_status(response, f"deleting tag {self.name}:{tag}")
+            # registry 2.8: 400 DIGEST_INVALID; ghcr.io and others: 405/400.
+            self.supports_tag_delete = False
+        await self.untag_with_placeholder(tag)
+
+    async def untag_with_placeholder(self, tag: str) -> None:
+        """Point `tag` at a unique tiny manifest, then delete that manifest by digest."""
+        await self.ensure_blob(EMPTY_JSON, mt.OCI_EMPTY)
+        body = placeholder_manifest(tag)
+        digest = await self.put_manifest(tag, body, mt.OCI_MANIFEST)
+        await self.delete_manifest(digest)
+
+    async def ensure_blob(self, data: bytes, media_type: str) -> str:
+        """Upload a small blob (monolithic POST + PUT) unless the repository has it."""
+        digest = digest_of(data)
+        head = await self._send("HEAD", self._url(f"blobs/{digest}"))
+        if head.status_code == 200:
+            return digest
+        start = await self._send("POST", self._url("blobs/uploads/"))
+        raise_for_status(start, f"starting a blob upload to {self.name}")
+        location = start.headers.get("location")
+        if not location:
+            raise RegistryError(f"blob upload to {self.name}: no Location header")
+        url = httpx.URL(urljoin(str(start.request.url), location)).copy_merge_params({"digest": digest})
+        done = await self._send("PUT", str(url), content=data,
+                                headers={"Content-Type": "application/octet-stream"})
+        raise_for_status(done, f"uploading blob {digest} to {self.name}")
+        return digest
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def placeholder_manifest(tag: str) -> bytes:
+    """A unique OCI manifest (empty config, no layers) marked as the janitor's placeholder."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "artifactType": "application/vnd.ghcr-janitor.placeholder.v1",
+        "config": {"mediaType": mt.OCI_EMPTY, "digest": EMPTY_DIGEST, "size": len(EMPTY_JSON)},
+        "layers": [],
+        "annotations": {
+            mt.PLACEHOLDER: "true",
+            "dev.ghcr-janitor.tag": tag,
+            "dev.ghcr-janitor.nonce": f"{time.time_ns()}-{os.getpid()}-{os.urandom(6).hex()}",
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def is_placeholder(body: bytes) -> bool:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("annotations"), dict) and \
+        doc["annotations"].get(mt.PLACEHOLDER) == "true"
+
+
+def _declared_media_type(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    value = doc.get("mediaType") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
+
+
+async def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
+    length = response.headers.get("content-length")
+    if length and length.isdigit() and int(length) > cap:
+        raise ManifestError(f"{what} is {int(length)} bytes, over the {cap} byte cap")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > cap:
+            raise ManifestError(f"{what} is over the {cap} byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)

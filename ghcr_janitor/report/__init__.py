@@ -1,0 +1,1 @@
+"""Render inventories, plans and results: tables, JSON, Markdown, metrics."""

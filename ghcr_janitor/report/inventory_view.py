@@ -1,0 +1,99 @@
+"""`janitor ls` output: JSON (cli.md version 1) and the table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ghcr_janitor.digests import short
+from ghcr_janitor.models import Artifact, Inventory
+from ghcr_janitor.report.humanize import human_age, human_size
+from ghcr_janitor.timeparse import format_time
+
+JSON_VERSION = 1
+
+
+def _entry(art: Artifact) -> dict[str, Any]:
+    return {
+        "digest": art.digest,
+        "kind": art.kind,
+        "media_type": art.media_type,
+        "size": art.size,
+        "unique_size": art.unique_size,
+        "created": format_time(art.created),
+        "age_source": art.age_source,
+    }
+
+
+def listed_digests(inv: Inventory) -> list[str]:
+    return sorted({inv.tags[t] for t in inv.listed} | set(inv.untagged))
+
+
+def inventory_dict(inv: Inventory) -> dict[str, Any]:
+    tags = []
+    for tag in inv.listed:
+        art = inv.artifacts[inv.tags[tag]]
+        entry = {"tag": tag, **_entry(art)}
+        if art.error:
+            entry["error"] = art.error
+        tags.append(entry)
+    untagged = []
+    for digest in inv.untagged:
+        entry = _entry(inv.artifacts[digest])
+        entry.update({k: v for k, v in inv.artifacts[digest].extra.items() if k in ("version_id",)})
+        untagged.append(entry)
+    digests = listed_digests(inv)
+    return {
+        "target": inv.target,
+        "backend": inv.backend,
+        "tags": tags,
+        "untagged": untagged,
+        "totals": {
+            "tags": len(inv.listed),
+            "artifacts": len(digests),
+            "size": inv.total_size(digests),
+            "unique_size": sum(inv.artifacts[d].unique_size for d in digests),
+            "repository_tags": len(inv.tags),
+            "repository_size": inv.total_size(),
+        },
+        "errors": inv.errors,
+    }
+
+
+def ls_document(inventories: list[Inventory], errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"version": JSON_VERSION, "targets": [inventory_dict(i) for i in inventories]}
+    if errors:
+        doc["errors"] = errors
+    return doc
+
+
+def ls_rows(inv: Inventory, now: datetime) -> list[list[str]]:
+    rows = []
+    for tag in inv.listed:
+        art = inv.artifacts[inv.tags[tag]]
+        rows.append([tag, short(art.digest), art.kind if not art.error else "error", human_size(art.size),
+                     human_size(art.unique_size), format_time(art.created) or "-", human_age(art.created, now),
+                     art.age_source or "-"])
+    for digest in inv.untagged:
+        art = inv.artifacts[digest]
+        rows.append(["<untagged>", short(digest), art.kind, human_size(art.size), human_size(art.unique_size),
+                     format_time(art.created) or "-", human_age(art.created, now), art.age_source or "-"])
+    return rows
+
+
+LS_HEADERS = ["tag", "digest", "kind", "size", "unique", "created", "age", "age source"]
+
+
+def ls_table(inv: Inventory, now: datetime) -> str:
+    from tabulate import tabulate
+
+    doc = inventory_dict(inv)
+    totals = doc["totals"]
+    body = tabulate(ls_rows(inv, now), headers=LS_HEADERS, tablefmt="simple") if totals["artifacts"] else "(no matching tags)"
+    lines = [f"{inv.target}", body,
+             f"total: {totals['tags']} tags, {totals['artifacts']} artifacts, {human_size(totals['size'])} "
+             f"({totals['size']} bytes; each blob counted once); repository: {totals['repository_tags']} tags, "
+             f"{human_size(totals['repository_size'])}"]
+    for error in inv.errors:
+        lines.append(f"error: {error}")
+    return "\n".join(lines)
