@@ -57,13 +57,13 @@ def _load_config(path: Path) -> dict:
     return doc
 
 
-def run_helper(helper: str, host: str) -> Credentials | None:
+def run_helper(helper: str, host: str, env: Mapping[str, str] | None = None) -> Credentials | None:
     """Ask `docker-credential-<helper> get` for `host`. Its output is never logged."""
     program = f"docker-credential-{helper}"
     try:
         proc = subprocess.run(
             [program, "get"], input=host, capture_output=True, text=True,
-            timeout=HELPER_TIMEOUT_SECONDS, check=False,
+            timeout=HELPER_TIMEOUT_SECONDS, check=False, env=dict(env) if env is not None else None,
         )
     except FileNotFoundError:
         raise AuthError(f"credential helper {program} named in docker config is not on PATH") from None
@@ -109,13 +109,13 @@ def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
     config = _load_config(path)
     helpers = config.get("credHelpers") or {}
     if isinstance(helpers, dict) and isinstance(helpers.get(host), str):
-        return run_helper(helpers[host], host)
+        return run_helper(helpers[host], host, env)
     found = _from_auths(config.get("auths") or {}, host, path)
     if found is not None:
         return found
     store = config.get("credsStore")
     if isinstance(store, str) and store:
-        return run_helper(store, host)
+        return run_helper(store, host, env)
     return None
 
 

@@ -50,6 +50,7 @@ class OciRegistry:
     async def list_tags(self) -> list[str]:
         url: str | None = self._url(f"tags/list?n={TAG_PAGE_SIZE}")
         tags: set[str] = set()
+        visited: set[str] = set()
         for _ in range(MAX_TAG_PAGES):
             assert url is not None
             response = await self._send("GET", url)
@@ -68,6 +69,9 @@ class OciRegistry:
             if not link:
                 return sorted(tags)
             url = urljoin(str(response.request.url), link)
+            if url in visited:
+                raise RegistryError(f"listing tags of {self.name}: the registry's Link header loops back to {link}")
+            visited.add(url)
         raise RegistryError(f"listing tags of {self.name}: more than {MAX_TAG_PAGES} pages")
 
     async def list_versions(self) -> list[Version] | None:

@@ -1,0 +1,57 @@
+"""Shared fixtures: a real registry on 127.0.0.1, isolated cache/state dirs, a CLI runner."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import pytest
+
+from tests.support.push import Pusher
+from tests.support.registry import INSTALL_HINT, RegistryServer, find_binary
+
+_repo_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path, monkeypatch):
+    """Every test gets its own manifest cache and state dir, and no ambient credentials."""
+    monkeypatch.setenv("JANITOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("JANITOR_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    for name in ("GITHUB_TOKEN", "GH_TOKEN", "JANITOR_USERNAME", "JANITOR_PASSWORD", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The CNCF distribution registry, started once per test session; fails (not skips) if missing."""
+    if find_binary() is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    server = RegistryServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def repo(registry) -> Pusher:
+    """A fresh, empty repository on the session registry."""
+    name = f"test/repo{next(_repo_counter)}-{os.getpid()}"
+    return Pusher(registry.url, name)
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process; returns typer's Result (exit_code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from ghcr_janitor.cli.app import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+    return invoke
