@@ -1,0 +1,59 @@
+"""A policy in words, for `janitor policy check FILE`."""
+
+from __future__ import annotations
+
+from ghcr_janitor.policy.model import RETAG, Policy, Rule
+from ghcr_janitor.policy.units import format_duration, format_size
+
+
+def _quoted(items: tuple[str, ...]) -> str:
+    return ", ".join(repr(i) for i in items)
+
+
+def _selection(rule: Rule) -> str:
+    parts = []
+    if rule.selector.tags:
+        parts.append(f"tags matching {_quoted(rule.selector.tags)}")
+    if rule.selector.regex is not None:
+        parts.append(f"tags matching the regex {rule.selector.regex!r} (whole tag)")
+    if rule.selector.untagged:
+        parts.append("untagged artifacts")
+    return " or ".join(parts)
+
+
+def describe_rule(index: int, rule: Rule) -> str:
+    """One sentence for one rule."""
+    verb = f"retag as {rule.to!r} (the old tag stays)" if rule.action == RETAG else "delete"
+    criteria = []
+    if rule.older_than is not None:
+        criteria.append(f"older than {format_duration(rule.older_than)}")
+    only_count = rule.older_than is None and rule.max_total_size is None
+    if rule.keep_newest is not None and only_count:
+        criteria.append(f"beyond the newest {rule.keep_newest} (distinct digests)")
+    if rule.max_total_size is not None:
+        criteria.append(f"once the newer ones kept exceed {format_size(rule.max_total_size)} (deduplicated)")
+    text = f"rule {index} {rule.name!r}: {_selection(rule)} not decided by an earlier rule: "
+    if not criteria:
+        text += f"{verb} all of them"
+    else:
+        text += f"{verb} those " + " or ".join(criteria)
+        if rule.keep_newest is not None and not only_count:
+            text += f", but always keep the newest {rule.keep_newest} (distinct digests)"
+    if rule.older_than is not None or rule.keep_newest is not None or rule.max_total_size is not None:
+        text += "; artifacts of unknown age are kept and reported"
+    return text + "."
+
+
+def describe(policy: Policy) -> list[str]:
+    """Lines describing the policy: source, protected patterns, rules in order, the fallback."""
+    lines = [f"policy {policy.source}"]
+    if policy.protect:
+        lines.append(f"protected (always kept, whatever a rule says): {_quoted(policy.protect)}")
+    else:
+        lines.append("protected: nothing")
+    if not policy.rules:
+        lines.append("no rules: everything is kept")
+    for i, rule in enumerate(policy.rules, 1):
+        lines.append(describe_rule(i, rule))
+    lines.append("anything no rule selects is kept; artifacts that could not be inspected are kept.")
+    return lines

@@ -1,0 +1,221 @@
+"""Pure evaluation of a policy against an inventory: one Decision per listed tag and untagged digest.
+
+Semantics (design.md, "How the criteria of one rule combine"):
+
+* An artifact that could not be inspected (`Artifact.error`, or no artifact for the digest) is kept.
+* A `protect` glob (fnmatchcase) always wins: the tag is kept, whatever the rules say.
+* Rules are tried in order; the first rule that selects a tag (or untagged artifact) decides it.
+* A rule's candidates are ordered newest first: `created` descending; unknown ages sort as the
+  NEWEST (kept preferentially); ties broken by tag name (untagged: by digest, after tags).
+* `keep_newest = N` is a floor counted over DISTINCT DIGESTS: several tags on one digest take one
+  slot, since keeping any of them keeps the same bytes and deleting "the 5th newest tag" while the
+  same manifest stays under a newer tag would free nothing. Candidates within the floor are kept.
+* `older_than = D`: a candidate created more than D before `now` is acted on. A candidate with no
+  known created time is NEVER acted on by an age-dependent criterion (older_than, and also the
+  newest-first ordering of keep_newest and max_total_size, since "newest" is unknowable for it):
+  it is kept and the reason says its age is unknown.
+* `max_total_size = S`: walking newest first, a candidate is kept while the deduplicated bytes of
+  the closures of all candidates kept so far (plus its own) fit in S; from the first that does
+  not fit, it and every later (older) candidate are acted on.
+* A candidate is acted on when any criterion set says so, unless the floor keeps it. With only
+  `keep_newest` set, every candidate beyond the floor is acted on; combined with another criterion
+  `keep_newest` is only the floor. A rule with no criterion acts on every candidate (any age).
+* A retag whose rendered `to` is not a valid tag, already names another digest, or collides with
+  another retag's `to` is turned into a keep with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from fnmatch import fnmatchcase
+
+from ghcr_janitor.models import Artifact, Inventory
+from ghcr_janitor.policy import template
+from ghcr_janitor.policy.model import DELETE, KEEP, RETAG, Policy, Rule
+from ghcr_janitor.policy.units import format_duration, format_size
+from ghcr_janitor.reference import TAG_PATTERN
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to one tag (or, with tag None, one untagged artifact) and why."""
+
+    tag: str | None
+    digest: str
+    action: str  # "keep" | "delete" | "retag"
+    reason: str
+    rule: str | None = None
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class _Cand:
+    tag: str | None
+    digest: str
+    artifact: Artifact
+
+    @property
+    def created(self) -> datetime | None:
+        return _aware(self.artifact.created)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _order_key(c: _Cand) -> tuple:
+    created = c.created
+    # Unknown age first (newest), then created descending, then tags by name, untagged by digest.
+    stamp = -created.timestamp() if created is not None else float("-inf")
+    return (stamp, c.tag is None, c.tag or "", c.digest)
+
+
+def _created_text(c: _Cand) -> str:
+    created = c.created
+    assert created is not None
+    source = f" ({c.artifact.age_source})" if c.artifact.age_source else ""
+    return f"created {created.strftime('%Y-%m-%d')}{source}"
+
+
+def _selects(rule: Rule, c: _Cand) -> bool:
+    sel = rule.selector
+    if c.tag is None:
+        return sel.untagged
+    if any(fnmatchcase(c.tag, g) for g in sel.tags):
+        return True
+    return sel.regex is not None and re.fullmatch(sel.regex, c.tag) is not None
+
+
+def _apply_rule(rule: Rule, cands: list[_Cand], now: datetime) -> list[tuple[_Cand, bool, str]]:
+    """(candidate, acted_on, reason) for each candidate, in newest-first order."""
+    out = []
+    floor: set[str] = set()
+    kept_bytes: dict[str, int] = {}
+    over_budget = False
+    # keep_newest acts on the rest only when it is the rule's only criterion; otherwise a floor.
+    only_count = rule.older_than is None and rule.max_total_size is None
+    for c in sorted(cands, key=_order_key):
+        created = c.created
+        acts: list[str] = []
+        keeps: list[str] = []
+        in_floor = False
+        if rule.keep_newest is not None:
+            if c.digest in floor or len(floor) < rule.keep_newest:
+                floor.add(c.digest)
+                in_floor = True
+            elif only_count and created is not None:
+                acts.append(f"beyond keep_newest={rule.keep_newest}")
+        if rule.older_than is not None:
+            limit = format_duration(rule.older_than)
+            if created is None:
+                keeps.append(f"age unknown: not acted on by older_than={limit}")
+            elif now - created > rule.older_than:
+                acts.append(f"older than {limit}: {_created_text(c)}")
+            else:
+                keeps.append(f"newer than {limit}: {_created_text(c)}")
+        if rule.max_total_size is not None:
+            budget = format_size(rule.max_total_size)
+            before = sum(kept_bytes.values())
+            merged = sum({**kept_bytes, **c.artifact.closure}.values())
+            if not over_budget and merged > rule.max_total_size:
+                over_budget = True
+            if over_budget and created is not None:
+                acts.append(f"over budget {budget} (kept {format_size(before)} newer)")
+            elif not over_budget:
+                keeps.append(f"within budget {budget}")
+        if only_count and rule.keep_newest is not None and not in_floor and created is None:
+            keeps.insert(0, f"age unknown: not acted on by keep_newest={rule.keep_newest}")
+        if rule.max_total_size is not None and over_budget and created is None:
+            keeps.append(f"age unknown: not acted on by max_total_size={format_size(rule.max_total_size)}")
+        if not rule.has_criteria:
+            out.append((c, True, "selected (rule has no criteria: every match is acted on)"))
+            continue
+        if in_floor:
+            act, reason = False, f"within keep_newest={rule.keep_newest}"
+        elif acts:
+            act, reason = True, "; ".join(acts)
+        else:
+            act, reason = False, "; ".join(keeps)
+        if not act:
+            kept_bytes.update(c.artifact.closure)
+        out.append((c, act, reason))
+    return out
+
+
+def _retag(rule: Rule, c: _Cand, reason: str, inv: Inventory, now: datetime) -> Decision:
+    assert rule.to is not None and c.tag is not None
+    try:
+        to = template.render(rule.to, c.tag, c.created, c.digest, now)
+    except ValueError as exc:
+        return Decision(c.tag, c.digest, KEEP, f"cannot retag: {exc}", rule.name)
+    if not TAG_PATTERN.match(to):
+        return Decision(c.tag, c.digest, KEEP, f"cannot retag: {to!r} is not a valid tag", rule.name)
+    existing = inv.tags.get(to)
+    if existing == c.digest:
+        return Decision(c.tag, c.digest, KEEP, f"already tagged {to!r}", rule.name)
+    if existing is not None:
+        return Decision(c.tag, c.digest, KEEP, f"cannot retag: {to!r} already points at another digest", rule.name)
+    return Decision(c.tag, c.digest, RETAG, reason, rule.name, to)
+
+
+def _dedupe_retags(decisions: list[Decision]) -> list[Decision]:
+    """Two retags onto one new tag would overwrite each other: the first (in sorted order) wins."""
+    claimed: dict[str, str] = {}
+    out = []
+    for d in decisions:
+        if d.action == RETAG and d.to is not None:
+            owner = claimed.get(d.to)
+            if owner is not None and owner != d.digest:
+                d = Decision(d.tag, d.digest, KEEP, f"cannot retag: {d.to!r} is also the target of another retag", d.rule)
+            elif owner is None:
+                claimed[d.to] = d.digest
+        out.append(d)
+    return out
+
+
+def evaluate(inventory: Inventory, policy: Policy, now: datetime) -> list[Decision]:
+    """Decide every listed tag and untagged digest. Pure, deterministic, order-independent.
+
+    Decisions are returned sorted: tags by name, then untagged artifacts by digest.
+    """
+    now = _aware(now) or now
+    decided: dict[tuple[str | None, str], Decision] = {}
+    pending: list[_Cand] = []
+    items: list[tuple[str | None, str]] = [
+        (t, inventory.tags[t]) for t in sorted(set(inventory.listed)) if t in inventory.tags
+    ]
+    items += [(None, d) for d in sorted(set(inventory.untagged))]
+    for tag, digest in items:
+        art = inventory.artifacts.get(digest)
+        key = (tag, digest)
+        if art is None:
+            decided[key] = Decision(tag, digest, KEEP, "could not be inspected: manifest not in inventory")
+        elif art.error:
+            decided[key] = Decision(tag, digest, KEEP, f"could not be inspected: {art.error}")
+        elif tag is None and inventory.tags_of(digest):
+            decided[key] = Decision(tag, digest, KEEP, f"still tagged {', '.join(inventory.tags_of(digest))}")
+        elif tag is not None and (pat := next((p for p in policy.protect if fnmatchcase(tag, p)), None)):
+            decided[key] = Decision(tag, digest, KEEP, f"protected by {pat!r}")
+        else:
+            pending.append(_Cand(tag, digest, art))
+    for rule in policy.rules:
+        mine = [c for c in pending if _selects(rule, c)]
+        if not mine:
+            continue
+        pending = [c for c in pending if not _selects(rule, c)]
+        for c, act, reason in _apply_rule(rule, mine, now):
+            key = (c.tag, c.digest)
+            if not act:
+                decided[key] = Decision(c.tag, c.digest, KEEP, reason, rule.name)
+            elif rule.action == RETAG:
+                decided[key] = _retag(rule, c, reason, inventory, now)
+            else:
+                decided[key] = Decision(c.tag, c.digest, DELETE, reason, rule.name)
+    for c in pending:
+        decided[(c.tag, c.digest)] = Decision(c.tag, c.digest, KEEP, "no rule matched")
+    ordered = [decided[k] for k in sorted(decided, key=lambda k: (k[0] is None, k[0] or "", k[1]))]
+    return _dedupe_retags(ordered)

@@ -1,0 +1,208 @@
+"""Read and validate policy TOML files; every problem is one PolicyError line naming file and key.
+
+Schema (keys are checked; anything else is an error)::
+
+    protect = ["cache-base", "v*"]          # fnmatch globs, case-sensitive
+    [[rule]]
+    name = "stale branch caches"            # optional, default "rule N"; unique
+    select = { tags = ["cache-*-*"], regex = "cache-pr-[0-9]+", untagged = false }
+    older_than = "30d"                      # optional duration
+    keep_newest = 4                         # optional, >= 0, counted over distinct digests
+    max_total_size = "20GiB"                # optional size (string or integer bytes)
+    action = "delete"                       # required: "delete" or "retag"
+    to = "archive-{tag}"                    # retag only (required there)
+
+Rules are numbered from 1 in messages: `rule[2].older_than` is the second `[[rule]]`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ghcr_janitor.errors import PolicyError
+from ghcr_janitor.policy import template
+from ghcr_janitor.policy.model import ACTIONS, DELETE, RETAG, Policy, Rule, Selector
+from ghcr_janitor.policy.units import parse_duration, parse_size
+
+DEFAULT_SOURCE = "default.toml (packaged)"
+_TOP_KEYS = ("protect", "rule")
+_RULE_KEYS = ("name", "select", "older_than", "keep_newest", "max_total_size", "action", "to")
+_SELECT_KEYS = ("tags", "regex", "untagged")
+
+
+class _Invalid(Exception):
+    """Internal: a problem at `key`; turned into PolicyError with the file name."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            name = f"{where}.{key}" if where else str(key)
+            raise _Invalid(name, f"unknown key (allowed: {', '.join(allowed)})")
+
+
+def _string_list(value: Any, key: str, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(key, f"expected an array of {what}, got {_type_name(value)}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _Invalid(f"{key}[{i + 1}]", f"expected a string, got {_type_name(item)}")
+        if not item.strip():
+            raise _Invalid(f"{key}[{i + 1}]", "empty pattern")
+    return tuple(value)
+
+
+def _selector(value: Any, where: str, action: str) -> Selector:
+    key = f"{where}.select"
+    if not isinstance(value, dict):
+        raise _Invalid(key, f"expected a table like {{ tags = [\"cache-*\"] }}, got {_type_name(value)}")
+    _check_keys(value, _SELECT_KEYS, key)
+    tags: tuple[str, ...] = ()
+    if "tags" in value:
+        tags = _string_list(value["tags"], f"{key}.tags", "tag globs")
+        if not tags:
+            raise _Invalid(f"{key}.tags", "empty list selects nothing (give at least one glob, e.g. \"cache-*\")")
+    regex = value.get("regex")
+    if regex is not None:
+        if not isinstance(regex, str) or not regex:
+            raise _Invalid(f"{key}.regex", f"expected a non-empty string, got {_short(regex)}")
+        try:
+            re.compile(regex)
+        except (re.error, RecursionError, OverflowError, ValueError) as exc:
+            raise _Invalid(f"{key}.regex", f"invalid regex {_short(regex)}: {exc}") from None
+    untagged = value.get("untagged", False)
+    if not isinstance(untagged, bool):
+        raise _Invalid(f"{key}.untagged", f"expected true or false, got {_type_name(untagged)}")
+    if not tags and regex is None and not untagged:
+        raise _Invalid(key, "selects nothing: give tags = [...], regex = \"...\" or untagged = true")
+    if untagged and action == RETAG:
+        raise _Invalid(f"{key}.untagged", "a retag rule cannot select untagged artifacts")
+    return Selector(tags=tags, regex=regex, untagged=untagged)
+
+
+def _rule(table: Any, index: int, names: set[str]) -> Rule:
+    where = f"rule[{index}]"
+    if not isinstance(table, dict):
+        raise _Invalid(where, f"expected a table ([[rule]]), got {_type_name(table)}")
+    _check_keys(table, _RULE_KEYS, where)
+    name = table.get("name", f"rule {index}")
+    if not isinstance(name, str) or not name.strip():
+        raise _Invalid(f"{where}.name", f"expected a non-empty string, got {_short(name)}")
+    if name in names:
+        raise _Invalid(f"{where}.name", f"duplicate rule name {name!r}")
+    names.add(name)
+    if "action" not in table:
+        raise _Invalid(f"{where}.action", "missing (use action = \"delete\" or \"retag\")")
+    action = table["action"]
+    if action not in ACTIONS or not isinstance(action, str):
+        raise _Invalid(f"{where}.action", f"unknown action {_short(action)} (use \"delete\" or \"retag\")")
+    if "select" not in table:
+        raise _Invalid(f"{where}.select", "missing (e.g. select = { tags = [\"cache-*-*\"] })")
+    selector = _selector(table["select"], where, action)
+    older_than = None
+    if "older_than" in table:
+        try:
+            older_than = parse_duration(table["older_than"])
+        except ValueError as exc:
+            raise _Invalid(f"{where}.older_than", str(exc)) from None
+    keep_newest = table.get("keep_newest")
+    if keep_newest is not None and (isinstance(keep_newest, bool) or not isinstance(keep_newest, int)):
+        raise _Invalid(f"{where}.keep_newest", f"expected an integer, got {_type_name(keep_newest)}")
+    if keep_newest is not None and keep_newest < 0:
+        raise _Invalid(f"{where}.keep_newest", f"must be 0 or more, got {keep_newest}")
+    max_total_size = None
+    if "max_total_size" in table:
+        try:
+            max_total_size = parse_size(table["max_total_size"])
+        except ValueError as exc:
+            raise _Invalid(f"{where}.max_total_size", str(exc)) from None
+    to = table.get("to")
+    if action == DELETE and "to" in table:
+        raise _Invalid(f"{where}.to", "only a retag rule takes `to` (this rule deletes)")
+    if action == RETAG:
+        if to is None:
+            raise _Invalid(f"{where}.to", "missing: a retag rule needs to = \"TEMPLATE\" (e.g. \"archive-{tag}\")")
+        if not isinstance(to, str):
+            raise _Invalid(f"{where}.to", f"expected a string, got {_type_name(to)}")
+        try:
+            template.validate(to)
+        except ValueError as exc:
+            raise _Invalid(f"{where}.to", str(exc)) from None
+    return Rule(name=name, selector=selector, older_than=older_than, keep_newest=keep_newest,
+                max_total_size=max_total_size, action=action, to=to)
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    """Validate TOML text; PolicyError (one line, naming `source` and the key) on any problem."""
+    try:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise _Invalid("", f"invalid TOML: {exc}") from None
+        _check_keys(data, _TOP_KEYS, "")
+        protect = _string_list(data.get("protect", []), "protect", "tag globs")
+        rules_raw = data.get("rule", [])
+        if not isinstance(rules_raw, list):
+            raise _Invalid("rule", f"expected [[rule]] tables, got {_type_name(rules_raw)}")
+        names: set[str] = set()
+        rules = tuple(_rule(table, i + 1, names) for i, table in enumerate(rules_raw))
+        return Policy(source=source, protect=protect, rules=rules)
+    except _Invalid as exc:
+        prefix = f"{source}: {exc.key}: " if exc.key else f"{source}: "
+        raise PolicyError(_one_line(prefix + exc.message)) from None
+    except PolicyError:
+        raise
+    except Exception as exc:  # a safety net: the loader must only ever raise PolicyError
+        raise PolicyError(_one_line(f"{source}: invalid policy: {type(exc).__name__}: {exc}")) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PolicyError(_one_line(f"{source}: cannot read policy file: {reason}")) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    return parse_policy(text, source)
+
+
+def default_policy_text() -> str:
+    """The packaged default policy's TOML (same bytes as policies/default.toml)."""
+    return resources.files("ghcr_janitor").joinpath("policies/default.toml").read_text(encoding="utf-8")
+
+
+def load_default_policy() -> Policy:
+    """The policy used when no --policy is given."""
+    try:
+        text = default_policy_text()
+    except (OSError, ValueError) as exc:  # broken install
+        raise PolicyError(f"{DEFAULT_SOURCE}: cannot read packaged default policy: {exc}") from None
+    return parse_policy(text, DEFAULT_SOURCE)
