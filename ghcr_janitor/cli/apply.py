@@ -1,0 +1,53 @@
+"""`janitor apply PLAN.json [--yes]`: apply a saved plan, re-checking every pin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ghcr_janitor.cli import common as c
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("apply")
+    def apply(
+        plan_file: Annotated[Path, typer.Argument(help="a plan written by `janitor plan -o`")],
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="apply without asking")] = False,
+        output: c.OutputOpt = c.OutputFormat.table,
+        concurrency: c.ConcurrencyOpt = 16,
+        insecure: c.InsecureOpt = False,
+        username: c.UsernameOpt = None,
+        password_stdin: c.PasswordStdinOpt = False,
+        owner_type: c.OwnerTypeOpt = None,
+        metrics_file: c.MetricsOpt = None,
+        verbose: c.VerboseOpt = 0,
+        quiet: c.QuietOpt = False,
+    ) -> None:
+        """Apply a plan file: tags that moved since planning are skipped and reported."""
+        c.set_verbosity(verbose, quiet)
+
+        async def body() -> int:
+            from ghcr_janitor.apply import apply_plan, exit_code
+            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.confirm import confirm_or_refuse
+            from ghcr_janitor.cli.outputs import emit_results
+            from ghcr_janitor.journal import Journal
+            from ghcr_janitor.plan import read_plan
+            from ghcr_janitor.reference import parse_target
+
+            the_plan = read_plan(plan_file)
+            for target_plan in the_plan.targets:
+                parse_target(target_plan.target)        # bad target strings: exit 2 before any contact
+            count = sum(len(t.actions) for t in the_plan.targets)
+            if count:
+                confirm_or_refuse(f"Apply {count} actions from {plan_file}?", yes,
+                                  "add --yes to apply the plan")
+            session = build_session(None, False, concurrency, insecure, username, password_stdin, owner_type)
+            results = await apply_plan(the_plan, session.connect, Journal.for_plan(plan_file))
+            code = exit_code(results)
+            emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file)
+            return code
+
+        raise typer.Exit(c.run(body))

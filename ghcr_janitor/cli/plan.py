@@ -1,0 +1,54 @@
+"""`janitor plan TARGET... [--policy FILE] [-o PLAN.json]`: decide, write the plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ghcr_janitor.cli import common as c
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("plan")
+    def plan(
+        targets: c.Targets = None,
+        policy: c.PolicyOpt = None,
+        out: Annotated[Optional[Path], typer.Option("-o", "--out", help="write the plan JSON to this file")] = None,
+        output: Annotated[Optional[c.OutputFormat], typer.Option("--output", "-O", help="stdout format: json (default without -o), table or markdown")] = None,
+        tag: c.TagOpt = None,
+        all_tags: c.AllTagsOpt = False,
+        concurrency: c.ConcurrencyOpt = 16,
+        insecure: c.InsecureOpt = False,
+        username: c.UsernameOpt = None,
+        password_stdin: c.PasswordStdinOpt = False,
+        targets_file: c.TargetsFileOpt = None,
+        shard: c.ShardOpt = None,
+        owner_type: c.OwnerTypeOpt = None,
+        metrics_file: c.MetricsOpt = None,
+        verbose: c.VerboseOpt = 0,
+        quiet: c.QuietOpt = False,
+    ) -> None:
+        """Decide what the policy would do and write the plan (stdout without -o)."""
+        c.set_verbosity(verbose, quiet)
+
+        async def body() -> int:
+            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.outputs import emit_plan
+            from ghcr_janitor.plan import write_plan
+            from ghcr_janitor.planner import load, make_plan
+
+            loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
+            names = c.gather_targets(targets, targets_file, shard)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
+            the_plan = await make_plan(session, names, loaded, name)
+            session.close()
+            if out is not None:
+                write_plan(the_plan, out)
+            fmt = output or (c.OutputFormat.table if out is not None else c.OutputFormat.json)
+            emit_plan(the_plan, fmt, session.inventory.now, dry_run=True, metrics_file=metrics_file)
+            return 1 if any(t.errors for t in the_plan.targets) else 0
+
+        raise typer.Exit(c.run(body))

@@ -1,0 +1,108 @@
+"""`janitor prune TARGET... [--policy FILE] --dry-run | --yes`: decide, show, and (with --yes) apply."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ghcr_janitor.cli import common as c
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("prune")
+    def prune(
+        targets: c.Targets = None,
+        policy: c.PolicyOpt = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="show the plan; send no mutating request")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="apply without asking")] = False,
+        no_gc: Annotated[bool, typer.Option("--no-gc", help="oci-layout targets: do not run gc after deleting")] = False,
+        keep_recent: Annotated[str, typer.Option("--keep-recent", help="oci-layout gc grace period")] = "1h",
+        output: c.OutputOpt = c.OutputFormat.table,
+        tag: c.TagOpt = None,
+        all_tags: c.AllTagsOpt = False,
+        concurrency: c.ConcurrencyOpt = 16,
+        insecure: c.InsecureOpt = False,
+        username: c.UsernameOpt = None,
+        password_stdin: c.PasswordStdinOpt = False,
+        targets_file: c.TargetsFileOpt = None,
+        shard: c.ShardOpt = None,
+        owner_type: c.OwnerTypeOpt = None,
+        metrics_file: c.MetricsOpt = None,
+        verbose: c.VerboseOpt = 0,
+        quiet: c.QuietOpt = False,
+    ) -> None:
+        """Plan with the policy and show it (--dry-run), or apply it (--yes)."""
+        c.set_verbosity(verbose, quiet)
+        if dry_run and yes:
+            c.echo_err("error: --dry-run and --yes contradict each other")
+            raise typer.Exit(2)
+
+        async def body() -> int:
+            from ghcr_janitor.apply import apply_plan, exit_code
+            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.confirm import confirm_or_refuse
+            from ghcr_janitor.cli.outputs import emit_plan, emit_results
+            from ghcr_janitor.journal import Journal
+            from ghcr_janitor.planner import load, make_plan
+            from ghcr_janitor.policy.units import parse_duration
+
+            loaded, name = load(policy)
+            grace = _duration(parse_duration, keep_recent)
+            names = c.gather_targets(targets, targets_file, shard)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
+            the_plan = await make_plan(session, names, loaded, name)
+            session.close()
+            now = session.inventory.now
+            planning_failed = any(t.errors for t in the_plan.targets)
+            if dry_run:
+                emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file)
+                return 1 if planning_failed else 0
+            if output == c.OutputFormat.table:
+                emit_plan(the_plan, output, now, dry_run=True)
+            count = sum(len(t.actions) for t in the_plan.targets)
+            if count:
+                confirm_or_refuse(f"Apply {count} actions?", yes, "add --yes to apply, or --dry-run to only look")
+            results = await apply_plan(the_plan, session.connect, Journal(None))
+            code = exit_code(results)
+            if not no_gc:
+                code = max(code, await _gc_layouts(the_plan, grace, output))
+            if output == c.OutputFormat.table:
+                typer.echo("")
+            emit_results(results, code, output, plan=the_plan, now=now, metrics_file=metrics_file)
+            return code if not planning_failed else max(code, 1) if code != 4 else 1
+
+        raise typer.Exit(c.run(body))
+
+
+def _duration(parse, text: str):
+    from ghcr_janitor.errors import UsageError
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--keep-recent {text!r}: {exc}") from None
+
+
+async def _gc_layouts(plan, grace, output) -> int:
+    """Run gc on every oci-layout target that had deletions (its blobs go only now)."""
+    from datetime import datetime, timezone
+
+    from ghcr_janitor.reference import LAYOUT, parse_target
+
+    code = 0
+    for target_plan in plan.targets:
+        target = parse_target(target_plan.target)
+        if target.kind != LAYOUT or not target_plan.actions:
+            continue
+        from ghcr_janitor.gc import run_gc
+
+        report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
+        if output == c.OutputFormat.table:
+            from ghcr_janitor.report.humanize import human_size
+
+            typer.echo(f"gc {target_plan.target}: freed {human_size(report.bytes_freed)} "
+                       f"({report.bytes_freed} bytes) in {len(report.deleted)} blobs")
+        if report.missing or report.corrupt:
+            code = 1
+    return code

@@ -1,0 +1,43 @@
+"""The apply journal: one JSON line per finished action, next to the plan file.
+
+A rerun of `janitor apply PLAN` after an interruption reads it and does not redo what
+was done; everything else is re-checked against the registry as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def action_key(target: str, action: str, tag: str | None, digest: str, to: str | None) -> str:
+    return "|".join([target, action, tag or "", digest, to or ""])
+
+
+class Journal:
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.done: set[str] = set()
+        if path is not None and path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue            # a line cut by a crash
+                if isinstance(entry, dict) and entry.get("status") == "done" and isinstance(entry.get("key"), str):
+                    self.done.add(entry["key"])
+
+    @classmethod
+    def for_plan(cls, plan_path: Path | None) -> "Journal":
+        return cls(None if plan_path is None else plan_path.with_name(plan_path.name + ".journal"))
+
+    def record(self, key: str, status: str) -> None:
+        if status == "done":
+            self.done.add(key)
+        if self.path is None:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"key": key, "status": status}) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())

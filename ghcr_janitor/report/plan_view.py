@@ -1,0 +1,72 @@
+"""Plans and apply results as tables (tabulate) and JSON."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ghcr_janitor.digests import short
+from ghcr_janitor.report.humanize import human_age, human_size
+from ghcr_janitor.timeparse import parse_time
+
+PLAN_HEADERS = ["tag", "digest", "kind", "size", "reclaim", "age", "action", "reason"]
+RESULT_HEADERS = ["action", "tag", "digest", "status", "reason"]
+
+
+def plan_rows(target_plan, now: datetime, show_kept: bool = True) -> list[list[str]]:
+    rows = []
+    for a in target_plan.actions:
+        action = f"{a.action} -> {a.to}" if a.to else a.action
+        rows.append([a.tag or "<untagged>", short(a.digest), a.kind or "-", human_size(a.size or 0),
+                     human_size(a.reclaim_size), human_age(parse_time(a.created), now), action, a.reason])
+    if show_kept:
+        for k in target_plan.kept:
+            rows.append([k.tag or "<untagged>", short(k.digest), "", "", "", "", "keep", k.reason])
+    return rows
+
+
+def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> str:
+    from tabulate import tabulate
+
+    out = []
+    for tp in plan.targets:
+        out.append(tp.target)
+        rows = plan_rows(tp, now, show_kept)
+        out.append(tabulate(rows, headers=PLAN_HEADERS, tablefmt="simple") if rows else "(nothing selected)")
+        counts = {kind: sum(1 for a in tp.actions if a.action == kind) for kind in ("delete", "untag", "retag")}
+        verb = "would reclaim" if dry_run else "reclaims"
+        out.append(f"{'dry run: ' if dry_run else ''}{counts['delete']} delete, {counts['untag']} untag, "
+                   f"{counts['retag']} retag, {len(tp.kept)} kept; {verb} {human_size(tp.reclaim_size)} "
+                   f"({tp.reclaim_size} bytes)")
+        for note in tp.notes:
+            out.append(f"note: {note}")
+        for error in tp.errors:
+            out.append(f"error: {error}")
+        out.append("")
+    if len(plan.targets) > 1:
+        out.append(f"total: {human_size(plan.reclaim_size)} ({plan.reclaim_size} bytes) over {len(plan.targets)} targets")
+    return "\n".join(out).rstrip()
+
+
+def results_table(results) -> str:
+    from tabulate import tabulate
+
+    out = []
+    for tr in results:
+        out.append(tr.target)
+        if tr.error:
+            out.append(f"error: {tr.error}")
+        rows = [[r.action if not r.to else f"{r.action} -> {r.to}", r.tag or "<untagged>", short(r.digest),
+                 r.status, r.reason] for r in tr.results]
+        if rows:
+            out.append(tabulate(rows, headers=RESULT_HEADERS, tablefmt="simple"))
+        statuses = [r.status for r in tr.results]
+        out.append(f"{statuses.count('done')} done, {statuses.count('skipped')} skipped, "
+                   f"{statuses.count('failed')} failed; reclaimed {human_size(tr.reclaimed)} ({tr.reclaimed} bytes)")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def results_document(results, code: int) -> dict:
+    return {"version": 1, "exit_code": code, "targets": [
+        {"target": tr.target, "error": tr.error, "reclaimed_size": tr.reclaimed,
+         "results": [r.to_dict() for r in tr.results]} for tr in results]}
