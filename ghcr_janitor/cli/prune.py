@@ -103,6 +103,6 @@ async def _gc_layouts(plan, grace, output) -> int:
 
             typer.echo(f"gc {target_plan.target}: freed {human_size(report.bytes_freed)} "
                        f"({report.bytes_freed} bytes) in {len(report.deleted)} blobs")
-        if report.missing or report.corrupt:
+        if not report.ok:
             code = 1
     return code
