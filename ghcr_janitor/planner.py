@@ -13,6 +13,8 @@ from ghcr_janitor.session import Session
 # Backends whose delete frees storage by itself (GHCR); registries need their own GC and
 # layouts need `janitor gc` (prune runs it).
 FREES_STORAGE = {"ghcr": True, "oci": False, "layout": False}
+LAYOUT_NOTE = ("a local cache dir frees the blobs of deleted tags at `janitor gc` "
+               "(`janitor prune` runs it after deleting unless --no-gc)")
 
 
 def load(policy_path: Path | None) -> tuple[Policy, str]:
@@ -26,6 +28,8 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> Targe
     """Evaluate, then build the safe plan. Unresolved tags block every delete by digest."""
     decisions = evaluate(inventory, policy, now)
     target_plan = build_target_plan(inventory, decisions, FREES_STORAGE.get(inventory.backend, False))
+    if inventory.backend == "layout":
+        target_plan.notes = [LAYOUT_NOTE]
     if inventory.unresolved:
         blocked = [a for a in target_plan.actions if a.action == DELETE]
         target_plan.actions = [a for a in target_plan.actions if a.action != DELETE]

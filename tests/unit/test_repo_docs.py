@@ -1,0 +1,53 @@
+"""The README's two set-up commands stay true: CI runs the same test command, the quick start runs."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def _setup_commands() -> list[str]:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section, flags=re.S)
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
+    commands = _setup_commands()
+    assert len(commands) == 2
+    test_command = commands[1].split("&&")[-1].strip()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_command in ci.splitlines(), f"{test_command!r} is not a line of .ci/run"
+
+
+def test_quick_start_janitor_commands_run(tmp_path, cli):
+    steps = [s.strip() for s in _setup_commands()[0].split("&&")]
+    generator = next(s for s in steps if "make_buildx_cache.py" in s)
+    cache = shlex.split(generator)[-1]
+    dest = tmp_path / "buildx-cache"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "make_buildx_cache.py"), str(dest)], check=True,
+                   capture_output=True)
+    ran = 0
+    for step in steps:
+        if step.startswith("janitor "):
+            args = shlex.split(step.replace(cache, str(dest)))[1:]
+            result = cli(*args)
+            assert result.exit_code == 0, (step, result.output)
+            assert "would" in result.stdout
+            ran += 1
+    assert ran == 2
+
+
+def test_every_flag_the_readme_shows_exists(cli):
+    helps = {name: cli(name, "--help").stdout for name in ("ls", "inspect", "plan", "prune", "apply", "gc")}
+    helps["policy check"] = cli("policy", "check", "--help").stdout
+    known = "\n".join(helps.values()) + cli("--help").stdout
+    foreign = {"--cache-to", "--cache-from"}          # docker buildx's, quoted in the intro
+    flags = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", README)) - foreign
+    missing = sorted(f for f in flags if f not in known)
+    assert missing == []
