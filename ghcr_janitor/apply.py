@@ -51,6 +51,9 @@ class TargetResult:
 
 async def snapshot_tags(registry: Registry, concurrency: int = 16) -> dict[str, str]:
     """Every tag's current digest, fresh from the backend."""
+    invalidate = getattr(registry, "invalidate", None)
+    if callable(invalidate):            # GHCR caches its version listing briefly
+        invalidate()
     versions = await registry.list_versions()
     if versions is not None:
         return {t: v.digest for v in versions for t in v.tags}

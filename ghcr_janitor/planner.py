@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ghcr_janitor.models import Inventory
 from ghcr_janitor.plan import DELETE, Kept, Plan, TargetPlan, build_target_plan, new_plan
-from ghcr_janitor.policy import Policy, evaluate, load_default_policy, load_policy
+from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
+from ghcr_janitor.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
 from ghcr_janitor.session import Session
 
 # Backends whose delete frees storage by itself (GHCR); registries need their own GC and
@@ -24,10 +25,39 @@ def load(policy_path: Path | None) -> tuple[Policy, str]:
     return load_policy(policy_path), str(policy_path)
 
 
+def _referrer_decisions(inventory: Inventory, decisions: list[Decision], deleted: set[str]) -> list[Decision]:
+    """Cosign-style `sha256-<subject>[.sig|.att|.sbom]` tags follow their subject.
+
+    Kept with a kept subject (whatever a rule said); deleted with a deleted subject, or when the
+    subject is gone from a backend that lists every manifest (orphaned).
+    """
+    orphaned = {t for tags in orphaned_referrer_tags(inventory).values() for t in tags}
+    by_tag = {d.tag: d for d in decisions if d.tag is not None}
+    adjusted = [d for d in decisions if d.tag is None or subject_of_tag(d.tag) is None]
+    for subject, tags in referrer_tags(inventory).items():
+        for tag in tags:
+            digest = inventory.tags[tag]
+            if tag in orphaned:
+                adjusted.append(Decision(tag, digest, "delete", f"orphaned: its subject {subject} is gone",
+                                         "referrer tags"))
+            elif subject in deleted:
+                adjusted.append(Decision(tag, digest, "delete", f"belongs to {subject}, which is deleted",
+                                         "referrer tags"))
+            elif tag in by_tag and by_tag[tag].action != "keep":
+                adjusted.append(Decision(tag, digest, "keep", f"belongs to kept subject {subject}", "referrer tags"))
+            elif tag in by_tag:
+                adjusted.append(by_tag[tag])
+    return adjusted
+
+
 def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> TargetPlan:
     """Evaluate, then build the safe plan. Unresolved tags block every delete by digest."""
     decisions = evaluate(inventory, policy, now)
-    target_plan = build_target_plan(inventory, decisions, FREES_STORAGE.get(inventory.backend, False))
+    frees = FREES_STORAGE.get(inventory.backend, False)
+    target_plan = build_target_plan(inventory, decisions, frees)
+    if referrer_tags(inventory):
+        deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
+        target_plan = build_target_plan(inventory, _referrer_decisions(inventory, decisions, deleted), frees)
     if inventory.backend == "layout":
         target_plan.notes = [LAYOUT_NOTE]
     if inventory.unresolved:
