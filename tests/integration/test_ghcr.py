@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import os
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, quote
 
@@ -489,3 +490,22 @@ def test_ghcr_prune_dry_run_then_plan_and_apply_end_to_end(ghcr_env, api_mock, f
     assert sorted(t for v in fake.versions.values() for t in v["metadata"]["container"]["tags"]) == [
         "cache-base", "cache-main", "cache-python-deps", "latest"]
     assert len(fake.versions) == 6                           # no placeholder left behind
+
+
+def test_ghcr_seed_stages_policy_dry_run_lists_untagged_versions(ghcr_env, api_mock, fast_sleep, cli):
+    """The issue's 'done when': the shipped seed-stages policy on a GHCR package, dry run."""
+    owner, pusher, fake = make_package(ghcr_env)
+    facts = seed_scenario(pusher, fake, old=12, image_age_days=100)
+    serve(api_mock, fake)
+    policy = Path(__file__).resolve().parents[2] / "policies" / "seed-stages.toml"
+    dry = cli("prune", f"ghcr.io/{owner}/app", "--policy", policy, "--dry-run", "-O", "json")
+    assert dry.exit_code == 0, dry.stderr
+    target = json.loads(dry.stdout)["targets"][0]
+    untagged = [a for a in target["actions"] if a["tag"] is None]
+    assert sorted(a["digest"] for a in untagged) == sorted(d for d, _ in facts["old"])
+    assert all(a["size"] > 0 and a["created"] and a["age_source"].startswith("ghcr/") for a in untagged)
+    kept = {k["digest"] for k in target["kept"]}
+    assert set(facts["children"]) <= kept                 # old, untagged, but children of kept `latest`
+    assert all(m == "GET" for m, _ in fake.requests)
+    table = cli("prune", f"ghcr.io/{owner}/app", "--policy", policy, "--dry-run")
+    assert "<untagged>" in table.stdout and "untagged versions" not in table.stderr
