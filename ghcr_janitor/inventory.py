@@ -79,41 +79,36 @@ class _Fetcher:
         async with self.sem:
             return await call()
 
-    def manifest(self, digest: str) -> Awaitable[RawManifest]:
+    def _once(self, digest: str, fetch: Callable[[], Awaitable[RawManifest]]) -> Awaitable[RawManifest]:
+        """One in-flight fetch per digest, through the disk cache."""
         task = self._tasks.get(digest)
         if task is None:
-            task = asyncio.ensure_future(self._fetch_manifest(digest))
+            task = asyncio.ensure_future(self._cached(digest, fetch))
             self._tasks[digest] = task
         return task
 
-    async def _fetch_manifest(self, digest: str) -> RawManifest:
+    async def _cached(self, digest: str, fetch: Callable[[], Awaitable[RawManifest]]) -> RawManifest:
         if self.cache is not None:
             hit = self.cache.get(digest)
             if hit is not None:
                 return hit
-        self.manifest_gets += 1
-        raw = await self.bounded(lambda: self.registry.get_manifest(digest))
+        raw = await self.bounded(fetch)
         if self.cache is not None:
             self.cache.put(raw)
         return raw
+
+    def manifest(self, digest: str) -> Awaitable[RawManifest]:
+        async def fetch() -> RawManifest:
+            self.manifest_gets += 1
+            return await self.registry.get_manifest(digest)
+
+        return self._once(digest, fetch)
 
     def config(self, digest: str) -> Awaitable[RawManifest]:
-        task = self._tasks.get(digest)
-        if task is None:
-            task = asyncio.ensure_future(self._fetch_config(digest))
-            self._tasks[digest] = task
-        return task
+        async def fetch() -> RawManifest:
+            return RawManifest(digest, "config", await self.registry.get_blob(digest, MAX_CONFIG_BYTES))
 
-    async def _fetch_config(self, digest: str) -> RawManifest:
-        if self.cache is not None:
-            hit = self.cache.get(digest)
-            if hit is not None:
-                return hit
-        body = await self.bounded(lambda: self.registry.get_blob(digest, MAX_CONFIG_BYTES))
-        raw = RawManifest(digest, "config", body)
-        if self.cache is not None:
-            self.cache.put(raw)
-        return raw
+        return self._once(digest, fetch)
 
 
 async def _resolve_tags(registry: Registry, tags: list[str], fetcher: _Fetcher, known: dict[str, str],
