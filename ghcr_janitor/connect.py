@@ -18,10 +18,10 @@ DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
 class ConnectOptions:
     insecure: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     concurrency: int = 16
     owner_type: str | None = None
-    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
     log: RequestLog = field(default_factory=RequestLog)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,50 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_ATTEMPTS = 6
 DEADLINE_SECONDS = 120.0
 MAX_RETRY_AFTER_SECONDS = 300.0
+TIMEOUT_SECONDS = 30.0
+
+# Operators (and the fault-injection tests) can tune these without code changes.
+TIMEOUT_ENV = "JANITOR_HTTP_TIMEOUT"          # seconds per connect/read/write (default 30)
+ATTEMPTS_ENV = "JANITOR_RETRY_ATTEMPTS"       # attempts per request, first one included (default 6)
+DEADLINE_ENV = "JANITOR_RETRY_DEADLINE"       # seconds a request may spend retrying in total (default 120)
+WAIT_ENV = "JANITOR_RETRY_WAIT"               # first backoff in seconds (default 0.2; doubles, jitter 2.5x it)
+WAIT_INITIAL = 0.2
+WAIT_MAX = 10.0
+
+
+def _env_number(name: str, default: float, minimum: float) -> float:
+    """A positive number from the environment; a bad value is a usage error (exit 2)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value >= minimum or value == float("inf"):
+        from ghcr_janitor.errors import UsageError
+
+        raise UsageError(f"{name} must be a number >= {minimum:g}, got {raw[:40]!r}")
+    return value
+
+
+def configured_timeout() -> float:
+    return _env_number(TIMEOUT_ENV, TIMEOUT_SECONDS, 0.01)
+
+
+def configured_attempts() -> int:
+    return int(_env_number(ATTEMPTS_ENV, MAX_ATTEMPTS, 1))
+
+
+def configured_deadline() -> float:
+    return _env_number(DEADLINE_ENV, DEADLINE_SECONDS, 0.01)
+
+
+def _retrying(hook, attempts: int, deadline: float):
+    """The one stamina retry policy: exponential backoff with jitter, bounded attempts and time."""
+    initial = _env_number(WAIT_ENV, WAIT_INITIAL, 0.0)
+    return stamina.retry_context(on=hook, attempts=attempts, timeout=deadline, wait_initial=initial,
+                                 wait_max=max(WAIT_MAX, initial), wait_jitter=2.5 * initial)
 
 
 class RetryableStatus(Exception):
@@ -56,6 +101,21 @@ def _backoff_hook(exc: Exception) -> bool | float:
     return isinstance(exc, (httpx.TransportError,))
 
 
+def _bounded_hook(deadline_at: float):
+    """`_backoff_hook`, but a `Retry-After` that would end past the deadline stops retrying.
+
+    (The deadline is only checked after a wait, so without this a `Retry-After: 300` would
+    sleep five minutes whatever the deadline says.) The last response is then returned as is.
+    """
+    def hook(exc: Exception) -> bool | float:
+        decision = _backoff_hook(exc)
+        if decision is not True and decision is not False and time.monotonic() + decision > deadline_at:
+            return False
+        return decision
+
+    return hook
+
+
 @dataclass
 class RequestLog:
     """Every request sent (after auth), for reports and for tests that assert on it."""
@@ -78,20 +138,23 @@ async def send_with_retries(
     url: str | httpx.URL,
     log_to: RequestLog | None = None,
     stream: bool = False,
-    attempts: int = MAX_ATTEMPTS,
-    deadline: float = DEADLINE_SECONDS,
+    attempts: int | None = None,
+    deadline: float | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send a request, retrying transient failures; returns the last response.
 
     With `stream=True` the body is not read (caller reads and closes it).
     A retryable status that persists past the last attempt is returned as is.
+    `attempts`/`deadline` default to $JANITOR_RETRY_ATTEMPTS / $JANITOR_RETRY_DEADLINE.
     """
+    attempts = configured_attempts() if attempts is None else attempts
+    deadline = configured_deadline() if deadline is None else deadline
+    hook = _bounded_hook(time.monotonic() + deadline)
     response: httpx.Response | None = None
     follow_redirects = kwargs.pop("follow_redirects", False)
     try:
-        for attempt in stamina.retry_context(on=_backoff_hook, attempts=attempts, timeout=deadline,
-                                             wait_initial=0.2, wait_max=10.0, wait_jitter=0.5):
+        for attempt in _retrying(hook, attempts, deadline):
             with attempt:
                 request = client.build_request(method, url, **kwargs)
                 response = await client.send(request, stream=stream, follow_redirects=follow_redirects)
@@ -108,9 +171,79 @@ async def send_with_retries(
     return response
 
 
+class BodyTooLarge(Exception):
+    """A response body over the caller's cap (never retried)."""
+
+    def __init__(self, size: int | None, cap: int):
+        super().__init__(f"body over the {cap} byte cap")
+        self.size, self.cap = size, cap
+
+
+async def _read_limited(response: httpx.Response, cap: int) -> bytes:
+    length = response.headers.get("content-length")
+    if length and length.isdigit() and int(length) > cap:
+        raise BodyTooLarge(int(length), cap)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > cap:
+            raise BodyTooLarge(None, cap)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def send_and_read(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str | httpx.URL,
+    cap: int,
+    log_to: RequestLog | None = None,
+    **kwargs: Any,
+) -> tuple[httpx.Response, bytes]:
+    """Like `send_with_retries`, but the body is read inside the retry loop.
+
+    A connection dropped mid-body, or a body shorter than its Content-Length, is a transport
+    error like any other and is retried (with `stream=True` it would surface after the retry
+    loop had ended). A 2xx body is read at most `cap` bytes (`BodyTooLarge` beyond, not
+    retried); error bodies are read whole so that their OCI error code can be reported.
+    Returns the closed response and the body bytes.
+    """
+    attempts = configured_attempts()
+    hook = _bounded_hook(time.monotonic() + configured_deadline())
+    follow_redirects = kwargs.pop("follow_redirects", False)
+    result: tuple[httpx.Response, bytes] | None = None
+    try:
+        for attempt in _retrying(hook, attempts, configured_deadline()):
+            with attempt:
+                request = client.build_request(method, url, **kwargs)
+                response = await client.send(request, stream=True, follow_redirects=follow_redirects)
+                try:
+                    if log_to is not None:
+                        log_to.record(method, str(response.request.url.copy_with(query=None)), response.status_code)
+                    log.debug("%s %s -> %s", method, response.request.url.path, response.status_code)
+                    if response.status_code in RETRY_STATUSES:
+                        raise RetryableStatus(response)
+                    if response.status_code >= 400:
+                        body = await response.aread()
+                    else:
+                        body = await _read_limited(response, cap)
+                finally:
+                    await response.aclose()
+                result = (response, body)
+    except RetryableStatus as exc:
+        return exc.response, b""
+    assert result is not None
+    return result
+
+
 def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", http2: bool = True,
-                timeout: float = 30.0) -> httpx.AsyncClient:
-    """An AsyncClient with a pool sized for `concurrency` and HTTP/2 where TLS allows it."""
+                timeout: float | None = None) -> httpx.AsyncClient:
+    """An AsyncClient with a pool sized for `concurrency` and HTTP/2 where TLS allows it.
+
+    `timeout` (connect, read, write; not pool waits) defaults to $JANITOR_HTTP_TIMEOUT or 30 s.
+    """
+    timeout = configured_timeout() if timeout is None else timeout
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     use_http2 = http2 and base_url.startswith("https://")
     if use_http2:

@@ -12,7 +12,7 @@ import httpx
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.digests import digest_of, is_digest, verify
 from ghcr_janitor.errors import ManifestError, NotFoundError, RegistryError
-from ghcr_janitor.http import RequestLog, send_with_retries
+from ghcr_janitor.http import BodyTooLarge, RequestLog, send_and_read, send_with_retries
 from ghcr_janitor.registry.base import RawManifest, Version
 from ghcr_janitor.registry.errors import raise_for_status
 from ghcr_janitor.registry.links import next_link
@@ -93,17 +93,11 @@ class OciRegistry:
 
     async def get_manifest(self, reference: str) -> RawManifest:
         where = f"{self.name}@{reference}" if is_digest(reference) else f"{self.name}:{reference}"
-        response = await self._send("GET", self._url(f"manifests/{reference}"),
-                                    headers={"Accept": mt.ACCEPT}, stream=True)
-        try:
-            if response.status_code == 404:
-                raise NotFoundError(f"manifest {where} not found", status=404)
-            if response.status_code >= 400:
-                await response.aread()
-            raise_for_status(response, f"fetching manifest {where}")
-            body = await _read_capped(response, mt.MAX_MANIFEST_BYTES, f"manifest {where}")
-        finally:
-            await response.aclose()
+        response, body = await _get_capped(self, self._url(f"manifests/{reference}"), mt.MAX_MANIFEST_BYTES,
+                                           f"manifest {where}", headers={"Accept": mt.ACCEPT})
+        if response.status_code == 404:
+            raise NotFoundError(f"manifest {where} not found", status=404)
+        raise_for_status(response, f"fetching manifest {where}")
         header = response.headers.get("docker-content-digest")
         if is_digest(reference):
             verify(body, reference, f"manifest {where}")
@@ -121,16 +115,11 @@ class OciRegistry:
         return RawManifest(digest, media_type, body)
 
     async def get_blob(self, digest: str, max_size: int) -> bytes:
-        response = await self._send("GET", self._url(f"blobs/{digest}"), stream=True, follow_redirects=True)
-        try:
-            if response.status_code == 404:
-                raise NotFoundError(f"blob {self.name}@{digest} not found", status=404)
-            if response.status_code >= 400:
-                await response.aread()
-            raise_for_status(response, f"fetching blob {self.name}@{digest}")
-            body = await _read_capped(response, max_size, f"blob {self.name}@{digest}")
-        finally:
-            await response.aclose()
+        response, body = await _get_capped(self, self._url(f"blobs/{digest}"), max_size,
+                                           f"blob {self.name}@{digest}", follow_redirects=True)
+        if response.status_code == 404:
+            raise NotFoundError(f"blob {self.name}@{digest} not found", status=404)
+        raise_for_status(response, f"fetching blob {self.name}@{digest}")
         verify(body, digest, f"blob {self.name}@{digest}")
         return body
 
@@ -159,12 +148,15 @@ class OciRegistry:
         """Remove one tag: DELETE by tag where supported, else the placeholder technique."""
         if self.supports_tag_delete is not False:
             response = await self._send("DELETE", self._url(f"manifests/{tag}"))
-            if response.status_code in (200, 202):
+            if 200 <= response.status_code < 300:
                 self.supports_tag_delete = True
                 return
             if response.status_code == 404:
                 raise NotFoundError(f"tag {self.name}:{tag} not found", status=404)
-            if response.status_code in (401, 403):
+            if response.status_code not in (400, 405, 501):
+                # 401/403, and a 429/5xx that outlasted the retries: report the error; it is no
+                # sign that tag deletion is unsupported (that used to switch to placeholders for
+                # the rest of the run and push more requests at a failing registry).
                 raise_for_status(response, f"deleting tag {self.name}:{tag}")
             # registry 2.8: 400 DIGEST_INVALID; ghcr.io and others: 405/400.
             self.supports_tag_delete = False
@@ -233,15 +225,10 @@ def _declared_media_type(body: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _read_capped(response: httpx.Response, cap: int, what: str) -> bytes:
-    length = response.headers.get("content-length")
-    if length and length.isdigit() and int(length) > cap:
-        raise ManifestError(f"{what} is {int(length)} bytes, over the {cap} byte cap")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in response.aiter_bytes():
-        total += len(chunk)
-        if total > cap:
-            raise ManifestError(f"{what} is over the {cap} byte cap")
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def _get_capped(registry: OciRegistry, url: str, cap: int, what: str, **kwargs) -> tuple[httpx.Response, bytes]:
+    """GET with retries that also cover the body (a dropped or truncated body is retried)."""
+    try:
+        return await send_and_read(registry.client, "GET", url, cap, log_to=registry.log, **kwargs)
+    except BodyTooLarge as exc:
+        size = f" is {exc.size} bytes," if exc.size is not None else " is"
+        raise ManifestError(f"{what}{size} over the {cap} byte cap") from None
