@@ -35,7 +35,7 @@ def main_callback(
     version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="print the version"),
 ) -> None:
     """Keep container-registry build caches under control."""
-    c.set_verbosity(verbose, quiet)
+    c.reset_verbosity(verbose, quiet)
 
 
 for _name in COMMAND_MODULES:

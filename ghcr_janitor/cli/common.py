@@ -37,19 +37,27 @@ ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="I/N: only the 
 OwnerTypeOpt = Annotated[Optional[str], typer.Option("--owner-type", help="ghcr.io: org or user (default: detect)")]
 
 _state: dict[str, int] = {"verbosity": 0}
+_QUIET = -1
+_NOISY_LOGGERS = ("httpx", "httpcore", "hpack", "h2")
+
+
+def reset_verbosity(verbose: int = 0, quiet: bool = False) -> None:
+    """Start of an invocation (the app callback): forget what an earlier in-process run set."""
+    _state["verbosity"] = 0
+    set_verbosity(verbose, quiet)
 
 
 def set_verbosity(verbose: int = 0, quiet: bool = False) -> None:
     """-v/-q may come before or after the subcommand: the louder or quieter wins."""
     if quiet:
-        _state["verbosity"] = -1
-    elif verbose:
+        _state["verbosity"] = _QUIET
+    elif verbose and _state["verbosity"] != _QUIET:
         _state["verbosity"] = max(_state["verbosity"], verbose)
-    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(_state["verbosity"], logging.DEBUG)
+    level = {_QUIET: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(_state["verbosity"], logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
-    if _state["verbosity"] < 2:
-        for noisy in ("httpx", "httpcore", "hpack", "h2"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # HTTP libraries' own debug logs only at -vv and above.
+    for noisy in _NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.NOTSET if _state["verbosity"] >= 2 else logging.WARNING)
 
 
 def verbosity() -> int:
