@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.cli.outputs import emit_results
             from ghcr_janitor.journal import Journal
             from ghcr_janitor.plan import read_plan
+            from ghcr_janitor.progress import progress_bar
             from ghcr_janitor.reference import parse_target
 
             the_plan = read_plan(plan_file)
@@ -45,7 +46,10 @@ def register(app: typer.Typer) -> None:
                 confirm_or_refuse(f"Apply {count} actions from {plan_file}?", yes,
                                   "add --yes to apply the plan")
             session = build_session(None, False, concurrency, insecure, username, password_stdin, owner_type)
-            results = await apply_plan(the_plan, session.connect, Journal.for_plan(plan_file))
+            with progress_bar() as bar:
+                if bar is not None:
+                    bar.set_total("apply", count)
+                results = await apply_plan(the_plan, session.connect, Journal.for_plan(plan_file), progress=bar)
             code = exit_code(results)
             emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file)
             return code

@@ -33,10 +33,13 @@ def register(app: typer.Typer) -> None:
         async def body() -> int:
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.report import inventory_view as view
+            from ghcr_janitor.progress import progress_bar
 
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
-            results = await session.inventories(names)
+            with progress_bar() as bar:
+                session.progress = bar
+                results = await session.inventories(names)
             session.close()
             inventories = [r.inventory for r in results if r.inventory is not None]
             failures = [{"target": str(r.target), "error": r.error} for r in results if r.error]
@@ -45,15 +48,15 @@ def register(app: typer.Typer) -> None:
             elif output == c.OutputFormat.markdown:
                 from ghcr_janitor.report.markdown import ls_markdown
 
-                typer.echo(ls_markdown(inventories, session.inventory.now))
+                typer.echo(ls_markdown(inventories, session.inventory.now, failures))
             else:
                 typer.echo("\n\n".join(view.ls_table(i, session.inventory.now) for i in inventories))
             for failure in failures:
                 c.echo_err(f"error: {failure['target']}: {failure['error']}")
-            if metrics_file is not None:
-                from ghcr_janitor.report.metrics import write_metrics
+            from ghcr_janitor.cli.outputs import emit_summaries
 
-                write_metrics(metrics_file, inventories, plans=None, results=None, errors=len(failures))
+            emit_summaries(now=session.inventory.now, metrics_file=metrics_file, inventories=inventories,
+                           failures=failures)
             bad = failures or any(i.errors for i in inventories)
             return 1 if bad else 0
 

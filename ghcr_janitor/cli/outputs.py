@@ -12,7 +12,8 @@ import typer
 from ghcr_janitor.cli.common import OutputFormat
 
 
-def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_file: Path | None = None) -> None:
+def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_file: Path | None = None,
+              inventories: list | None = None, summaries: bool = True) -> None:
     from ghcr_janitor.report.plan_view import plan_table
 
     if fmt == OutputFormat.json:
@@ -23,11 +24,13 @@ def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_fil
         typer.echo(plan_markdown(plan, now, dry_run))
     else:
         typer.echo(plan_table(plan, now, dry_run))
-    _summaries(plan=plan, results=None, now=now, dry_run=dry_run, metrics_file=metrics_file)
+    if summaries:       # prune --yes shows the plan first, then summarises once, with the results
+        emit_summaries(plan=plan, results=None, now=now, dry_run=dry_run, metrics_file=metrics_file,
+                       inventories=inventories)
 
 
 def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime | None = None,
-                 metrics_file: Path | None = None) -> None:
+                 metrics_file: Path | None = None, inventories: list | None = None) -> None:
     from ghcr_janitor.report.plan_view import results_document, results_table
 
     if fmt == OutputFormat.json:
@@ -38,21 +41,53 @@ def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime
         typer.echo(results_markdown(results))
     else:
         typer.echo(results_table(results))
-    _summaries(plan=plan, results=results, now=now, dry_run=False, metrics_file=metrics_file)
+    emit_summaries(plan=plan, results=results, now=now, dry_run=False, metrics_file=metrics_file,
+                   inventories=inventories)
 
 
-def _summaries(plan, results, now, dry_run: bool, metrics_file: Path | None) -> None:
-    """GITHUB_STEP_SUMMARY (appended Markdown) and the Prometheus textfile, when asked for."""
+def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run: bool = False,
+                   metrics_file: Path | None = None, inventories: list | None = None,
+                   failures: list[dict] | None = None) -> None:
+    """GITHUB_STEP_SUMMARY (appended Markdown) and the Prometheus textfile, when asked for.
+
+    `failures`: targets whose inventory failed entirely (`ls`; plans carry theirs as target errors).
+    """
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
+        from ghcr_janitor.report.markdown import step_summary
+
+        text = step_summary(plan, results, now, dry_run, inventories=inventories, failures=failures)
         try:
-            from ghcr_janitor.report.markdown import step_summary
-        except ImportError:
-            step_summary = None
-        if step_summary is not None:
             with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(step_summary(plan, results, now, dry_run) + "\n")
+                handle.write(text + "\n")
+        except OSError as exc:       # a summary is a nicety: warn, do not fail the run
+            typer.echo(f"warning: GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}", err=True)
     if metrics_file is not None:
+        from ghcr_janitor.errors import JanitorError
         from ghcr_janitor.report.metrics import write_metrics
 
-        write_metrics(metrics_file, inventories=None, plans=plan, results=results, errors=0)
+        try:
+            write_metrics(metrics_file, inventories=inventories, plans=plan, results=results,
+                          errors=len(failures or []))
+        except OSError as exc:
+            raise JanitorError(f"--metrics-file {metrics_file}: {exc.strerror or exc}") from None
+
+
+_summaries = emit_summaries
+
+
+def record_inventories(session) -> list:
+    """Keep the inventories a Session gathers (make_plan drops them), for metrics and summaries.
+
+    Wraps this one Session's `inventories` method; nothing else changes.
+    """
+    gathered: list = []
+    original = session.inventories
+
+    async def inventories(targets: list[str]):
+        results = await original(targets)
+        gathered.extend(r.inventory for r in results if r.inventory is not None)
+        return results
+
+    session.inventories = inventories
+    return gathered

@@ -36,19 +36,24 @@ def register(app: typer.Typer) -> None:
 
         async def body() -> int:
             from ghcr_janitor.cli.build import build_session
-            from ghcr_janitor.cli.outputs import emit_plan
+            from ghcr_janitor.cli.outputs import emit_plan, record_inventories
             from ghcr_janitor.plan import write_plan
             from ghcr_janitor.planner import load, make_plan
+            from ghcr_janitor.progress import progress_bar
 
             loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
-            the_plan = await make_plan(session, names, loaded, name)
+            inventories = record_inventories(session)
+            with progress_bar() as bar:
+                session.progress = bar
+                the_plan = await make_plan(session, names, loaded, name)
             session.close()
             if out is not None:
                 write_plan(the_plan, out)
             fmt = output or (c.OutputFormat.table if out is not None else c.OutputFormat.json)
-            emit_plan(the_plan, fmt, session.inventory.now, dry_run=True, metrics_file=metrics_file)
+            emit_plan(the_plan, fmt, session.inventory.now, dry_run=True, metrics_file=metrics_file,
+                      inventories=inventories)
             return 1 if any(t.errors for t in the_plan.targets) else 0
 
         raise typer.Exit(c.run(body))

@@ -42,34 +42,42 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.apply import apply_plan, exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse
-            from ghcr_janitor.cli.outputs import emit_plan, emit_results
+            from ghcr_janitor.cli.outputs import emit_plan, emit_results, record_inventories
             from ghcr_janitor.journal import Journal
             from ghcr_janitor.planner import load, make_plan
             from ghcr_janitor.policy.units import parse_duration
+            from ghcr_janitor.progress import progress_bar
 
             loaded, name = load(policy)
             grace = _duration(parse_duration, keep_recent)
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
-            the_plan = await make_plan(session, names, loaded, name)
+            inventories = record_inventories(session)
+            with progress_bar() as bar:
+                session.progress = bar
+                the_plan = await make_plan(session, names, loaded, name)
             session.close()
             now = session.inventory.now
             planning_failed = any(t.errors for t in the_plan.targets)
             if dry_run:
-                emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file)
+                emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file, inventories=inventories)
                 return 1 if planning_failed else 0
             if output == c.OutputFormat.table:
-                emit_plan(the_plan, output, now, dry_run=True)
+                emit_plan(the_plan, output, now, dry_run=True, summaries=False)
             count = sum(len(t.actions) for t in the_plan.targets)
             if count:
                 confirm_or_refuse(f"Apply {count} actions?", yes, "add --yes to apply, or --dry-run to only look")
-            results = await apply_plan(the_plan, session.connect, Journal(None))
+            with progress_bar() as bar:
+                if bar is not None:
+                    bar.set_total("apply", count)
+                results = await apply_plan(the_plan, session.connect, Journal(None), progress=bar)
             code = exit_code(results)
             if not no_gc:
                 code = max(code, await _gc_layouts(the_plan, grace, output))
             if output == c.OutputFormat.table:
                 typer.echo("")
-            emit_results(results, code, output, plan=the_plan, now=now, metrics_file=metrics_file)
+            emit_results(results, code, output, plan=the_plan, now=now, metrics_file=metrics_file,
+                         inventories=inventories)
             return code if not planning_failed else max(code, 1) if code != 4 else 1
 
         raise typer.Exit(c.run(body))

@@ -1,0 +1,271 @@
+"""Markdown: `--output markdown` for ls/plan/prune/apply, and the GitHub step summary.
+
+Tables use tabulate's "github" format (GitHub-flavoured Markdown pipe tables). Free text
+(reasons, errors) is escaped so a `|` cannot break a table and a newline cannot end a row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+from ghcr_janitor.report.humanize import human_size
+
+ACTION_KINDS = ("delete", "untag", "retag")
+MAX_LISTED_PROBLEMS = 20       # errors / skipped / failed lines in a step summary
+MAX_DETAIL_ROWS = 100          # rows in the collapsed action list of a step summary
+
+
+def cell(value: Any) -> str:
+    """Text safe inside a GFM table cell."""
+    text = "" if value is None else str(value)
+    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").split())
+
+
+def code(value: Any) -> str:
+    """`value` as inline code, safe inside a table cell."""
+    text = cell(value)
+    return f"`{text}`" if text else ""
+
+
+def table(rows: list[list[Any]], headers: list[str], align: Iterable[str] | None = None) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True,
+                    colalign=tuple(align) if align is not None else None)
+
+
+def _bullets(lines: list[str], limit: int = MAX_LISTED_PROBLEMS) -> list[str]:
+    out = [f"- {cell(line)}" for line in lines[:limit]]
+    if len(lines) > limit:
+        out.append(f"- … and {len(lines) - limit} more")
+    return out
+
+
+# --- ls ----------------------------------------------------------------------------------------
+
+def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = None) -> str:
+    """One section per repository: the tag table, totals, errors."""
+    from ghcr_janitor.report.inventory_view import LS_HEADERS, inventory_dict, ls_rows
+
+    out: list[str] = []
+    for inv in inventories:
+        totals = inventory_dict(inv)["totals"]
+        out.append(f"### {code(inv.target)}")
+        out.append("")
+        rows = [[code(r[0]) if r[0] != "<untagged>" else "*untagged*", code(r[1]), *[cell(v) for v in r[2:]]]
+                for r in ls_rows(inv, now)]
+        if rows:
+            out.append(table(rows, LS_HEADERS, ("left", "left", "left", "right", "right", "left", "right", "left")))
+        else:
+            out.append("*(no matching tags)*")
+        out.append("")
+        out.append(f"**{totals['tags']} tags, {totals['artifacts']} artifacts, {human_size(totals['size'])}** "
+                   f"({totals['size']} bytes, each blob counted once); repository: {totals['repository_tags']} tags, "
+                   f"{human_size(totals['repository_size'])}")
+        if inv.errors:
+            out.append("")
+            out.extend(_bullets([f"error: {e}" for e in inv.errors]))
+        out.append("")
+    for failure in failures or []:
+        out.append(f"### {code(failure.get('target'))}")
+        out.append("")
+        out.append(f"- error: {cell(failure.get('error'))}")
+        out.append("")
+    return "\n".join(out).rstrip() or "*(no targets)*"
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+def _counts(actions: Iterable) -> dict[str, int]:
+    counts = dict.fromkeys(ACTION_KINDS, 0)
+    for a in actions:
+        counts[a.action] = counts.get(a.action, 0) + 1
+    return counts
+
+
+def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
+    """The plan: per repository a table of actions and kept tags, the reclaim, notes and errors."""
+    from ghcr_janitor.report.plan_view import PLAN_HEADERS, plan_rows
+
+    title = "Plan (dry run: nothing changed)" if dry_run else "Plan"
+    out = [f"## {title}", ""]
+    if plan.policy:
+        out += [f"Policy: {code(plan.policy)}", ""]
+    verb = "would reclaim" if dry_run else "reclaims"
+    for tp in plan.targets:
+        out += [f"### {code(tp.target)}", ""]
+        rows = [[code(r[0]) if r[0] != "<untagged>" else "*untagged*", code(r[1]), *[cell(v) for v in r[2:]]]
+                for r in plan_rows(tp, now)]
+        if rows:
+            out.append(table(rows, PLAN_HEADERS, ("left", "left", "left", "right", "right", "right", "left", "left")))
+        else:
+            out.append("*(nothing selected)*")
+        c = _counts(tp.actions)
+        out += ["", f"{c['delete']} delete, {c['untag']} untag, {c['retag']} retag, {len(tp.kept)} kept; "
+                    f"{verb} **{human_size(tp.reclaim_size)}** ({tp.reclaim_size} bytes)"]
+        for note in tp.notes:
+            out += ["", f"> note: {cell(note)}"]
+        if tp.errors:
+            out.append("")
+            out.extend(_bullets([f"error: {e}" for e in tp.errors]))
+        out.append("")
+    if len(plan.targets) > 1:
+        out.append(f"**Total: {verb} {human_size(plan.reclaim_size)}** ({plan.reclaim_size} bytes) "
+                   f"over {len(plan.targets)} targets")
+    return "\n".join(out).rstrip()
+
+
+# --- apply results -----------------------------------------------------------------------------
+
+def results_markdown(results: list) -> str:
+    """What an apply did: per repository a table of actions with their status."""
+    from ghcr_janitor.digests import short
+    from ghcr_janitor.report.plan_view import RESULT_HEADERS
+
+    out = ["## Applied", ""]
+    for tr in results:
+        out += [f"### {code(tr.target)}", ""]
+        if tr.error:
+            out += [f"- error: {cell(tr.error)}", ""]
+        rows = [[cell(r.action if not r.to else f"{r.action} -> {r.to}"), code(r.tag) if r.tag else "*untagged*",
+                 code(short(r.digest)), _status(r.status), cell(r.reason)] for r in tr.results]
+        if rows:
+            out += [table(rows, RESULT_HEADERS), ""]
+        statuses = [r.status for r in tr.results]
+        out += [f"{statuses.count('done')} done, {statuses.count('skipped')} skipped, "
+                f"{statuses.count('failed')} failed; reclaimed **{human_size(tr.reclaimed)}** ({tr.reclaimed} bytes)", ""]
+    return "\n".join(out).rstrip()
+
+
+def _status(status: str) -> str:
+    return {"done": "done", "skipped": "**skipped**", "failed": "**failed**"}.get(status, cell(status))
+
+
+# --- GitHub step summary -----------------------------------------------------------------------
+
+def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories: list | None = None,
+                 failures: list[dict] | None = None) -> str:
+    """A short Markdown report for $GITHUB_STEP_SUMMARY.
+
+    One row per repository (tags, bytes, reclaimable, actions by kind, outcome, errors), then
+    the errors and the skipped/failed actions, then every action in a collapsed section.
+    Works for `ls` (inventories only), `plan`/`prune --dry-run` (plan), `prune --yes` and
+    `apply` (plan and results); `apply` has no inventory, so tags and bytes show `-` there.
+    """
+    from ghcr_janitor.digests import short
+    from ghcr_janitor.report.inventory_view import inventory_dict
+    from ghcr_janitor.report.metrics import repository_errors
+
+    inventories = list(inventories or [])
+    by_inv = {i.target: i for i in inventories}
+    by_plan = {t.target: t for t in (plan.targets if plan is not None else [])}
+    by_result = {r.target: r for r in (results or [])}
+    failed_targets = {str(f.get("target")): str(f.get("error")) for f in failures or []}
+    repos = list(dict.fromkeys([*by_inv, *by_plan, *by_result, *failed_targets]))
+
+    if results is not None:
+        what = "applied"
+    elif plan is not None:
+        what = "plan (dry run, nothing changed)" if dry_run else "plan"
+    else:
+        what = "inventory"
+    out = [f"### ghcr-janitor: {what}", ""]
+    facts = [f"{len(repos)} {'repository' if len(repos) == 1 else 'repositories'}"]
+    if plan is not None and plan.policy:
+        facts.insert(0, f"policy {code(plan.policy)}")
+    if plan is not None:
+        verb = "would reclaim" if results is None else "planned to reclaim"
+        facts.append(f"{verb} **{human_size(plan.reclaim_size)}**")
+    if results is not None:
+        facts.append(f"reclaimed **{human_size(sum(r.reclaimed for r in results))}**")
+    if now is not None:
+        facts.append(now.strftime("%Y-%m-%d %H:%M UTC") if now.utcoffset() is not None else now.isoformat())
+    out += [" · ".join(facts), ""]
+
+    headers = ["repository", "tags", "bytes"]
+    if plan is not None:
+        headers += ["reclaimable", "actions"]
+    if results is not None:
+        headers += ["done", "skipped", "failed", "reclaimed"]
+    headers.append("errors")
+    rows = []
+    problems: list[str] = []
+    for repo in repos:
+        inv, tp, tr = by_inv.get(repo), by_plan.get(repo), by_result.get(repo)
+        if inv is not None:
+            totals = inventory_dict(inv)["totals"]
+            tags = str(totals["tags"]) + (f" (+{len(inv.untagged)} untagged)" if inv.untagged else "")
+            size = human_size(totals["size"])
+        elif tp is not None:
+            tags, size = str(len({a.tag for a in tp.actions if a.tag} | {k.tag for k in tp.kept if k.tag})), "-"
+        else:
+            tags, size = "-", "-"
+        row = [code(repo), tags, size]
+        if plan is not None:
+            counts = _counts(tp.actions) if tp is not None else {}
+            kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none"
+            row += [human_size(tp.reclaim_size) if tp is not None else "-", kinds]
+        if results is not None:
+            statuses = [r.status for r in tr.results] if tr is not None else []
+            row += [str(statuses.count("done")), str(statuses.count("skipped")), str(statuses.count("failed")),
+                    human_size(tr.reclaimed) if tr is not None else "-"]
+        errors = repository_errors(inv, tp, tr) + (1 if repo in failed_targets else 0)
+        row.append(f"**{errors}**" if errors else "0")
+        rows.append(row)
+        if repo in failed_targets:
+            problems.append(f"{code(repo)}: {cell(failed_targets[repo])}")
+        source = tp.errors if tp is not None else inv.errors if inv is not None else []
+        problems += [f"{code(repo)}: {cell(e)}" for e in dict.fromkeys(source)]
+        if tr is not None:
+            if tr.error:
+                problems.append(f"{code(repo)}: {cell(tr.error)}")
+            problems += [f"{code(repo)}: {r.status} {r.action} {code(r.tag) if r.tag else 'untagged'} "
+                         f"({code(short(r.digest))}): {cell(r.reason)}"
+                         for r in tr.results if r.status in ("skipped", "failed")]
+    if rows:
+        align = ["right" if h not in ("repository", "actions") else "left" for h in headers]
+        out.append(table(rows, headers, align))
+    else:
+        out.append("*(no targets)*")
+
+    if problems:
+        out += ["", "**Errors and skipped actions**", ""]
+        shown = problems[:MAX_LISTED_PROBLEMS]
+        out += [f"- {p}" for p in shown]
+        if len(problems) > len(shown):
+            out.append(f"- … and {len(problems) - len(shown)} more (see the job log)")
+
+    detail = _action_details(plan, results)
+    if detail:
+        out += ["", detail]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _action_details(plan, results) -> str:
+    """Every action (capped), collapsed: the reader opens it only when curious."""
+    from ghcr_janitor.digests import short
+
+    rows = []
+    if results is not None:
+        for tr in results:
+            for r in tr.results:
+                rows.append([code(tr.target), cell(r.action if not r.to else f"{r.action} -> {r.to}"),
+                             code(r.tag) if r.tag else "*untagged*", code(short(r.digest)), _status(r.status),
+                             human_size(r.reclaim_size), cell(r.reason)])
+        headers = ["repository", "action", "tag", "digest", "status", "reclaimed", "reason"]
+    elif plan is not None:
+        for tp in plan.targets:
+            for a in tp.actions:
+                rows.append([code(tp.target), cell(a.action if not a.to else f"{a.action} -> {a.to}"),
+                             code(a.tag) if a.tag else "*untagged*", code(short(a.digest)),
+                             human_size(a.reclaim_size), cell(a.reason)])
+        headers = ["repository", "action", "tag", "digest", "reclaim", "reason"]
+    if not rows:
+        return ""
+    shown = rows[:MAX_DETAIL_ROWS]
+    lines = [f"<details><summary>{len(rows)} actions</summary>", "", table(shown, headers)]
+    if len(rows) > len(shown):
+        lines += ["", f"… and {len(rows) - len(shown)} more: see the job log or the plan artifact."]
+    lines += ["", "</details>"]
+    return "\n".join(lines)
