@@ -182,7 +182,8 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
     actions: list[Action] = []
     kept_entries: list[Kept] = []
     errors = list(inventory.errors)
-    errors += [f"{d}: {arts[d].error}" for d in sorted(arts) if arts[d].error]
+    known = set(errors)
+    errors += [e for e in (f"{d}: {arts[d].error}" for d in sorted(arts) if arts[d].error) if e not in known]
     for d in decisions:
         art = arts.get(d.digest)
         if d.tag is not None and inventory.tags.get(d.tag) != d.digest:

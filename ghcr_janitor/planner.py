@@ -71,8 +71,12 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> Targe
     return target_plan
 
 
-async def make_plan(session: Session, targets: list[str], policy: Policy, policy_name: str) -> Plan:
-    """Inventory every target (a failing one gets an error entry and no actions)."""
+async def make_plan(session: Session, targets: list[str], policy: Policy, policy_name: str
+                    ) -> tuple[Plan, list[Inventory]]:
+    """Inventory every target (a failing one gets an error entry and no actions).
+
+    Returns the plan and the inventories it was made from (for reports and metrics).
+    """
     now = session.inventory.now
     results = await session.inventories(targets)
     plans = []
@@ -82,4 +86,5 @@ async def make_plan(session: Session, targets: list[str], policy: Policy, policy
                                     errors=[result.error or "unknown error"]))
         else:
             plans.append(plan_inventory(result.inventory, policy, now))
-    return new_plan(policy_name, plans, now)
+    inventories = [r.inventory for r in results if r.inventory is not None]
+    return new_plan(policy_name, plans, now), inventories

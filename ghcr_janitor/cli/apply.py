@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
                 if bar is not None:
                     bar.set_total("apply", count)
                 results = await apply_plan(the_plan, session.connect, Journal.for_plan(plan_file), progress=bar)
+            session.close()
             code = exit_code(results)
             emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file)
             return code

@@ -53,6 +53,10 @@ def register(app: typer.Typer) -> None:
                 typer.echo("\n\n".join(view.ls_table(i, session.inventory.now) for i in inventories))
             for failure in failures:
                 c.echo_err(f"error: {failure['target']}: {failure['error']}")
+            if output != c.OutputFormat.table:      # the table prints them itself
+                for inventory in inventories:
+                    for error in inventory.errors:
+                        c.echo_err(f"error: {inventory.target}: {error}")
             from ghcr_janitor.cli.outputs import emit_summaries
 
             emit_summaries(now=session.inventory.now, metrics_file=metrics_file, inventories=inventories,

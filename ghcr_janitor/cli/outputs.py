@@ -71,23 +71,3 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
                           errors=len(failures or []))
         except OSError as exc:
             raise JanitorError(f"--metrics-file {metrics_file}: {exc.strerror or exc}") from None
-
-
-_summaries = emit_summaries
-
-
-def record_inventories(session) -> list:
-    """Keep the inventories a Session gathers (make_plan drops them), for metrics and summaries.
-
-    Wraps this one Session's `inventories` method; nothing else changes.
-    """
-    gathered: list = []
-    original = session.inventories
-
-    async def inventories(targets: list[str]):
-        results = await original(targets)
-        gathered.extend(r.inventory for r in results if r.inventory is not None)
-        return results
-
-    session.inventories = inventories
-    return gathered

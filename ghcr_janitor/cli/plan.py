@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
         async def body() -> int:
             from ghcr_janitor.cli.build import build_session
-            from ghcr_janitor.cli.outputs import emit_plan, record_inventories
+            from ghcr_janitor.cli.outputs import emit_plan
             from ghcr_janitor.plan import write_plan
             from ghcr_janitor.planner import load, make_plan
             from ghcr_janitor.progress import progress_bar
@@ -44,10 +43,9 @@ def register(app: typer.Typer) -> None:
             loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
-            inventories = record_inventories(session)
             with progress_bar() as bar:
                 session.progress = bar
-                the_plan = await make_plan(session, names, loaded, name)
+                the_plan, inventories = await make_plan(session, names, loaded, name)
             session.close()
             if out is not None:
                 write_plan(the_plan, out)

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.apply import apply_plan, exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse
-            from ghcr_janitor.cli.outputs import emit_plan, emit_results, record_inventories
+            from ghcr_janitor.cli.outputs import emit_plan, emit_results
             from ghcr_janitor.journal import Journal
             from ghcr_janitor.planner import load, make_plan
             from ghcr_janitor.policy.units import parse_duration
@@ -52,10 +52,9 @@ def register(app: typer.Typer) -> None:
             grace = _duration(parse_duration, keep_recent)
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
-            inventories = record_inventories(session)
             with progress_bar() as bar:
                 session.progress = bar
-                the_plan = await make_plan(session, names, loaded, name)
+                the_plan, inventories = await make_plan(session, names, loaded, name)
             session.close()
             now = session.inventory.now
             planning_failed = any(t.errors for t in the_plan.targets)
