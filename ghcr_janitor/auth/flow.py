@@ -55,7 +55,9 @@ def request_scope(request: httpx.Request) -> str | None:
 class RegistryAuth(httpx.Auth):
     """Answers Basic and Bearer challenges for one registry host."""
 
-    requires_response_body = True
+    # Bodies are read only where the flow needs them (token answers, 401s): reading every
+    # response here would defeat the size cap the registry client applies while streaming.
+    requires_response_body = False
 
     def __init__(self, credentials: Credentials | None, insecure_ok: bool = False):
         self._credentials = credentials
@@ -136,6 +138,34 @@ class RegistryAuth(httpx.Auth):
         return value, seconds
 
     # --- the flow -------------------------------------------------------------
+    @staticmethod
+    def _needs_body(response: httpx.Response, original: httpx.Request) -> bool:
+        return response.status_code == 401 or response.request is not original
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        flow = self.auth_flow(request)
+        sent = next(flow)
+        while True:
+            response = yield sent
+            if self._needs_body(response, request):
+                response.read()
+            try:
+                sent = flow.send(response)
+            except StopIteration:
+                return
+
+    async def async_auth_flow(self, request: httpx.Request):
+        flow = self.auth_flow(request)
+        sent = next(flow)
+        while True:
+            response = yield sent
+            if self._needs_body(response, request):
+                await response.aread()
+            try:
+                sent = flow.send(response)
+            except StopIteration:
+                return
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         scope = request_scope(request)
         token = self._cached(scope)

@@ -1,4 +1,4 @@
-"""OCI Distribution v1.1 backend over `httpx.AsyncClient`."""
+"""OCI Distribution v1.1 backend (requests run on a `ThreadedClient`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import httpx
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.digests import digest_of, is_digest, verify
 from ghcr_janitor.errors import ManifestError, NotFoundError, RegistryError
-from ghcr_janitor.http import BodyTooLarge, RequestLog, send_and_read, send_with_retries
+from ghcr_janitor.http import BodyTooLarge, RequestLog, ThreadedClient
 from ghcr_janitor.registry.base import RawManifest, Version
 from ghcr_janitor.registry.errors import raise_for_status
 from ghcr_janitor.registry.links import next_link
@@ -30,7 +30,7 @@ class OciRegistry:
     lists_untagged = False
     frees_storage_on_delete = False
 
-    def __init__(self, base_url: str, name: str, client: httpx.AsyncClient, log: RequestLog | None = None):
+    def __init__(self, base_url: str, name: str, client: ThreadedClient, log: RequestLog | None = None):
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.client = client
@@ -44,7 +44,9 @@ class OciRegistry:
         return f"{self.base_url}/v2/{self.name}/{suffix}"
 
     async def _send(self, method: str, url: str, **kwargs) -> httpx.Response:
-        return await send_with_retries(self.client, method, url, log_to=self.log, **kwargs)
+        """A request with retries; the (small) body is read, so `.json()` works."""
+        response, _ = await self.client.send(method, url, log_to=self.log, **kwargs)
+        return response
 
     # --- read -------------------------------------------------------------------
     async def list_tags(self) -> list[str]:
@@ -228,7 +230,7 @@ def _declared_media_type(body: bytes) -> str | None:
 async def _get_capped(registry: OciRegistry, url: str, cap: int, what: str, **kwargs) -> tuple[httpx.Response, bytes]:
     """GET with retries that also cover the body (a dropped or truncated body is retried)."""
     try:
-        return await send_and_read(registry.client, "GET", url, cap, log_to=registry.log, **kwargs)
+        return await registry.client.send("GET", url, log_to=registry.log, cap=cap, **kwargs)
     except BodyTooLarge as exc:
         size = f" is {exc.size} bytes," if exc.size is not None else " is"
         raise ManifestError(f"{what}{size} over the {cap} byte cap") from None
