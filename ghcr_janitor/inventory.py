@@ -243,8 +243,10 @@ async def build_inventory(
         for digest, when in seen.items():
             artifacts[digest].created, artifacts[digest].age_source = when, FIRST_SEEN
     compute_unique_sizes(artifacts)
-    if cache is not None and versions is None:
-        cache.save_tags(target, tag_map)
+    if cache is not None:
+        if versions is None:
+            cache.save_tags(target, tag_map)
+        cache.flush()
 
     untagged = sorted(d for d in by_digest if not by_digest[d].tags) if registry.lists_untagged else []
     return Inventory(

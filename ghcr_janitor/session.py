@@ -70,5 +70,7 @@ class Session:
         return [await self.inventory_of(t) for t in parsed]
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
         if self.ledger is not None:
             self.ledger.close()
