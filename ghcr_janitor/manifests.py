@@ -7,7 +7,9 @@ never treated as manifests (registry 2.8 answers 500 when asked for them as such
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from ghcr_janitor import mediatypes as mt
@@ -46,14 +48,18 @@ def load_json(body: bytes, where: str) -> dict[str, Any]:
     return doc
 
 
-def _str_map(value: object, where: str) -> dict[str, str]:
-    if value is None:
-        return {}
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def _str_map(value: object, where: str) -> Mapping[str, str]:
+    """Annotations; keys interned (thousands of descriptors repeat the same few keys)."""
+    if value is None or value == {}:
+        return _EMPTY
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise _fail(where, "annotations must be an object of strings")
-    return dict(value)
+    return {sys.intern(k): v for k, v in value.items()}
 
 
 def parse_descriptor(value: object, where: str) -> Descriptor:
@@ -74,8 +80,8 @@ def parse_descriptor(value: object, where: str) -> Descriptor:
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise _fail(where, "descriptor artifactType is not a string")
     return Descriptor(
-        media_type=media_type,
-        digest=digest,
+        media_type=sys.intern(media_type),
+        digest=sys.intern(digest),
         size=size,
         annotations=_str_map(value.get("annotations"), where),
         platform=platform,

@@ -16,7 +16,7 @@ UNKNOWN = "unknown"
 KINDS = (BUILDKIT_CACHE, IMAGE, IMAGE_INDEX, ARTIFACT, ATTESTATION, UNKNOWN)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Descriptor:
     """An OCI content descriptor: what a manifest says about a blob or a child manifest."""
 
@@ -28,7 +28,7 @@ class Descriptor:
     artifact_type: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Manifest:
     """One parsed manifest (image manifest or index) and what it refers to.
 
