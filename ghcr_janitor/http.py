@@ -243,3 +243,13 @@ def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", h
         headers={"User-Agent": "ghcr-janitor"},
     )
     return ThreadedClient(client, concurrency)
+
+
+def requests_summary(log: RequestLog) -> dict[str, dict[str, int]]:
+    """host -> method -> number of requests sent (retries included)."""
+    summary: dict[str, dict[str, int]] = {}
+    for method, url, _ in log.entries:
+        host = httpx.URL(url).netloc.decode("ascii", "replace")
+        per_host = summary.setdefault(host, {})
+        per_host[method] = per_host.get(method, 0) + 1
+    return summary

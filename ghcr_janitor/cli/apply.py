@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.apply import apply_plan, exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse
-            from ghcr_janitor.cli.outputs import emit_results
+            from ghcr_janitor.cli.outputs import emit_results, report_requests
             from ghcr_janitor.journal import Journal
             from ghcr_janitor.plan import read_plan
             from ghcr_janitor.progress import progress_bar
@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
             session.close()
             code = exit_code(results)
             emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file)
+            report_requests(session.connect.log, c.verbosity())
             return code
 
         raise typer.Exit(c.run(body))

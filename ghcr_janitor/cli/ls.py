@@ -57,10 +57,11 @@ def register(app: typer.Typer) -> None:
                 for inventory in inventories:
                     for error in inventory.errors:
                         c.echo_err(f"error: {inventory.target}: {error}")
-            from ghcr_janitor.cli.outputs import emit_summaries
+            from ghcr_janitor.cli.outputs import emit_summaries, report_requests
 
             emit_summaries(now=session.inventory.now, metrics_file=metrics_file, inventories=inventories,
                            failures=failures)
+            report_requests(session.connect.log, c.verbosity())
             bad = failures or any(i.errors for i in inventories)
             return 1 if bad else 0
 

@@ -71,3 +71,23 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
                           errors=len(failures or []))
         except OSError as exc:
             raise JanitorError(f"--metrics-file {metrics_file}: {exc.strerror or exc}") from None
+
+
+def report_requests(log, verbosity: int) -> None:
+    """One stderr line with the requests a run sent per host; always for GitHub's REST API
+    (its budget is small: 1,000 an hour for GITHUB_TOKEN), otherwise at -v."""
+    from ghcr_janitor.http import requests_summary
+
+    import httpx
+
+    summary = requests_summary(log)
+    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
+    rest_hosts = {httpx.URL(api).netloc.decode("ascii", "replace")} & set(summary)
+    if verbosity < 0 or not summary or (verbosity < 1 and not rest_hosts):
+        return
+    parts = []
+    for host, methods in sorted(summary.items()):
+        kind = "GitHub REST" if host in rest_hosts else "registry"
+        detail = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
+        parts.append(f"{host} ({kind}): {sum(methods.values())} [{detail}]")
+    typer.echo("requests: " + "; ".join(parts), err=True)

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
 
         async def body() -> int:
             from ghcr_janitor.cli.build import build_session
-            from ghcr_janitor.cli.outputs import emit_plan
+            from ghcr_janitor.cli.outputs import emit_plan, report_requests
             from ghcr_janitor.plan import write_plan
             from ghcr_janitor.planner import load, make_plan
             from ghcr_janitor.progress import progress_bar
@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
             fmt = output or (c.OutputFormat.table if out is not None else c.OutputFormat.json)
             emit_plan(the_plan, fmt, session.inventory.now, dry_run=True, metrics_file=metrics_file,
                       inventories=inventories)
+            report_requests(session.connect.log, c.verbosity())
             return 1 if any(t.errors for t in the_plan.targets) else 0
 
         raise typer.Exit(c.run(body))

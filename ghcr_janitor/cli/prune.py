@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.apply import apply_plan, exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse
-            from ghcr_janitor.cli.outputs import emit_plan, emit_results
+            from ghcr_janitor.cli.outputs import emit_plan, emit_results, report_requests
             from ghcr_janitor.journal import Journal
             from ghcr_janitor.planner import load, make_plan
             from ghcr_janitor.policy.units import parse_duration
@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
             planning_failed = any(t.errors for t in the_plan.targets)
             if dry_run:
                 emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file, inventories=inventories)
+                report_requests(session.connect.log, c.verbosity())
                 return 1 if planning_failed else 0
             if output == c.OutputFormat.table:
                 emit_plan(the_plan, output, now, dry_run=True, summaries=False)
@@ -77,7 +78,8 @@ def register(app: typer.Typer) -> None:
                 typer.echo("")
             emit_results(results, code, output, plan=the_plan, now=now, metrics_file=metrics_file,
                          inventories=inventories)
-            return code if not planning_failed else max(code, 1) if code != 4 else 1
+            report_requests(session.connect.log, c.verbosity())
+            return 1 if planning_failed else code
 
         raise typer.Exit(c.run(body))
 

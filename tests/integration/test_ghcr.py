@@ -507,5 +507,7 @@ def test_ghcr_seed_stages_policy_dry_run_lists_untagged_versions(ghcr_env, api_m
     kept = {k["digest"] for k in target["kept"]}
     assert set(facts["children"]) <= kept                 # old, untagged, but children of kept `latest`
     assert all(m == "GET" for m, _ in fake.requests)
+    rest_line = next(line for line in dry.stderr.splitlines() if line.startswith("requests:"))
+    assert "api.github.test (GitHub REST)" in rest_line and "DELETE" not in rest_line
     table = cli("prune", f"ghcr.io/{owner}/app", "--policy", policy, "--dry-run")
     assert "<untagged>" in table.stdout and "untagged versions" not in table.stderr
