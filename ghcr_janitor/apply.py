@@ -15,6 +15,7 @@ from typing import Callable
 import httpx
 
 from ghcr_janitor import mediatypes as mt
+from ghcr_janitor.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.errors import JanitorError, NotFoundError
 from ghcr_janitor.inventory import describe_error
 from ghcr_janitor.journal import Journal, action_key
@@ -49,7 +50,7 @@ class TargetResult:
         return sum(r.reclaim_size for r in self.results if r.status == DONE)
 
 
-async def snapshot_tags(registry: Registry, concurrency: int = 16) -> dict[str, str]:
+async def snapshot_tags(registry: Registry, concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, str]:
     """Every tag's current digest, fresh from the backend."""
     invalidate = getattr(registry, "invalidate", None)
     if callable(invalidate):            # GHCR caches its version listing briefly

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ghcr_janitor.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.errors import UsageError
 from ghcr_janitor.http import RequestLog
 from ghcr_janitor.reference import GHCR, LAYOUT, Target, is_loopback
@@ -19,7 +20,7 @@ class ConnectOptions:
     insecure: bool = False
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     owner_type: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
     log: RequestLog = field(default_factory=RequestLog)

@@ -18,6 +18,7 @@ import httpx
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor import models
 from ghcr_janitor.cache import ManifestCache
+from ghcr_janitor.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.errors import JanitorError, NotFoundError
 from ghcr_janitor.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.manifests import image_config_created, parse_manifest
@@ -35,7 +36,7 @@ Progress = Callable[[str, int], None]
 class InventoryOptions:
     tag_globs: list[str] = field(default_factory=lambda: ["cache-*"])
     all_tags: bool = False
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     fetch_config_times: bool = True
 

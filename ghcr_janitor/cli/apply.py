@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         plan_file: Annotated[Path, typer.Argument(help="a plan written by `janitor plan -o`")],
         yes: Annotated[bool, typer.Option("--yes", "-y", help="apply without asking")] = False,
         output: c.OutputOpt = c.OutputFormat.table,
-        concurrency: c.ConcurrencyOpt = 16,
+        concurrency: c.ConcurrencyOpt = c.DEFAULT_CONCURRENCY,
         insecure: c.InsecureOpt = False,
         username: c.UsernameOpt = None,
         password_stdin: c.PasswordStdinOpt = False,

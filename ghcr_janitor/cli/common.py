@@ -11,6 +11,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from ghcr_janitor.defaults import DEFAULT_CONCURRENCY  # noqa: F401 (used by the commands)
 from ghcr_janitor.errors import JanitorError, UsageError
 
 
@@ -35,6 +36,7 @@ MetricsOpt = Annotated[Optional[Path], typer.Option("--metrics-file", help="writ
 TargetsFileOpt = Annotated[Optional[Path], typer.Option("--targets-file", help="file with one target per line")]
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="I/N: only the I-th of N shares of the targets")]
 OwnerTypeOpt = Annotated[Optional[str], typer.Option("--owner-type", help="ghcr.io: org or user (default: detect)")]
+
 
 _state: dict[str, int] = {"verbosity": 0}
 _QUIET = -1

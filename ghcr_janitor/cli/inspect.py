@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.reference import parse_target
 
             parsed = parse_target(target)
-            session = build_session(None, False, 16, insecure, username, password_stdin, owner_type)
+            session = build_session(None, False, c.DEFAULT_CONCURRENCY, insecure, username, password_stdin, owner_type)
             doc = await session.with_registry(parsed, lambda reg: inspect_artifact(reg, parsed, session.inventory))
             if output == c.OutputFormat.json:
                 typer.echo(json.dumps(doc, indent=2))

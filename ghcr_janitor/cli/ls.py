@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         output: c.OutputOpt = c.OutputFormat.table,
         tag: c.TagOpt = None,
         all_tags: c.AllTagsOpt = False,
-        concurrency: c.ConcurrencyOpt = 16,
+        concurrency: c.ConcurrencyOpt = c.DEFAULT_CONCURRENCY,
         insecure: c.InsecureOpt = False,
         username: c.UsernameOpt = None,
         password_stdin: c.PasswordStdinOpt = False,

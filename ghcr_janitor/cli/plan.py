@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Optional[c.OutputFormat], typer.Option("--output", "-O", help="stdout format: json (default without -o), table or markdown")] = None,
         tag: c.TagOpt = None,
         all_tags: c.AllTagsOpt = False,
-        concurrency: c.ConcurrencyOpt = 16,
+        concurrency: c.ConcurrencyOpt = c.DEFAULT_CONCURRENCY,
         insecure: c.InsecureOpt = False,
         username: c.UsernameOpt = None,
         password_stdin: c.PasswordStdinOpt = False,
