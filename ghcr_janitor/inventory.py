@@ -58,7 +58,11 @@ def describe_error(exc: BaseException) -> str:
 
 
 class _Fetcher:
-    """Fetch manifests and config blobs once each, bounded, through the disk cache."""
+    """Fetch manifests and config blobs once each, bounded, through the disk cache.
+
+    Manifests are kept parsed, not as bytes: at 10,000 tags the raw bodies alone would be
+    tens of MB held until the end of the run.
+    """
 
     def __init__(self, registry: Registry, cache: ManifestCache | None, concurrency: int, progress: Progress | None):
         self.registry = registry
@@ -69,22 +73,25 @@ class _Fetcher:
         self.manifest_gets = 0
 
     def remember(self, raw: RawManifest) -> None:
+        """A manifest fetched by tag: cache it and parse it once, for whoever asks by digest."""
         if raw.digest not in self._tasks:
-            future: asyncio.Future = asyncio.get_running_loop().create_future()
-            future.set_result(raw)
-            self._tasks[raw.digest] = future  # type: ignore[assignment]
+            self._tasks[raw.digest] = asyncio.ensure_future(self._parse(raw, None))
         if self.cache is not None:
             self.cache.put(raw)
+
+    @staticmethod
+    async def _parse(raw: RawManifest, hint: str | None) -> Manifest:
+        return parse_manifest(raw.body, raw.digest, raw.media_type or hint)
 
     async def bounded(self, call: Callable[[], Awaitable]):
         async with self.sem:
             return await call()
 
-    def _once(self, digest: str, fetch: Callable[[], Awaitable[RawManifest]]) -> Awaitable[RawManifest]:
-        """One in-flight fetch per digest, through the disk cache."""
+    def _once(self, digest: str, make: Callable[[], Awaitable]) -> Awaitable:
+        """One in-flight fetch per digest."""
         task = self._tasks.get(digest)
         if task is None:
-            task = asyncio.ensure_future(self._cached(digest, fetch))
+            task = asyncio.ensure_future(make())
             self._tasks[digest] = task
         return task
 
@@ -98,18 +105,22 @@ class _Fetcher:
             self.cache.put(raw)
         return raw
 
-    def manifest(self, digest: str) -> Awaitable[RawManifest]:
+    def manifest(self, digest: str, hint: str | None = None) -> Awaitable[Manifest]:
+        """The parsed manifest; `hint` is the referring descriptor's media type."""
         async def fetch() -> RawManifest:
             self.manifest_gets += 1
             return await self.registry.get_manifest(digest)
 
-        return self._once(digest, fetch)
+        async def make() -> Manifest:
+            return await self._parse(await self._cached(digest, fetch), hint)
+
+        return self._once(digest, make)
 
     def config(self, digest: str) -> Awaitable[RawManifest]:
         async def fetch() -> RawManifest:
             return RawManifest(digest, "config", await self.registry.get_blob(digest, MAX_CONFIG_BYTES))
 
-        return self._once(digest, fetch)
+        return self._once(digest, lambda: self._cached(digest, fetch))
 
 
 async def _resolve_tags(registry: Registry, tags: list[str], fetcher: _Fetcher, known: dict[str, str],
@@ -147,10 +158,9 @@ async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: d
     found: list[Manifest] = []
     if depth >= MAX_DEPTH or not manifest.children:
         return found
-    raws = await asyncio.gather(*(fetcher.manifest(c.digest) for c in manifest.children))
-    for child, raw in zip(manifest.children, raws):
-        parsed = parse_manifest(raw.body, child.digest, raw.media_type or child.media_type)
-        closure[child.digest] = len(raw.body)
+    parsed_children = await asyncio.gather(*(fetcher.manifest(c.digest, c.media_type) for c in manifest.children))
+    for child, parsed in zip(manifest.children, parsed_children):
+        closure[child.digest] = parsed.size
         found.append(parsed)
         found += await _closure(fetcher, parsed, depth + 1, closure)
     return found
@@ -165,9 +175,8 @@ async def _config_time(fetcher: _Fetcher, manifest: Manifest) -> datetime | None
 
 async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, options: InventoryOptions) -> Artifact:
     try:
-        raw = await fetcher.manifest(digest)
-        manifest = parse_manifest(raw.body, digest, raw.media_type)
-        closure = {digest: len(raw.body)}
+        manifest = await fetcher.manifest(digest, version.media_type if version else None)
+        closure = {digest: manifest.size}
         children = await _closure(fetcher, manifest, 0, closure)
         created, source = manifest.created, manifest.age_source
         if created is None and options.fetch_config_times:
@@ -231,6 +240,8 @@ async def build_inventory(
     roots = sorted(set(tag_map.values()) | set(by_digest))
     artifacts_list = await asyncio.gather(*(_artifact(fetcher, d, by_digest.get(d), options) for d in roots))
     artifacts = {a.digest: a for a in artifacts_list}
+    for art in artifacts_list:
+        art.manifest = None          # parsed descriptors are not needed past this point
     for tag, digest in tag_map.items():
         artifacts[digest].tags.append(tag)
     for art in artifacts.values():

@@ -52,14 +52,15 @@ _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 def _str_map(value: object, where: str) -> Mapping[str, str]:
-    """Annotations; keys interned (thousands of descriptors repeat the same few keys)."""
+    """Annotations, interned: thousands of descriptors repeat the same keys, and layers shared
+    between caches repeat the same values."""
     if value is None or value == {}:
         return _EMPTY
     if not isinstance(value, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise _fail(where, "annotations must be an object of strings")
-    return {sys.intern(k): v for k, v in value.items()}
+    return {sys.intern(k): sys.intern(v) for k, v in value.items()}
 
 
 def parse_descriptor(value: object, where: str) -> Descriptor:

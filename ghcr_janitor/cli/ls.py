@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import typer
 
@@ -44,7 +45,8 @@ def register(app: typer.Typer) -> None:
             inventories = [r.inventory for r in results if r.inventory is not None]
             failures = [{"target": str(r.target), "error": r.error} for r in results if r.error]
             if output == c.OutputFormat.json:
-                typer.echo(json.dumps(view.ls_document(inventories, failures), indent=2))
+                json.dump(view.ls_document(inventories, failures), sys.stdout, indent=2)   # streamed
+                sys.stdout.write("\n")
             elif output == c.OutputFormat.markdown:
                 from ghcr_janitor.report.markdown import ls_markdown
 
