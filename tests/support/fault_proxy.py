@@ -38,7 +38,7 @@ import re
 import socket
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 WRONG_DIGEST = "sha256:" + hashlib.sha256(b"not the manifest you asked for").hexdigest()
