@@ -19,7 +19,7 @@ from ghcr_janitor import mediatypes as mt
 from ghcr_janitor import models
 from ghcr_janitor.cache import ManifestCache
 from ghcr_janitor.defaults import DEFAULT_CONCURRENCY
-from ghcr_janitor.errors import JanitorError, NotFoundError
+from ghcr_janitor.errors import JanitorError, ManifestError, NotFoundError
 from ghcr_janitor.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.manifests import image_config_created, parse_manifest
 from ghcr_janitor.models import Artifact, Inventory, Manifest
@@ -156,8 +156,10 @@ async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: d
     for blob in manifest.blobs:
         closure[blob.digest] = blob.size
     found: list[Manifest] = []
-    if depth >= MAX_DEPTH or not manifest.children:
+    if not manifest.children:
         return found
+    if depth >= MAX_DEPTH:
+        raise ManifestError(f"{manifest.digest}: indexes nested deeper than {MAX_DEPTH} levels")
     parsed_children = await asyncio.gather(*(fetcher.manifest(c.digest, c.media_type) for c in manifest.children))
     for child, parsed in zip(manifest.children, parsed_children):
         closure[child.digest] = parsed.size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from ghcr_janitor.models import Inventory
@@ -25,19 +26,33 @@ def load(policy_path: Path | None) -> tuple[Policy, str]:
     return load_policy(policy_path), str(policy_path)
 
 
-def _referrer_decisions(inventory: Inventory, decisions: list[Decision], deleted: set[str]) -> list[Decision]:
+def _protected(tag: str, policy: Policy) -> str | None:
+    return next((p for p in policy.protect if fnmatchcase(tag, p)), None)
+
+
+def _referrer_decisions(inventory: Inventory, policy: Policy, decisions: list[Decision],
+                        deleted: set[str]) -> list[Decision]:
     """Cosign-style `sha256-<subject>[.sig|.att|.sbom]` tags follow their subject.
 
-    Kept with a kept subject (whatever a rule said); deleted with a deleted subject, or when the
-    subject is gone from a backend that lists every manifest (orphaned).
+    Only listed tags are decided, and protect patterns still win. A listed referrer tag is kept
+    with a kept subject (whatever a rule said) and deleted with a deleted subject, or when the
+    subject is gone from a backend that lists every manifest (orphaned) and nothing in the
+    repository failed to load (else "gone" cannot be known).
     """
-    orphaned = {t for tags in orphaned_referrer_tags(inventory).values() for t in tags}
+    complete = not any(a.error for a in inventory.artifacts.values())
+    orphaned = {t for tags in orphaned_referrer_tags(inventory).values() for t in tags} if complete else set()
+    listed = set(inventory.listed)
     by_tag = {d.tag: d for d in decisions if d.tag is not None}
-    adjusted = [d for d in decisions if d.tag is None or subject_of_tag(d.tag) is None]
+    adjusted = [d for d in decisions if d.tag is None or subject_of_tag(d.tag) is None or d.tag not in listed]
     for subject, tags in referrer_tags(inventory).items():
         for tag in tags:
+            if tag not in listed:
+                continue
             digest = inventory.tags[tag]
-            if tag in orphaned:
+            pattern = _protected(tag, policy)
+            if pattern is not None:
+                adjusted.append(Decision(tag, digest, "keep", f"protected by {pattern!r}"))
+            elif tag in orphaned:
                 adjusted.append(Decision(tag, digest, "delete", f"orphaned: its subject {subject} is gone",
                                          "referrer tags"))
             elif subject in deleted:
@@ -50,24 +65,37 @@ def _referrer_decisions(inventory: Inventory, decisions: list[Decision], deleted
     return adjusted
 
 
+def _block_deletes(target_plan: TargetPlan, why: str) -> None:
+    """Partial knowledge: keep every digest delete (untags and retags are safe)."""
+    blocked = [a for a in target_plan.actions if a.action == DELETE]
+    target_plan.actions = [a for a in target_plan.actions if a.action != DELETE]
+    target_plan.kept += [Kept(a.tag, a.digest, why) for a in blocked]
+    target_plan.reclaim_size = sum(a.reclaim_size for a in target_plan.actions)
+    if blocked and why not in target_plan.errors:
+        target_plan.errors.append(why)
+
+
 def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> TargetPlan:
-    """Evaluate, then build the safe plan. Unresolved tags block every delete by digest."""
+    """Evaluate, then build the safe plan.
+
+    Unresolved tags, or an artifact that could not be inspected, block every delete by digest
+    in the repository: the digest might be that tag's, or a child of that artifact.
+    """
     decisions = evaluate(inventory, policy, now)
     frees = FREES_STORAGE.get(inventory.backend, False)
     target_plan = build_target_plan(inventory, decisions, frees)
     if referrer_tags(inventory):
         deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
-        target_plan = build_target_plan(inventory, _referrer_decisions(inventory, decisions, deleted), frees)
+        target_plan = build_target_plan(inventory, _referrer_decisions(inventory, policy, decisions, deleted), frees)
     if inventory.backend == "layout":
         target_plan.notes = [LAYOUT_NOTE]
     if inventory.unresolved:
-        blocked = [a for a in target_plan.actions if a.action == DELETE]
-        target_plan.actions = [a for a in target_plan.actions if a.action != DELETE]
-        why = f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} could not be learned"
-        target_plan.kept += [Kept(a.tag, a.digest, why) for a in blocked]
-        target_plan.reclaim_size = sum(a.reclaim_size for a in target_plan.actions)
-        if not any("could not be learned" in e for e in target_plan.errors):
-            target_plan.errors.append(why)
+        _block_deletes(target_plan, f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} "
+                                    "could not be learned")
+    failed = sorted(a.digest for a in inventory.artifacts.values() if a.error)
+    if failed:
+        _block_deletes(target_plan, f"not deleted: {len(failed)} artifact(s) could not be inspected "
+                                    f"(e.g. {failed[0]}), so what they reference is unknown")
     return target_plan
 
 
