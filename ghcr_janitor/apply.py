@@ -16,7 +16,7 @@ import httpx
 
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.defaults import DEFAULT_CONCURRENCY
-from ghcr_janitor.errors import JanitorError, NotFoundError
+from ghcr_janitor.errors import JanitorError, NotFoundError, TagMovedError
 from ghcr_janitor.inventory import describe_error
 from ghcr_janitor.journal import Journal, action_key
 from ghcr_janitor.registry.base import Registry
@@ -125,9 +125,7 @@ class Applier:
                 return await self._retag(action, res)
             if action.tag is None:
                 return await self._delete_untagged(action, res)
-            current = self.tags.get(action.tag)
-            if current is None:
-                current = await self.registry.resolve(action.tag)
+            current = await self.registry.resolve(action.tag)    # fresh: a build may have re-pushed it
             if current is None:
                 return res(DONE, "tag already gone")
             if current != action.digest:
@@ -148,10 +146,14 @@ class Applier:
             for tag in [t for t, d in self.tags.items() if d == action.digest]:
                 del self.tags[tag]
             return res(DONE, "deleted", action.reclaim_size)
+        except TagMovedError as exc:
+            return res(SKIPPED, f"moved since planning ({exc})")
         except NotFoundError as exc:
             return res(DONE, f"already gone ({exc})")
         except (JanitorError, httpx.HTTPError) as exc:
             return res(FAILED, describe_error(exc))
+        except OSError as exc:                          # a local layout that cannot be written
+            return res(FAILED, f"{exc.filename or 'file'}: {exc.strerror or exc}")
 
     async def _finish_placeholder(self, tag: str, current: str) -> bool:
         try:

@@ -36,6 +36,10 @@ class NotFoundError(RegistryError):
     """Repository, tag or manifest not found (404)."""
 
 
+class TagMovedError(RegistryError):
+    """A tag no longer points at the digest an action was pinned to: the action is skipped."""
+
+
 class AuthError(RegistryError):
     """Authentication or authorisation failed (401/403)."""
 

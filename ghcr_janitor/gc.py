@@ -113,6 +113,13 @@ def _children(path: Path, digest: str, media_type: str) -> list[tuple[str, str |
     return [(d.digest, d.media_type, d.size) for d in descs]
 
 
+def _unwalkable(media_type: str | None, parent: str) -> bool:
+    """A descriptor that may reference blobs but whose format gc does not know."""
+    if media_type is None or media_type in _WALKED:
+        return False
+    return parent == "index.json" or "manifest" in media_type or media_type.endswith("index.v1+json")
+
+
 def _walk(root: Path, index_body: bytes, report: GcReport, verify: bool) -> set[str]:
     """Fill report.reachable*, missing, corrupt (and blocked); return the reachable set."""
     _, descs = parse_index(index_body, root)
@@ -144,6 +151,11 @@ def _walk(root: Path, index_body: bytes, report: GcReport, verify: bool) -> set[
             else:
                 for d, m, s in reversed(children):
                     (stack if m is not None else late).append((d, m, s, digest))
+        elif _unwalkable(media_type, parent):
+            # A root, or something that looks like a manifest, of a type we cannot read: what it
+            # references is unknown, so nothing may be deleted.
+            report.blocked = report.blocked or (
+                f"cannot walk {media_type} {digest} (from {parent}): the reachable set is unknown")
         elif verify and _hash_file(path, digest.split(":")[0]) != digest:
             problem = "content does not match its digest"
         if problem:

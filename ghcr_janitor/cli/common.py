@@ -84,6 +84,9 @@ def run(coro_factory: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         echo_err("interrupted")
         raise typer.Exit(130) from None
+    except OSError as exc:      # last resort: a file we could not read or write, one line
+        echo_err(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}")
+        raise typer.Exit(1) from None
 
 
 def read_password(password_stdin: bool) -> str | None:

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.digests import is_digest
-from ghcr_janitor.errors import JanitorError, NotFoundError, RegistryError, UsageError
+from ghcr_janitor.errors import JanitorError, NotFoundError, RegistryError, TagMovedError, UsageError
 from ghcr_janitor.registry.base import RawManifest, Version
 from ghcr_janitor.registry.github_api import (
     DEFAULT_API_URL, DEFAULT_DELETES_PER_MINUTE, Clock, GitHubPackages, PackageVersion, Sleep,
@@ -144,7 +144,7 @@ class GhcrRegistry:
                 log.info("finishing an interrupted untag of %s:%s", self.name, tag)
                 await self._delete_placeholder(carrier, tag)
                 return
-            raise NotFoundError(f"tag {self.name}:{tag} now points at {carrier.name}, not {digest}: left alone",
+            raise TagMovedError(f"tag {self.name}:{tag} now points at {carrier.name}, not {digest}: left alone",
                                 status=404)
         await self.oci.ensure_blob(EMPTY_JSON, mt.OCI_EMPTY)
         body = placeholder_manifest(tag)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.digests import check_digest, digest_of, is_digest, verify
-from ghcr_janitor.errors import LayoutError, ManifestError, NotFoundError, UsageError
+from ghcr_janitor.errors import LayoutError, ManifestError, NotFoundError, TagMovedError, UsageError
 from ghcr_janitor.manifests import load_json, parse_descriptor
 from ghcr_janitor.models import Descriptor
 from ghcr_janitor.registry.base import RawManifest, Version
@@ -349,10 +349,13 @@ class LayoutRegistry:
     def _update_index(self, change: Callable[[list[dict[str, Any]], list[Descriptor]], list[dict[str, Any]]]) -> None:
         """Re-read index.json under the exclusive lock, apply `change`, write it atomically."""
         path = self.root / INDEX
-        with index_lock(self.root, exclusive=True):
-            doc, descs = parse_index(read_index_bytes(self.root), self.root)
-            doc["manifests"] = change(doc["manifests"], descs)
-            atomic_write(path, _dump_index(doc), like=path)
+        try:
+            with index_lock(self.root, exclusive=True):
+                doc, descs = parse_index(read_index_bytes(self.root), self.root)
+                doc["manifests"] = change(doc["manifests"], descs)
+                atomic_write(path, _dump_index(doc), like=path)
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot rewrite index.json: {exc.strerror or exc}") from None
 
     async def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
         """Write the blob (atomically, if absent or damaged), then point `tag` at it."""
@@ -367,8 +370,11 @@ class LayoutRegistry:
         except OSError:
             present = False
         if not present:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, body)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, body)
+            except OSError as exc:
+                raise LayoutError(f"{path}: cannot write the manifest blob: {exc.strerror or exc}") from None
         entry = {"mediaType": media_type, "digest": digest, "size": len(body),
                  "annotations": {mt.REF_NAME: tag}}
 
@@ -402,7 +408,7 @@ class LayoutRegistry:
             if current is None:
                 raise NotFoundError(f"{self.name}: tag {tag!r} not found in index.json")
             if current.digest != digest:
-                raise NotFoundError(f"{self.name}: tag {tag!r} now points at {current.digest}, not {digest}")
+                raise TagMovedError(f"{self.name}: tag {tag!r} now points at {current.digest}, not {digest}")
             return [r for r, d in zip(raw, descs) if ref_name(d) != tag]
 
         self._update_index(change)

@@ -11,7 +11,7 @@ import httpx
 
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.digests import digest_of, is_digest, verify
-from ghcr_janitor.errors import ManifestError, NotFoundError, RegistryError
+from ghcr_janitor.errors import ManifestError, NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.http import BodyTooLarge, RequestLog, ThreadedClient
 from ghcr_janitor.registry.base import RawManifest, Version
 from ghcr_janitor.registry.errors import raise_for_status
@@ -21,6 +21,8 @@ TAG_PAGE_SIZE = 1000
 MAX_TAG_PAGES = 100_000
 EMPTY_JSON = b"{}"
 EMPTY_DIGEST = digest_of(EMPTY_JSON)
+# Deleting this digest (which no content has) answers 404 where deletes are enabled, 405 where not.
+DELETE_PROBE_DIGEST = "sha256:" + "0" * 64
 
 
 class OciRegistry:
@@ -36,6 +38,7 @@ class OciRegistry:
         self.client = client
         self.log = log if log is not None else RequestLog()
         self.supports_tag_delete: bool | None = None
+        self.deletes_enabled = False
 
     def __repr__(self) -> str:
         return f"OciRegistry({self.base_url}/{self.name})"
@@ -147,7 +150,14 @@ class OciRegistry:
         raise_for_status(response, f"deleting {self.name}@{digest}")
 
     async def delete_tag(self, tag: str, digest: str) -> None:
-        """Remove one tag: DELETE by tag where supported, else the placeholder technique."""
+        """Remove one tag, keeping the digest: DELETE by tag where supported, else the
+        placeholder technique. Refuses (TagMovedError) if the tag no longer points at `digest`.
+        """
+        current = await self.resolve(tag)
+        if current is None:
+            raise NotFoundError(f"tag {self.name}:{tag} not found", status=404)
+        if current != digest:
+            raise TagMovedError(f"tag {self.name}:{tag} now points at {current}, not {digest}")
         if self.supports_tag_delete is not False:
             response = await self._send("DELETE", self._url(f"manifests/{tag}"))
             if 200 <= response.status_code < 300:
@@ -162,14 +172,37 @@ class OciRegistry:
                 raise_for_status(response, f"deleting tag {self.name}:{tag}")
             # registry 2.8: 400 DIGEST_INVALID; ghcr.io and others: 405/400.
             self.supports_tag_delete = False
-        await self.untag_with_placeholder(tag)
+        await self.untag_with_placeholder(tag, digest)
 
-    async def untag_with_placeholder(self, tag: str) -> None:
-        """Point `tag` at a unique tiny manifest, then delete that manifest by digest."""
+    async def _check_deletes_enabled(self) -> None:
+        """Before moving a tag onto a placeholder, make sure the placeholder can be deleted:
+        DELETE of a digest that does not exist answers 404 where deletes are enabled."""
+        if self.deletes_enabled:
+            return
+        response = await self._send("DELETE", self._url(f"manifests/{DELETE_PROBE_DIGEST}"))
+        if response.status_code in (400, 405, 501):
+            raise RegistryError(f"{self.name}: the registry refuses deletes ({response.status_code}); "
+                                "enable storage.delete on the registry", status=response.status_code)
+        if response.status_code not in (200, 202, 404):
+            raise_for_status(response, f"checking that {self.name} accepts deletes")
+        self.deletes_enabled = True
+
+    async def untag_with_placeholder(self, tag: str, digest: str) -> None:
+        """Point `tag` at a unique tiny manifest, then delete that manifest by digest.
+
+        If the placeholder cannot be deleted, the tag is put back on its original manifest.
+        """
+        await self._check_deletes_enabled()
+        original = await self.get_manifest(digest)
         await self.ensure_blob(EMPTY_JSON, mt.OCI_EMPTY)
-        body = placeholder_manifest(tag)
-        digest = await self.put_manifest(tag, body, mt.OCI_MANIFEST)
-        await self.delete_manifest(digest)
+        placeholder = await self.put_manifest(tag, placeholder_manifest(tag), mt.OCI_MANIFEST)
+        try:
+            await self.delete_manifest(placeholder)
+        except NotFoundError:
+            pass
+        except BaseException:
+            await self.put_manifest(tag, original.body, original.media_type)
+            raise
 
     async def ensure_blob(self, data: bytes, media_type: str) -> str:
         """Upload a small blob (monolithic POST + PUT) unless the repository has it."""

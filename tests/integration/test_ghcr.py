@@ -21,7 +21,7 @@ import respx
 
 from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.connect import ConnectOptions, open_registry
-from ghcr_janitor.errors import NotFoundError, RegistryError
+from ghcr_janitor.errors import NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.inventory import InventoryOptions, build_inventory
 from ghcr_janitor.reference import parse_target
 from ghcr_janitor.registry import github_api
@@ -348,7 +348,7 @@ def test_ghcr_delete_tag_refuses_a_moved_tag(ghcr_env, api_mock, fast_sleep):
 
     async def go():
         try:
-            with pytest.raises(NotFoundError, match="now points at"):
+            with pytest.raises(TagMovedError, match="now points at"):
                 await registry.delete_tag("cache-pr-1", facts["cache-base"])
         finally:
             await registry.aclose()

@@ -180,3 +180,23 @@ def test_bad_plan_file_exits_2(cli, tmp_path):
     bad.write_text('{"plan_version": 99, "targets": []}')
     result = cli("apply", str(bad), "--yes")
     assert result.exit_code == 2 and "plan_version" in result.stderr
+
+
+def test_rerun_finishes_an_interrupted_untag(cli, registry, repo, tmp_path):
+    """A crash between the placeholder PUT and its DELETE leaves the tag on our placeholder:
+    the next apply recognises it and finishes the untag instead of reporting the tag moved."""
+    from ghcr_janitor.registry.oci import placeholder_manifest
+
+    digest, body = repo.buildkit_cache("cache-pr-1", [b"pr" * 10], NOW - timedelta(days=90))
+    repo.manifest("cache-main", body, OCI_MANIFEST)
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nselect = { tags = ["cache-pr-*"] }\nolder_than = "30d"\naction = "delete"\n')
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", f"{registry.host}/{repo.repo}", "--policy", str(policy), "-o", str(plan_file)).exit_code == 0
+    repo.blob(b"{}")
+    repo.manifest("cache-pr-1", placeholder_manifest("cache-pr-1"), OCI_MANIFEST)   # the interrupted state
+    result = cli("apply", str(plan_file), "--yes", "-O", "json")
+    assert result.exit_code == 0, result.output
+    [outcome] = json.loads(result.stdout)["targets"][0]["results"]
+    assert outcome["status"] == "done" and "interrupted untag" in outcome["reason"]
+    assert repo.tags() == {"cache-main": digest}

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from ghcr_janitor import mediatypes as mt
-from ghcr_janitor.errors import LayoutError, ManifestError, NotFoundError
+from ghcr_janitor.errors import LayoutError, ManifestError, NotFoundError, TagMovedError
 from ghcr_janitor.registry import layout as layout_mod
 from ghcr_janitor.registry.base import Registry
 from ghcr_janitor.registry.layout import LayoutRegistry
@@ -154,7 +154,7 @@ def test_delete_tag_keeps_other_tags(lay):
     with pytest.raises(NotFoundError):
         run(reg.delete_tag("cache-one", lay.m1["digest"]))
     before = (lay.root / "index.json").read_bytes()
-    with pytest.raises(NotFoundError):  # moved: nothing changes
+    with pytest.raises(TagMovedError):  # moved: nothing changes
         run(reg.delete_tag("cache-two", lay.m1["digest"]))
     assert (lay.root / "index.json").read_bytes() == before
 
