@@ -1,11 +1,15 @@
 """The apply journal: one JSON line per finished action, next to the plan file.
 
 A rerun of `janitor apply PLAN` after an interruption reads it and does not redo what
-was done; everything else is re-checked against the registry as usual.
+was done; everything else is re-checked against the registry as usual. Every line carries
+the plan's fingerprint (sha256 of the plan file's bytes), so a new plan written to the
+same path never inherits the old plan's "done" (a cron job that runs `plan -o plan.json`
+and `apply plan.json` daily would otherwise skip today's work).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,8 +20,9 @@ def action_key(target: str, action: str, tag: str | None, digest: str, to: str |
 
 
 class Journal:
-    def __init__(self, path: Path | None):
+    def __init__(self, path: Path | None, plan_id: str = ""):
         self.path = path
+        self.plan_id = plan_id
         self.done: set[str] = set()
         if path is not None and path.is_file():
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -25,12 +30,19 @@ class Journal:
                     entry = json.loads(line)
                 except ValueError:
                     continue            # a line cut by a crash
-                if isinstance(entry, dict) and entry.get("status") == "done" and isinstance(entry.get("key"), str):
+                if (isinstance(entry, dict) and entry.get("plan") == plan_id and entry.get("status") == "done"
+                        and isinstance(entry.get("key"), str)):
                     self.done.add(entry["key"])
 
     @classmethod
     def for_plan(cls, plan_path: Path | None) -> "Journal":
-        return cls(None if plan_path is None else plan_path.with_name(plan_path.name + ".journal"))
+        if plan_path is None:
+            return cls(None)
+        try:
+            plan_id = hashlib.sha256(plan_path.read_bytes()).hexdigest()
+        except OSError:
+            plan_id = ""
+        return cls(plan_path.with_name(plan_path.name + ".journal"), plan_id)
 
     def record(self, key: str, status: str) -> None:
         if status == "done":
@@ -38,6 +50,6 @@ class Journal:
         if self.path is None:
             return
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"key": key, "status": status}) + "\n")
+            handle.write(json.dumps({"plan": self.plan_id, "key": key, "status": status}) + "\n")
             handle.flush()
             os.fsync(handle.fileno())

@@ -15,6 +15,7 @@ Safety rules enforced here, whatever the decisions say:
 from __future__ import annotations
 
 import json
+import uuid
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,9 @@ class Plan:
     policy: str | None
     targets: list[TargetPlan] = field(default_factory=list)
     plan_version: int = PLAN_VERSION
+    # Unique per plan, so two plans made in the same second are still two plans (the apply
+    # journal is keyed by the plan file's bytes).
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def reclaim_size(self) -> int:
@@ -91,6 +95,7 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "plan_version": self.plan_version,
+            "id": self.id,
             "created": self.created,
             "policy": self.policy,
             "targets": [
@@ -365,10 +370,12 @@ def _parse_plan(data: Any, source: str) -> Plan:
         if parse_time(created) is None:
             raise _Bad("created", f"invalid time {created[:40]!r}")
         targets = _get(obj, "targets", "", (list,))
+        plan_id = _get(obj, "id", "", (str,), required=False, default="")
         return Plan(
             created=created,
             policy=_get(obj, "policy", "", (str, type(None))),
             targets=[_parse_target(t, f"targets[{i}]") for i, t in enumerate(targets)],
+            id=plan_id,
         )
     except _Bad as exc:
         raise PlanError(" ".join(f"{source}: {exc.key}: {exc.message}".split())) from None

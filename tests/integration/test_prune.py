@@ -200,3 +200,21 @@ def test_rerun_finishes_an_interrupted_untag(cli, registry, repo, tmp_path):
     [outcome] = json.loads(result.stdout)["targets"][0]["results"]
     assert outcome["status"] == "done" and "interrupted untag" in outcome["reason"]
     assert repo.tags() == {"cache-main": digest}
+
+
+def test_a_new_plan_at_the_same_path_does_not_inherit_the_old_journal(cli, registry, repo, tmp_path):
+    """cron: `plan -o plan.json && apply plan.json` every day; BuildKit re-pushes identical digests."""
+    digest, body = repo.buildkit_cache("cache-pr-1", [b"pr" * 10], NOW - timedelta(days=90))
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nselect = { tags = ["cache-pr-*"] }\nolder_than = "30d"\naction = "delete"\n')
+    plan_file = tmp_path / "plan.json"
+    target = f"{registry.host}/{repo.repo}"
+    for day in (1, 2):
+        if day == 2:
+            repo.manifest("cache-pr-1", body, OCI_MANIFEST)            # the same digest again
+        assert cli("plan", target, "--policy", str(policy), "-o", str(plan_file)).exit_code == 0
+        result = cli("apply", str(plan_file), "--yes", "-O", "json")
+        assert result.exit_code == 0, result.output
+        [outcome] = json.loads(result.stdout)["targets"][0]["results"]
+        assert outcome["status"] == "done" and "journal" not in outcome["reason"], day
+        assert repo.tags() == {}

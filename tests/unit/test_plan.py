@@ -158,7 +158,7 @@ def test_json_round_trip(tmp_path):
     path = tmp_path / "plan.json"
     write_plan(plan, path)
     data = json.loads(path.read_text())
-    assert list(data) == ["plan_version", "created", "policy", "targets"]
+    assert list(data) == ["plan_version", "id", "created", "policy", "targets"]
     assert data["plan_version"] == 1 and data["created"] == "2026-11-01T12:00:00Z"
     target = data["targets"][0]
     for key in ("target", "reclaim_size", "actions", "kept"):
