@@ -114,6 +114,7 @@ def seeded(registry, proxy, tmp_path_factory):
 def _plan_doc(path: Path) -> dict:
     doc = json.loads(path.read_text())
     doc.pop("created")
+    doc.pop("id")
     return doc
 
 
