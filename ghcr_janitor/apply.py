@@ -136,8 +136,10 @@ class Applier:
             if action.action == "untag" or others:
                 await self.registry.delete_tag(action.tag, action.digest)
                 self.tags.pop(action.tag, None)
-                why = "untagged; digest kept" if not others or action.action == "untag" else \
-                    f"untagged instead of deleted: {', '.join(others)} now also point at this digest"
+                why = "untagged; digest kept"
+                if others and action.action != "untag":
+                    verb = "points" if len(others) == 1 else "point"
+                    why = f"untagged instead of deleted: {', '.join(others)} now also {verb} at this digest"
                 return res(DONE, why)
             try:
                 await self.registry.delete_manifest(action.digest)

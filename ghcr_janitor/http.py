@@ -66,6 +66,17 @@ def configured_deadline() -> float:
     return _env_number(DEADLINE_ENV, DEADLINE_SECONDS, 0.01)
 
 
+def _log_retry(details: "stamina.instrumentation.RetryDetails") -> None:
+    """One info line per retry, naming the cause (stamina's default is a bare warning)."""
+    cause = details.caused_by
+    what = f"HTTP {cause.response.status_code} from {cause.response.request.url.host}" \
+        if isinstance(cause, RetryableStatus) else type(cause).__name__
+    log.info("retry %d in %.1fs after %s", details.retry_num, details.wait_for, what)
+
+
+stamina.instrumentation.set_on_retry_hooks([_log_retry])
+
+
 def _retrying(hook, attempts: int, deadline: float):
     """The one stamina retry policy: exponential backoff with jitter, bounded attempts and time."""
     initial = _env_number(WAIT_ENV, WAIT_INITIAL, 0.0)

@@ -7,6 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from ghcr_janitor.digests import is_digest
 from ghcr_janitor.errors import UsageError
 
 OCI = "oci"
@@ -16,7 +17,6 @@ LAYOUT = "layout"
 GHCR_HOST = "ghcr.io"
 _NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_DIGEST_REF = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ def parse_target(text: str) -> Target:
             os.path.join(raw.split("@")[0].rsplit(":", 1)[0], "oci-layout"))
     ):
         return _split_layout(raw)
+    if raw.startswith(("/", "./", "../", "~")):       # a path, never HOST/NAME
+        return _split_layout(os.path.expanduser(raw))
     for scheme in ("https://", "http://"):
         if raw.startswith(scheme):
             raise UsageError(f"target {text!r}: give HOST/NAME without {scheme} (use --insecure for plain HTTP)")
@@ -102,8 +104,8 @@ def parse_target(text: str) -> Target:
     tag = digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
-        if not _DIGEST_REF.match(digest):
-            raise UsageError(f"target {text!r}: invalid digest {digest!r}")
+        if not is_digest(digest):
+            raise UsageError(f"target {text!r}: invalid digest {digest!r} (expected sha256:<64 hex>)")
     last = rest.rsplit("/", 1)[-1]
     if ":" in last:
         rest, tag = rest.rsplit(":", 1)

@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,      # plain click usage errors: a short message, no boxes
 )
 
 COMMAND_MODULES = ("ls", "inspect", "plan", "prune", "apply", "gc", "policy")

@@ -76,7 +76,9 @@ def fail(exc: JanitorError) -> "typer.Exit":
 
 
 def run(coro_factory: Callable[[], Any]) -> Any:
-    """Run an async command body; JanitorErrors become a one-line message and an exit code."""
+    """Run an async command body; errors become a one-line message and an exit code."""
+    import httpx
+
     try:
         return asyncio.run(coro_factory())
     except JanitorError as exc:
@@ -84,7 +86,12 @@ def run(coro_factory: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         echo_err("interrupted")
         raise typer.Exit(130) from None
-    except OSError as exc:      # last resort: a file we could not read or write, one line
+    except httpx.HTTPError as exc:      # network trouble that outlasted the retries
+        from ghcr_janitor.inventory import describe_error
+
+        echo_err(f"error: {describe_error(exc)}")
+        raise typer.Exit(1) from None
+    except OSError as exc:              # last resort: a file we could not read or write
         echo_err(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}")
         raise typer.Exit(1) from None
 

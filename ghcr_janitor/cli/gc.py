@@ -63,7 +63,8 @@ def _table(report, keep_recent: timedelta, markdown: bool = False) -> str:
         lines.append(f"left alone {len(report.ignored)} entries under blobs/ that are not blobs")
     freed = report.bytes_freed
     lead = "would free" if report.dry_run else "freed"
-    lines.append(f"{lead} {freed} bytes ({freed / 2**20:.2f} MiB) in {len(report.deleted)} blobs")
+    count = len(report.deleted)
+    lines.append(f"{lead} {human_size(freed)} ({freed} bytes) in {count} blob{'' if count == 1 else 's'}")
     if markdown:
         return "\n\n".join(line for line in lines if line)
     return "\n".join(lines)

@@ -68,6 +68,8 @@ def register(app: typer.Typer) -> None:
             doc = await session.with_registry(parsed, lambda reg: inspect_artifact(reg, parsed, session.inventory))
             if output == c.OutputFormat.json:
                 typer.echo(json.dumps(doc, indent=2))
+            elif output == c.OutputFormat.markdown:
+                typer.echo(f"### `{doc['target']}`\n\n```\n{_text(doc)}\n```")
             else:
                 typer.echo(_text(doc))
 

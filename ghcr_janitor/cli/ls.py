@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
                 from ghcr_janitor.report.markdown import ls_markdown
 
                 typer.echo(ls_markdown(inventories, session.inventory.now, failures))
-            else:
+            elif inventories:
                 typer.echo("\n\n".join(view.ls_table(i, session.inventory.now) for i in inventories))
             for failure in failures:
                 c.echo_err(f"error: {failure['target']}: {failure['error']}")

@@ -24,6 +24,9 @@ def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_fil
         typer.echo(plan_markdown(plan, now, dry_run))
     else:
         typer.echo(plan_table(plan, now, dry_run))
+    for target_plan in plan.targets:         # stderr, whatever the stdout format
+        for error in target_plan.errors:
+            typer.echo(f"error: {target_plan.target}: {error}", err=True)
     if summaries:       # prune --yes shows the plan first, then summarises once, with the results
         emit_summaries(plan=plan, results=None, now=now, dry_run=dry_run, metrics_file=metrics_file,
                        inventories=inventories)
@@ -41,6 +44,11 @@ def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime
         typer.echo(results_markdown(results))
     else:
         typer.echo(results_table(results))
+    for result in results:                    # stderr, whatever the stdout format
+        if result.error:
+            typer.echo(f"error: {result.target}: {result.error}", err=True)
+        for failed in (r for r in result.results if r.status == "failed"):
+            typer.echo(f"error: {result.target}: {failed.action} {failed.tag or failed.digest}: {failed.reason}", err=True)
     emit_summaries(plan=plan, results=results, now=now, dry_run=False, metrics_file=metrics_file,
                    inventories=inventories)
 

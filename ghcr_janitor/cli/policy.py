@@ -9,7 +9,7 @@ import typer
 
 from ghcr_janitor.cli import common as c
 
-policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True)
+policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @policy_app.command("check")

@@ -9,6 +9,9 @@ import typer
 from ghcr_janitor.cli import common as c
 
 
+CONFIRM_HINT = "add --yes to apply, or --dry-run to only look"
+
+
 def register(app: typer.Typer) -> None:
     @app.command("prune")
     def prune(
@@ -41,7 +44,7 @@ def register(app: typer.Typer) -> None:
         async def body() -> int:
             from ghcr_janitor.apply import apply_plan, exit_code
             from ghcr_janitor.cli.build import build_session
-            from ghcr_janitor.cli.confirm import confirm_or_refuse
+            from ghcr_janitor.cli.confirm import confirm_or_refuse, refuse_unless_confirmable
             from ghcr_janitor.cli.outputs import emit_plan, emit_results, report_requests
             from ghcr_janitor.journal import Journal
             from ghcr_janitor.planner import load, make_plan
@@ -50,6 +53,8 @@ def register(app: typer.Typer) -> None:
 
             loaded, name = load(policy)
             grace = _duration(parse_duration, keep_recent)
+            if not dry_run:
+                refuse_unless_confirmable(yes, CONFIRM_HINT)
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
             with progress_bar() as bar:
@@ -63,10 +68,10 @@ def register(app: typer.Typer) -> None:
                 report_requests(session.connect.log, c.verbosity())
                 return 1 if planning_failed else 0
             if output == c.OutputFormat.table:
-                emit_plan(the_plan, output, now, dry_run=True, summaries=False)
+                emit_plan(the_plan, output, now, dry_run=False, summaries=False)
             count = sum(len(t.actions) for t in the_plan.targets)
             if count:
-                confirm_or_refuse(f"Apply {count} actions?", yes, "add --yes to apply, or --dry-run to only look")
+                confirm_or_refuse(f"Apply {count} actions?", yes, CONFIRM_HINT)
             with progress_bar() as bar:
                 if bar is not None:
                     bar.set_total("apply", count)

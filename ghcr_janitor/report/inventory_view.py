@@ -60,8 +60,19 @@ def inventory_dict(inv: Inventory) -> dict[str, Any]:
     }
 
 
+def failed_target_dict(target: str, error: str) -> dict[str, Any]:
+    """A target whose inventory failed: listed like the others, empty, with its error."""
+    return {"target": target, "backend": None, "tags": [], "untagged": [],
+            "totals": {"tags": 0, "artifacts": 0, "size": 0, "unique_size": 0, "repository_tags": 0,
+                       "repository_size": 0},
+            "errors": [error]}
+
+
 def ls_document(inventories: list[Inventory], errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"version": JSON_VERSION, "targets": [inventory_dict(i) for i in inventories]}
+    """Every target in `targets`, failed ones too (with `errors`); failures also listed at the top."""
+    targets = [inventory_dict(i) for i in inventories]
+    targets += [failed_target_dict(e["target"], e["error"]) for e in errors or []]
+    doc: dict[str, Any] = {"version": JSON_VERSION, "targets": targets}
     if errors:
         doc["errors"] = errors
     return doc

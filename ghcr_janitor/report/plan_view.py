@@ -39,8 +39,6 @@ def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> st
                    f"({tp.reclaim_size} bytes)")
         for note in tp.notes:
             out.append(f"note: {note}")
-        for error in tp.errors:
-            out.append(f"error: {error}")
         out.append("")
     if len(plan.targets) > 1:
         out.append(f"total: {human_size(plan.reclaim_size)} ({plan.reclaim_size} bytes) over {len(plan.targets)} targets")
@@ -53,8 +51,6 @@ def results_table(results) -> str:
     out = []
     for tr in results:
         out.append(tr.target)
-        if tr.error:
-            out.append(f"error: {tr.error}")
         rows = [[r.action if not r.to else f"{r.action} -> {r.to}", r.tag or "<untagged>", short(r.digest),
                  r.status, r.reason] for r in tr.results]
         if rows:

@@ -157,13 +157,26 @@ def test_budget_rule_deletes_oldest_over_budget(cli, registry, repo, tmp_path):
     assert all("over budget" in a["reason"] for a in target["actions"])
 
 
-def test_prune_without_yes_off_tty_refuses(cli, registry, repo):
+def test_prune_without_yes_off_tty_refuses_before_contacting(cli, registry, repo, request_log):
     seed_stages(repo)
     before = repo.tags()
     result = cli("prune", f"{registry.host}/{repo.repo}")
     assert result.exit_code == 2
-    assert "--yes" in result.stderr
+    assert "--yes" in result.stderr and "--dry-run" in result.stderr
+    assert request_log == []
     assert repo.tags() == before
+
+
+def test_failures_are_reported_on_stderr_and_in_json(cli, registry):
+    missing = f"{registry.host}/no/such-repo"
+    plan = cli("plan", missing, "-O", "json")
+    assert plan.exit_code == 1
+    assert "error:" in plan.stderr and "no/such-repo" in plan.stderr
+    assert json.loads(plan.stdout)["targets"][0]["errors"]
+    ls = cli("ls", missing, "-O", "json")
+    assert ls.exit_code == 1 and "error:" in ls.stderr
+    [target] = json.loads(ls.stdout)["targets"]
+    assert target["target"] == missing and target["tags"] == [] and target["errors"]
 
 
 def test_invalid_policy_exits_2_before_contacting(cli, tmp_path, request_log):

@@ -359,7 +359,7 @@ def test_cli_gc_dry_run_then_real_run(tmp_path):
     before = snapshot(tmp_path / "ex")
     result = janitor("gc", "--dry-run", f"oci-layout:{tmp_path / 'ex'}")
     assert result.exit_code == 0, result.output
-    assert "would free" in result.stdout and "MiB) in 8 blobs" in result.stdout
+    assert "would free" in result.stdout and "(8600 bytes) in 8 blobs" in result.stdout
     assert snapshot(tmp_path / "ex") == before
     doc = json.loads(janitor("gc", "--dry-run", "--output", "json", str(tmp_path / "ex")).stdout)
     assert doc["version"] == 1 and doc["dry_run"] is True and len(doc["deleted"]) == 8
