@@ -121,7 +121,12 @@ class GhcrRegistry:
             await self.api.delete_version(version.id)
         except NotFoundError:
             self._forget(version)
-            raise
+            # The cached id may be stale (deleted and pushed again: same digest, new id).
+            fresh = (await self._listing(0)).get(digest)
+            if fresh is None or fresh.id == version.id:
+                raise
+            await self.api.delete_version(fresh.id)
+            version = fresh
         self._forget(version)
 
     def _forget(self, version: PackageVersion) -> None:
