@@ -511,3 +511,25 @@ def test_ghcr_seed_stages_policy_dry_run_lists_untagged_versions(ghcr_env, api_m
     assert "api.github.test (GitHub REST)" in rest_line and "DELETE" not in rest_line
     table = cli("prune", f"ghcr.io/{owner}/app", "--policy", policy, "--dry-run")
     assert "<untagged>" in table.stdout and "untagged versions" not in table.stderr
+
+
+def test_ghcr_token_never_leaks_on_the_happy_path(ghcr_env, api_mock, fast_sleep, tmp_path, cli, caplog):
+    """GITHUB_TOKEN through plan, dry run and apply at -vv: not in output, logs, plan or journal."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    owner, pusher, fake = make_package(ghcr_env)
+    seed_scenario(pusher, fake, old=3, image_age_days=100)
+    serve(api_mock, fake)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    target = f"ghcr.io/{owner}/app"
+    plan_file = tmp_path / "plan.json"
+    outputs = [cli("-vv", "prune", target, "--policy", policy, "--dry-run"),
+               cli("plan", target, "--policy", policy, "-o", plan_file, "-vv"),
+               cli("apply", plan_file, "--yes", "-vv")]
+    assert [r.exit_code for r in outputs] == [0, 0, 0], [r.output for r in outputs]
+    texts = [r.stdout + r.stderr for r in outputs] + [plan_file.read_text(),
+             (tmp_path / "plan.json.journal").read_text(), caplog.text]
+    assert all(TOKEN not in text for text in texts)
+    assert any("GitHub REST" in r.stderr for r in outputs)
