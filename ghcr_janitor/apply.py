@@ -8,18 +8,17 @@ never deleted; retags verify the digest they produced.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from typing import Callable
 
 import httpx
 
-from ghcr_janitor import mediatypes as mt
 from ghcr_janitor.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.errors import JanitorError, NotFoundError, TagMovedError
 from ghcr_janitor.inventory import describe_error
 from ghcr_janitor.journal import Journal, action_key
 from ghcr_janitor.registry.base import Registry
+from ghcr_janitor.registry.oci import is_placeholder
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
@@ -70,15 +69,6 @@ async def snapshot_tags(registry: Registry, concurrency: int = DEFAULT_CONCURREN
 
     await asyncio.gather(*(one(t) for t in tags))
     return found
-
-
-def _is_placeholder(body: bytes, tag: str | None) -> bool:
-    try:
-        doc = json.loads(body)
-        notes = doc.get("annotations") or {}
-    except (ValueError, AttributeError):
-        return False
-    return notes.get(mt.PLACEHOLDER) == "true" and (tag is None or notes.get("dev.ghcr-janitor.tag") in (None, tag))
 
 
 class Applier:
@@ -162,7 +152,7 @@ class Applier:
             raw = await self.registry.get_manifest(current)
         except (JanitorError, httpx.HTTPError):
             return False
-        if not _is_placeholder(raw.body, tag):
+        if not is_placeholder(raw.body, tag):
             return False
         await self.registry.delete_manifest(current)
         self.tags.pop(tag, None)

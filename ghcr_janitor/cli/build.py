@@ -15,8 +15,6 @@ def build_session(tag: list[str] | None, all_tags: bool, concurrency: int, insec
                   username: str | None, password_stdin: bool, owner_type: str | None = None) -> Session:
     if owner_type is not None and owner_type not in ("org", "user"):
         raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
-    if password_stdin and username is None:
-        username = None  # defaults per registry (e.g. 'token' for ghcr.io)
     connect = ConnectOptions(insecure=insecure, username=username, password=read_password(password_stdin),
                              concurrency=concurrency, owner_type=owner_type)
     inventory = InventoryOptions(tag_globs=list(tag) if tag else list(DEFAULT_TAG_GLOBS), all_tags=all_tags,

@@ -12,7 +12,6 @@ apply re-resolves every tag, and re-listing thousands of versions per action wou
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Callable
@@ -24,7 +23,7 @@ from ghcr_janitor.registry.base import RawManifest, Version
 from ghcr_janitor.registry.github_api import (
     DEFAULT_API_URL, DEFAULT_DELETES_PER_MINUTE, Clock, GitHubPackages, PackageVersion, Sleep,
 )
-from ghcr_janitor.registry.oci import EMPTY_JSON, OciRegistry, placeholder_manifest
+from ghcr_janitor.registry.oci import EMPTY_JSON, OciRegistry, is_placeholder, placeholder_manifest
 
 log = logging.getLogger("ghcr_janitor.ghcr")
 
@@ -174,10 +173,9 @@ class GhcrRegistry:
             return False
         try:
             raw = await self.oci.get_manifest(version.name)
-            annotations = json.loads(raw.body).get("annotations") or {}
-        except (JanitorError, ValueError, AttributeError):
+        except JanitorError:
             return False
-        return annotations.get(mt.PLACEHOLDER) == "true" and annotations.get("dev.ghcr-janitor.tag") == tag
+        return is_placeholder(raw.body, tag)
 
     async def _find_placeholder(self, placeholder: str, tag: str) -> PackageVersion:
         """Re-list (page by page, newest first) until the placeholder's version shows up."""

@@ -235,20 +235,20 @@ def placeholder_manifest(tag: str) -> bytes:
         "layers": [],
         "annotations": {
             mt.PLACEHOLDER: "true",
-            "dev.ghcr-janitor.tag": tag,
+            mt.PLACEHOLDER_TAG: tag,
             "dev.ghcr-janitor.nonce": f"{time.time_ns()}-{os.getpid()}-{os.urandom(6).hex()}",
         },
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def is_placeholder(body: bytes) -> bool:
+def is_placeholder(body: bytes, tag: str) -> bool:
+    """True if `body` is the janitor's own placeholder manifest, pushed for `tag`."""
     try:
-        doc = json.loads(body)
-    except ValueError:
+        notes = json.loads(body).get("annotations") or {}
+        return notes.get(mt.PLACEHOLDER) == "true" and notes.get(mt.PLACEHOLDER_TAG) == tag
+    except (ValueError, AttributeError):
         return False
-    return isinstance(doc, dict) and isinstance(doc.get("annotations"), dict) and \
-        doc["annotations"].get(mt.PLACEHOLDER) == "true"
 
 
 def _declared_media_type(body: bytes) -> str | None:
