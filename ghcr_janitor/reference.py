@@ -86,11 +86,9 @@ def parse_target(text: str) -> Target:
         raise UsageError("empty target")
     if raw.startswith("oci-layout:"):
         return _split_layout(raw[len("oci-layout:"):])
-    if os.path.isfile(os.path.join(raw.split("@")[0], "oci-layout")) or (
-        os.path.isdir(raw.split("@")[0].rsplit(":", 1)[0]) and os.path.isfile(
-            os.path.join(raw.split("@")[0].rsplit(":", 1)[0], "oci-layout"))
-    ):
-        return _split_layout(raw)
+    path = raw.split("@")[0]
+    if any(os.path.isfile(os.path.join(p, "oci-layout")) for p in (path, path.rsplit(":", 1)[0])):
+        return _split_layout(raw)       # a PATH (optionally :TAG) holding an OCI layout
     if raw.startswith(("/", "./", "../", "~")):       # a path, never HOST/NAME
         return _split_layout(os.path.expanduser(raw))
     for scheme in ("https://", "http://"):
