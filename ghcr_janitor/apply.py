@@ -2,7 +2,9 @@
 
 Safety, in order: a fresh tag -> digest snapshot is taken first; a tag that moved since
 planning is skipped; a digest that now carries a tag the plan does not remove is untagged,
-never deleted; retags verify the digest they produced.
+never deleted; retags verify the digest they produced. Actions run in plan order (parents
+before the children that follow them); a child is deleted only once its parent is gone, and
+never while an index tagged since planning uses it.
 """
 
 from __future__ import annotations
@@ -81,11 +83,32 @@ class Applier:
         self.journal = journal
         self.progress = progress
         self.tags: dict[str, str] = {}
+        self.deleted: set[str] = set()             # digests deleted by this run (or its journal)
+        self.new_users: dict[str, str] = {}        # child digest -> a tag pushed since planning that uses it
 
-    async def run(self, actions: list) -> TargetResult:
+    async def _children_of_new_tags(self, known: set[str]) -> dict[str, str]:
+        """Children of indexes tagged since planning (a rebuild may reuse platform manifests)."""
+        from ghcr_janitor.manifests import parse_manifest
+
+        users: dict[str, str] = {}
+        for tag, digest in sorted(self.tags.items()):
+            if digest in known:
+                continue
+            try:
+                raw = await self.registry.get_manifest(digest)
+            except NotFoundError:           # gone again already
+                continue
+            for child in parse_manifest(raw.body, digest, raw.media_type).children:
+                users.setdefault(child.digest, f"{tag} ({digest})")
+        return users
+
+    async def run(self, actions: list, known: set[str] | None = None) -> TargetResult:
+        """Apply `actions` in order; `known`: every digest the plan saw (actions and kept)."""
         result = TargetResult(self.target)
         try:
             self.tags = await snapshot_tags(self.registry)
+            if any(a.parent for a in actions):
+                self.new_users = await self._children_of_new_tags(known or {a.digest for a in actions})
         except (JanitorError, httpx.HTTPError) as exc:
             result.error = f"could not read the current tags: {describe_error(exc)}; nothing applied"
             return result
@@ -98,9 +121,17 @@ class Applier:
             if key in self.journal.done:
                 outcome = ActionResult(action.action, action.tag, action.digest, DONE,
                                        "already done (apply journal)", action.to, 0)
+            elif action.parent and action.parent not in self.deleted:
+                outcome = ActionResult(action.action, action.tag, action.digest, SKIPPED,
+                                       f"not deleted: {action.parent}, which it follows, was not deleted", None, 0)
+            elif action.parent and action.digest in self.new_users:
+                outcome = ActionResult(action.action, action.tag, action.digest, SKIPPED,
+                                       f"not deleted: now used by {self.new_users[action.digest]}", None, 0)
             else:
                 outcome = await self._one(action, removing)
                 self.journal.record(key, outcome.status)
+            if action.action == "delete" and outcome.status == DONE:
+                self.deleted.add(action.digest)
             result.results.append(outcome)
             if self.progress:
                 self.progress("apply", 1)
@@ -211,8 +242,9 @@ async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, i
             results.append(TargetResult(target_plan.target))
             continue
         registry = open_registry(parse_target(target_plan.target), connect)
+        known = {a.digest for a in target_plan.actions} | {k.digest for k in target_plan.kept}
         try:
-            results.append(await Applier(registry, target_plan.target, journal, progress).run(target_plan.actions))
+            results.append(await Applier(registry, target_plan.target, journal, progress).run(target_plan.actions, known))
         finally:
             await registry.aclose()
     return results

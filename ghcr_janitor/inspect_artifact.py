@@ -26,7 +26,10 @@ async def inspect_artifact(registry: Registry, target: Target, options: Inventor
         if digest is None:
             raise NotFoundError(f"tag {target.repository}:{reference} not found", status=404)
     fetcher = _Fetcher(registry, None, options.concurrency, None)
-    art = await _artifact(fetcher, digest, None, options)
+    listed: frozenset[str] = frozenset()
+    if registry.lists_untagged:         # so that a child known to be gone is a fact, not an error
+        listed = frozenset(v.digest for v in await registry.list_versions() or [])
+    art = await _artifact(fetcher, digest, None, options, lambda d: registry.known_missing(d, listed))
     if art.error:
         raise NotFoundError(f"{target}: {art.error}") if "not found" in art.error else _error(art.error)
     manifest = art.manifest
@@ -48,6 +51,8 @@ async def inspect_artifact(registry: Registry, target: Target, options: Inventor
         "unique_blobs": len({b.digest for b in manifest.blobs}),
         "children": [_desc(c) for c in manifest.children],
         "subject": _desc(manifest.subject) if manifest.subject else None,
+        "broken": art.broken,
+        "missing": list(art.missing),
     }
     if art.kind == "buildkit-cache" and manifest.config is not None:
         doc["cache"] = await _cache_facts(registry, manifest)

@@ -151,8 +151,16 @@ async def _resolve_tags(registry: Registry, tags: list[str], fetcher: _Fetcher, 
     return resolved, failures
 
 
-async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: dict[str, int]) -> list[Manifest]:
-    """Add `manifest`'s blobs and children (recursively) to `closure`; return child manifests."""
+Gone = Callable[[str], bool]
+
+
+async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: dict[str, int],
+                   missing: list[str], gone: Gone) -> list[Manifest]:
+    """Add `manifest`'s blobs and children (recursively) to `closure`; return child manifests.
+
+    A child that answers "not found" and that the backend knows to be gone (`gone`) goes to
+    `missing` and the walk goes on: the closure is what is left. Any other failure raises.
+    """
     for blob in manifest.blobs:
         closure[blob.digest] = blob.size
     found: list[Manifest] = []
@@ -160,12 +168,27 @@ async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: d
         return found
     if depth >= MAX_DEPTH:
         raise ManifestError(f"{manifest.digest}: indexes nested deeper than {MAX_DEPTH} levels")
-    parsed_children = await asyncio.gather(*(fetcher.manifest(c.digest, c.media_type) for c in manifest.children))
+    parsed_children = await asyncio.gather(
+        *(fetcher.manifest(c.digest, c.media_type) for c in manifest.children), return_exceptions=True)
     for child, parsed in zip(manifest.children, parsed_children):
+        if isinstance(parsed, BaseException):
+            if isinstance(parsed, NotFoundError) and gone(child.digest):
+                if child.digest not in missing:
+                    missing.append(child.digest)
+                continue
+            raise parsed
         closure[child.digest] = parsed.size
         found.append(parsed)
-        found += await _closure(fetcher, parsed, depth + 1, closure)
+        found += await _closure(fetcher, parsed, depth + 1, closure, missing, gone)
     return found
+
+
+def _broken(manifest: Manifest, missing: list[str]) -> str | None:
+    """"ghost" when every direct child is gone, "partial" when some part of the tree is."""
+    if not missing:
+        return None
+    direct = {c.digest for c in manifest.children}
+    return models.GHOST if direct and direct <= set(missing) else models.PARTIAL
 
 
 async def _config_time(fetcher: _Fetcher, manifest: Manifest) -> datetime | None:
@@ -175,11 +198,13 @@ async def _config_time(fetcher: _Fetcher, manifest: Manifest) -> datetime | None
     return image_config_created(raw.body, f"config {manifest.config.digest}")
 
 
-async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, options: InventoryOptions) -> Artifact:
+async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, options: InventoryOptions,
+                    gone: Gone) -> Artifact:
     try:
         manifest = await fetcher.manifest(digest, version.media_type if version else None)
         closure = {digest: manifest.size}
-        children = await _closure(fetcher, manifest, 0, closure)
+        missing: list[str] = []
+        children = await _closure(fetcher, manifest, 0, closure, missing, gone)
         created, source = manifest.created, manifest.age_source
         if created is None and options.fetch_config_times:
             for candidate in [manifest, *children]:
@@ -196,10 +221,15 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
                         created=created, age_source=source, manifest=manifest,
                         children=tuple(c.digest for c in manifest.children),
                         subject=manifest.subject.digest if manifest.subject else None,
-                        extra=dict(version.extra) if version else {})
+                        extra=dict(version.extra) if version else {},
+                        missing=tuple(sorted(missing)), broken=_broken(manifest, missing))
     except (JanitorError, httpx.HTTPError) as exc:
+        # What the listing said about it is all that is known (a dangling layout entry keeps its
+        # descriptor's size).
+        listed_size = version.extra.get("size") if version else None
+        size = listed_size if isinstance(listed_size, int) and not isinstance(listed_size, bool) else 0
         return Artifact(digest=digest, media_type=(version.media_type if version else None) or "unknown",
-                        kind=models.UNKNOWN, closure={digest: 0}, error=describe_error(exc),
+                        kind=models.UNKNOWN, closure={digest: size}, error=describe_error(exc),
                         created=version.created if version else None,
                         age_source=version.age_source if version else None,
                         extra=dict(version.extra) if version else {})
@@ -240,7 +270,12 @@ async def build_inventory(
 
     by_digest = {v.digest: v for v in versions or []}
     roots = sorted(set(tag_map.values()) | set(by_digest))
-    artifacts_list = await asyncio.gather(*(_artifact(fetcher, d, by_digest.get(d), options) for d in roots))
+    listed = frozenset(by_digest)
+
+    def gone(digest: str) -> bool:
+        return registry.known_missing(digest, listed)
+
+    artifacts_list = await asyncio.gather(*(_artifact(fetcher, d, by_digest.get(d), options, gone) for d in roots))
     artifacts = {a.digest: a for a in artifacts_list}
     for art in artifacts_list:
         art.manifest = None          # parsed descriptors are not needed past this point
@@ -262,9 +297,27 @@ async def build_inventory(
             cache.save_tags(target, tag_map)
         cache.flush()
 
-    untagged = sorted(d for d in by_digest if not by_digest[d].tags) if registry.lists_untagged else []
-    return Inventory(
+    inventory = Inventory(
         target=target, tags=tag_map, artifacts=artifacts,
         listed=select_tags(list(tag_map), options.tag_globs, options.all_tags),
-        untagged=untagged, errors=errors, backend=registry.kind, unresolved=unresolved,
+        errors=errors, backend=registry.kind, unresolved=unresolved,
+        warnings=broken_warnings(artifacts),
+        tag_filter=None if options.all_tags else tuple(options.tag_globs),
     )
+    if registry.lists_untagged:
+        # Untagged *roots*: platform manifests, attestations and referrers follow their parent.
+        roots_now = inventory.roots()
+        inventory.untagged = sorted(d for d in by_digest if not by_digest[d].tags and d in roots_now)
+    return inventory
+
+
+def broken_warnings(artifacts: dict[str, Artifact]) -> list[str]:
+    """One line per broken index, naming every missing child."""
+    lines = []
+    for digest in sorted(artifacts):
+        art = artifacts[digest]
+        if art.missing:
+            where = f"{', '.join(art.tags)} ({digest})" if art.tags else digest
+            lines.append(f"{where}: {art.broken} image index, {len(art.missing)} child manifest(s) missing: "
+                         f"{', '.join(art.missing)}")
+    return lines

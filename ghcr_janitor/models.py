@@ -15,6 +15,11 @@ ATTESTATION = "attestation"
 UNKNOWN = "unknown"
 KINDS = (BUILDKIT_CACHE, IMAGE, IMAGE_INDEX, ARTIFACT, ATTESTATION, UNKNOWN)
 
+# `Artifact.broken`: an index some ("partial") or all ("ghost") of whose children are known
+# to be missing (absent from a backend that lists every version or blob).
+PARTIAL = "partial"
+GHOST = "ghost"
+
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
@@ -57,7 +62,8 @@ class Artifact:
     """A root manifest in a repository, with its full closure and sizes.
 
     `closure` maps every digest the artifact needs (its own manifest, child manifests,
-    blobs) to its size, each counted once.
+    blobs) to its size, each counted once. `missing` lists child manifests known to be gone
+    (the closure is still known: it is what is left); `broken` says how much is gone.
     """
 
     digest: str
@@ -73,6 +79,8 @@ class Artifact:
     unique_size: int = 0
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    broken: str | None = None
 
     @property
     def size(self) -> int:
@@ -97,9 +105,33 @@ class Inventory:
     # Tags whose digest could not be learned: while any exist, nothing in this
     # repository may be deleted by digest (that digest might be theirs).
     unresolved: list[str] = field(default_factory=list)
+    # Facts worth a line that are not errors (broken indexes, every missing child).
+    warnings: list[str] = field(default_factory=list)
+    # The listing filter the user asked for (--tag globs); None means --all-tags.
+    tag_filter: tuple[str, ...] | None = None
 
     def tags_of(self, digest: str) -> list[str]:
         return sorted(t for t, d in self.tags.items() if d == digest)
+
+    def dependents(self) -> dict[str, set[str]]:
+        """Listed artifact -> the other listed artifacts that follow it (closure or `subject`).
+
+        On backends that store each platform manifest, attestation and referrer as its own
+        version (GHCR), these are what "deleting an image" must take with it.
+        """
+        found: dict[str, set[str]] = {}
+        for digest, art in self.artifacts.items():
+            for ref in art.closure:
+                if ref != digest and ref in self.artifacts:
+                    found.setdefault(digest, set()).add(ref)
+            if art.subject and art.subject != digest and art.subject in self.artifacts:
+                found.setdefault(art.subject, set()).add(digest)
+        return found
+
+    def roots(self) -> set[str]:
+        """Listed artifacts that no other listed artifact references or refers to."""
+        followers = {d for deps in self.dependents().values() for d in deps}
+        return set(self.artifacts) - followers
 
     def total_size(self, digests: list[str] | None = None) -> int:
         """Bytes of the union of the closures of `digests` (default: all artifacts)."""

@@ -9,7 +9,13 @@ Safety rules enforced here, whatever the decisions say:
 * a delete decision whose digest is kept becomes an `untag` (reclaim 0);
 * a digest all of whose tags go becomes one `delete` action per tag (sorted by tag); the first
   carries the reclaim, the others 0 (the applier deletes the digest once, later ones find it gone);
-* reclaim counts a blob (or manifest) only if no kept artifact's closure has it, once per target.
+* reclaim counts a blob (or manifest) only if no kept artifact's closure has it, once per target;
+* deleting an artifact deletes the untagged listed artifacts that follow it (GHCR keeps every
+  platform manifest, attestation and referrer as its own version) unless something kept uses
+  them; each is its own action (`parent` names what it follows, and apply deletes it only once
+  that is gone), and the parent's reclaim covers them;
+* deletes are ordered parents first, so an interrupted apply leaves orphaned children at worst,
+  never a listed index whose children are gone.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, Iterable
 
 from ghcr_janitor.digests import is_digest
 from ghcr_janitor.errors import JanitorError, PlanError
+from ghcr_janitor import models
 from ghcr_janitor.models import Inventory
 from ghcr_janitor.reference import TAG_PATTERN
 from ghcr_janitor.timeparse import format_time, parse_time
@@ -52,6 +59,7 @@ class Action:
     created: str | None = None
     age_source: str | None = None
     version_id: int | None = None
+    parent: str | None = None
 
 
 @dataclass
@@ -74,6 +82,7 @@ class TargetPlan:
     kept: list[Kept] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -107,6 +116,7 @@ class Plan:
                     "kept": [asdict(k) for k in t.kept],
                     "notes": list(t.notes),
                     "errors": list(t.errors),
+                    "warnings": list(t.warnings),
                 }
                 for t in self.targets
             ],
@@ -125,12 +135,34 @@ def new_plan(policy: str | None, targets: Iterable[TargetPlan], now: datetime) -
 
 # --- building -------------------------------------------------------------------------------
 
-def _kept_digests(inventory: Inventory, decisions: list) -> tuple[dict[str, str], set[str]]:
-    """(kept digest -> why, digests some decision wants deleted)."""
+def followers(inventory: Inventory, wanted: set[str]) -> dict[str, str]:
+    """Untagged, inspectable listed artifacts that follow a digest in `wanted` -> what they follow.
+
+    Transitive: a referrer of a platform manifest of a deleted index follows it too.
+    """
+    arts = inventory.artifacts
+    tagged = set(inventory.tags.values())
+    deps = inventory.dependents()
+    found: dict[str, str] = {}
+    work = sorted(wanted, reverse=True)
+    while work:
+        parent = work.pop()
+        for digest in sorted(deps.get(parent, ())):
+            if digest in wanted or digest in found or digest in tagged or arts[digest].error:
+                continue
+            found[digest] = parent
+            work.append(digest)
+    return found
+
+
+def _kept_digests(inventory: Inventory, decisions: list) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """(kept digest -> why, digests to delete if nothing keeps them, follower -> parent)."""
     arts = inventory.artifacts
     deleting_tags = {d.tag for d in decisions if d.action == DELETE and d.tag is not None
                      and inventory.tags.get(d.tag) == d.digest}
-    wanted = {d.digest for d in decisions if d.action == DELETE}
+    decided = {d.digest for d in decisions if d.action == DELETE}
+    follow = followers(inventory, decided)
+    wanted = decided | set(follow)
     kept: dict[str, str] = {}
     for tag in sorted(inventory.tags):
         digest = inventory.tags[tag]
@@ -163,7 +195,57 @@ def _kept_digests(inventory: Inventory, decisions: list) -> tuple[dict[str, str]
             if ref not in kept:
                 kept[ref] = f"refers to kept artifact {digest}"
                 work.append(ref)
-    return kept, wanted
+    return kept, wanted, follow
+
+
+def _label(digest: str, decisions: list) -> str:
+    tags = sorted({d.tag for d in decisions if d.digest == digest and d.tag is not None})
+    return ", ".join(tags) if tags else digest
+
+
+def _follower_reason(inventory: Inventory, digest: str, parent: str, decisions: list) -> str:
+    art = inventory.artifacts[digest]
+    if art.subject == parent:
+        what = "referrer"
+    elif art.kind == models.ATTESTATION:
+        what = "attestation"
+    elif art.kind == models.IMAGE_INDEX:
+        what = "child index"
+    else:
+        what = "platform manifest"
+    return f"{what} of {_label(parent, decisions)}, used by nothing kept"
+
+
+def _depths(inventory: Inventory, deleted: set[str]) -> dict[str, int]:
+    """For each deleted digest, how many deleted ancestors stand above it (parents sort first)."""
+    deps = inventory.dependents()
+    parents: dict[str, set[str]] = {}
+    for parent in deleted:
+        for child in deps.get(parent, ()):
+            if child in deleted:
+                parents.setdefault(child, set()).add(parent)
+    depth: dict[str, int] = {}
+
+    def of(digest: str, trail: frozenset[str]) -> int:
+        if digest not in depth:
+            above = [p for p in parents.get(digest, ()) if p not in trail]
+            depth[digest] = 1 + max((of(p, trail | {digest}) for p in above), default=-1)
+        return depth[digest]
+
+    for digest in sorted(deleted):
+        of(digest, frozenset())
+    return depth
+
+
+@dataclass(frozen=True)
+class _Follower:
+    """A decision-shaped record for a follower's delete."""
+
+    tag: None
+    digest: str
+    rule: str | None
+    reason: str
+    to: None = None
 
 
 def _action(kind: str, d: Any, inventory: Inventory, reason: str | None = None) -> Action:
@@ -183,7 +265,7 @@ def _action(kind: str, d: Any, inventory: Inventory, reason: str | None = None) 
 def build_target_plan(inventory: Inventory, decisions: list, backend_frees_storage: bool) -> TargetPlan:
     """Apply the safety rules to `decisions` (policy.Decision objects) for one inventory."""
     arts = inventory.artifacts
-    kept, _ = _kept_digests(inventory, decisions)
+    kept, _, follow = _kept_digests(inventory, decisions)
     actions: list[Action] = []
     kept_entries: list[Kept] = []
     errors = list(inventory.errors)
@@ -209,8 +291,25 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
             kept_entries.append(Kept(None, d.digest, kept[d.digest]))
         else:
             actions.append(_action(DELETE, d, inventory))
-    actions.sort(key=lambda a: (_ACTION_ORDER[a.action], a.tag is None, a.tag or "", a.digest, a.to or ""))
     deleted = {a.digest for a in actions if a.action == DELETE}
+    rules = {a.digest: a.rule for a in actions if a.action == DELETE}
+    for digest in sorted(follow):
+        parent = follow[digest]
+        if digest in kept or digest in deleted:
+            continue
+        root = parent
+        while root in follow:
+            root = follow[root]
+        if root not in deleted:         # what it follows is kept (or only untagged): so is it
+            continue
+        follower = _Follower(None, digest, rules.get(root), _follower_reason(inventory, digest, parent, decisions))
+        action = _action(DELETE, follower, inventory)
+        action.parent = parent
+        actions.append(action)
+    deleted = {a.digest for a in actions if a.action == DELETE}
+    depth = _depths(inventory, deleted)
+    actions.sort(key=lambda a: (_ACTION_ORDER[a.action], depth.get(a.digest, 0) if a.action == DELETE else 0,
+                                a.tag is None, a.tag or "", a.digest, a.to or ""))
     in_use: set[str] = {d for d in inventory.tags.values() if d not in deleted}
     for digest, art in arts.items():
         if digest not in deleted:
@@ -228,7 +327,7 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
     return TargetPlan(
         target=inventory.target, backend=inventory.backend,
         reclaim_size=sum(a.reclaim_size for a in actions), actions=actions,
-        kept=kept_entries, notes=notes, errors=errors,
+        kept=kept_entries, notes=notes, errors=errors, warnings=list(inventory.warnings),
     )
 
 
@@ -331,7 +430,15 @@ def _parse_action(raw: Any, where: str) -> Action:
         created=created,
         age_source=_get(obj, "age_source", where, opt, required=False),
         version_id=_get(obj, "version_id", where, (int, type(None)), required=False),
+        parent=_parent(obj, where),
     )
+
+
+def _parent(obj: dict, where: str) -> str | None:
+    parent = _get(obj, "parent", where, (str, type(None)), required=False)
+    if parent is not None and not is_digest(parent):
+        raise _Bad(f"{where}.parent", f"invalid digest {parent[:80]!r}")
+    return parent
 
 
 def _parse_target(raw: Any, where: str) -> TargetPlan:
@@ -343,7 +450,8 @@ def _parse_target(raw: Any, where: str) -> TargetPlan:
     kept = _get(obj, "kept", where, (list,))
     notes = _get(obj, "notes", where, (list,), required=False, default=[])
     errors = _get(obj, "errors", where, (list,), required=False, default=[])
-    for name, items in (("notes", notes), ("errors", errors)):
+    warnings = _get(obj, "warnings", where, (list,), required=False, default=[])
+    for name, items in (("notes", notes), ("errors", errors), ("warnings", warnings)):
         if not all(isinstance(i, str) for i in items):
             raise _Bad(f"{where}.{name}", "expected strings")
     kept_items = []
@@ -356,7 +464,7 @@ def _parse_target(raw: Any, where: str) -> TargetPlan:
         backend=_get(obj, "backend", where, (str,), required=False, default="oci"),
         reclaim_size=_get(obj, "reclaim_size", where, (int,)),
         actions=[_parse_action(a, f"{where}.actions[{i}]") for i, a in enumerate(actions)],
-        kept=kept_items, notes=list(notes), errors=list(errors),
+        kept=kept_items, notes=list(notes), errors=list(errors), warnings=list(warnings),
     )
 
 

@@ -69,5 +69,12 @@ class Registry(Protocol):
     async def delete_tag(self, tag: str, digest: str) -> None:
         """Remove one tag, keeping the digest (native tag delete or placeholder technique)."""
 
+    def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
+        """After a NotFoundError for `digest`: is it known to be gone, not merely unreadable?
+
+        True only where the backend lists everything it holds and `digest` is not there
+        (`listed`: the digests of `list_versions`). Plain OCI registries can never say so.
+        """
+
     async def aclose(self) -> None:
         """Release connections and locks."""

@@ -94,6 +94,10 @@ class GhcrRegistry:
         version = await self._carrier(tag, self.listing_ttl)
         return version.name if version else None
 
+    def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
+        """Every manifest on GHCR is a package version: a 404 that the listing agrees with is final."""
+        return digest not in listed
+
     # --- OCI -----------------------------------------------------------------------
     async def get_manifest(self, reference: str) -> RawManifest:
         return await self.oci.get_manifest(reference)

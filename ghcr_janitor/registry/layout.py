@@ -310,6 +310,13 @@ class LayoutRegistry:
             versions[desc.digest] = Version(desc.digest, tags, media_type=desc.media_type, extra=extra)
         return list(versions.values())
 
+    def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
+        """The blob store is the complete listing: a blob that is not a file is gone."""
+        try:
+            return not blob_path(self.root, digest).exists()
+        except (ManifestError, OSError):
+            return False
+
     async def resolve(self, tag: str) -> str | None:
         desc = self._tags(self._index()).get(tag)
         return desc.digest if desc else None

@@ -32,6 +32,10 @@ class OciRegistry:
     lists_untagged = False
     frees_storage_on_delete = False
 
+    def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
+        """The Distribution API cannot enumerate manifests: a 404 may be a permissions quirk."""
+        return False
+
     def __init__(self, base_url: str, name: str, client: ThreadedClient, log: RequestLog | None = None):
         self.base_url = base_url.rstrip("/")
         self.name = name

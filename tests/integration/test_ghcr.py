@@ -237,7 +237,8 @@ def test_ghcr_inventory_lists_untagged_versions_with_sizes_ages_and_keeps_childr
     assert fast_sleep == [7, 11]
     assert inv.errors == [] and inv.backend == "ghcr"
     old = [d for d, _ in facts["old"]]
-    assert sorted(inv.untagged) == sorted(old + facts["children"])
+    assert sorted(inv.untagged) == sorted(old)          # roots only: the children follow `latest`
+    assert set(facts["children"]) <= set(inv.artifacts)
     for digest, when in facts["old"]:
         art = inv.artifacts[digest]
         assert art.kind == "buildkit-cache" and art.size > 0 and art.unique_size > 0
@@ -468,8 +469,8 @@ def test_ghcr_prune_dry_run_then_plan_and_apply_end_to_end(ghcr_env, api_mock, f
     assert sorted(a["digest"] for a in planned["actions"] if a["action"] == "delete") == old
     assert [(a["action"], a["tag"]) for a in planned["actions"] if a["tag"]] == [("untag", "cache-pr-1")]
     assert all(a["reclaim_size"] > 0 for a in planned["actions"] if a["action"] == "delete")
-    kept = {k["digest"] for k in planned["kept"]}
-    assert set(facts["children"]) <= kept                      # multi-arch children of a kept index
+    acted = {a["digest"] for a in planned["actions"]}
+    assert not set(facts["children"]) & acted                 # multi-arch children follow the kept index
     assert all(m == "GET" for m, _ in fake.requests)
     assert len(oci_calls) > seeded
     assert all(c.request.method in ("GET", "HEAD") for c in list(oci_calls)[seeded:])
@@ -504,8 +505,8 @@ def test_ghcr_seed_stages_policy_dry_run_lists_untagged_versions(ghcr_env, api_m
     untagged = [a for a in target["actions"] if a["tag"] is None]
     assert sorted(a["digest"] for a in untagged) == sorted(d for d, _ in facts["old"])
     assert all(a["size"] > 0 and a["created"] and a["age_source"].startswith("ghcr/") for a in untagged)
-    kept = {k["digest"] for k in target["kept"]}
-    assert set(facts["children"]) <= kept                 # old, untagged, but children of kept `latest`
+    acted = {a["digest"] for a in target["actions"]}
+    assert not set(facts["children"]) & acted             # old, untagged, but children of kept `latest`
     assert all(m == "GET" for m, _ in fake.requests)
     rest_line = next(line for line in dry.stderr.splitlines() if line.startswith("requests:"))
     assert "api.github.test (GitHub REST)" in rest_line and "DELETE" not in rest_line
