@@ -1,13 +1,18 @@
 """Garbage collection of a local OCI layout (BuildKit `type=local` cache dir).
 
 Reachable = everything referenced from EVERY index.json descriptor, walking indexes,
-manifests (config, layers, subject) and BuildKit cacheconfig blobs (`layers[].blob`),
-dispatching on each descriptor's mediaType; layer blobs are never read (formats.md 2.3).
+manifests (config, layers) and BuildKit cacheconfig blobs (`layers[].blob`), dispatching
+on each descriptor's mediaType; layer blobs are never read (formats.md 2.3). A manifest's
+`subject` is a weak reference (image-spec: "a weak association"): a referrer neither needs
+its subject to be present nor keeps it alive; a subject stays by its own tag.
 
 Deleted: regular files `blobs/<alg>/<hex>` not reachable and not modified within
 `keep_recent`; `ingest/` entries idle for a day (or `keep_recent`, if longer). Nothing
-else is touched. A missing referenced blob, or a manifest/index/cacheconfig we cannot
-read, means the reachable set is unknown: then nothing at all is deleted.
+else is touched (stray files, nested layouts in sub-directories). A missing *leaf* (a layer
+or other blob that references nothing) is reported and gc still collects (the run exits 1
+so the damage is noticed). A missing or unreadable blob that could reference others (a
+manifest, an index, an image config, a cacheconfig, an unknown manifest-like type) makes
+the reachable set unknown: then nothing at all is deleted.
 
 Locking: BuildKit's flock on `index.json.lock`, shared while reading index.json and
 walking, exclusive while deleting; under the exclusive lock index.json is re-read and, if
@@ -107,9 +112,7 @@ def _children(path: Path, digest: str, media_type: str) -> list[tuple[str, str |
     manifest = parse_manifest(body, digest, media_type, str(path))
     if manifest.media_type not in mt.ALL_MANIFEST_TYPES:
         raise ManifestError(f"{path}: described as {media_type} but is {manifest.media_type}")
-    descs = list(manifest.blobs) + list(manifest.children)
-    if manifest.subject is not None:
-        descs.append(manifest.subject)
+    descs = list(manifest.blobs) + list(manifest.children)      # not the subject: a weak reference
     return [(d.digest, d.media_type, d.size) for d in descs]
 
 
@@ -120,12 +123,19 @@ def _unwalkable(media_type: str | None, parent: str) -> bool:
     return parent == "index.json" or "manifest" in media_type or media_type.endswith("index.v1+json")
 
 
+def _may_reference(media_type: str | None, parent: str) -> bool:
+    """Could a blob of this type reference other blobs (so that losing it hides them)?"""
+    return media_type in _WALKED or media_type in mt.IMAGE_CONFIG_TYPES or _unwalkable(media_type, parent)
+
+
 def _walk(root: Path, index_body: bytes, report: GcReport, verify: bool) -> set[str]:
     """Fill report.reachable*, missing, corrupt (and blocked); return the reachable set."""
     _, descs = parse_index(index_body, root)
     stack = [(d.digest, d.media_type, d.size, "index.json") for d in reversed(descs)]
     late: list[tuple[str, str | None, int | None, str]] = []  # cacheconfig refs: no descriptor
     seen: set[str] = set()
+    present = 0
+    lost_referrers = 0          # missing blobs that could have referenced others
     while stack or late:
         digest, media_type, size, parent = stack.pop() if stack else late.pop()
         if digest in seen:
@@ -136,7 +146,9 @@ def _walk(root: Path, index_body: bytes, report: GcReport, verify: bool) -> set[
             st = path.stat()
         except (FileNotFoundError, NotADirectoryError):
             report.missing.append((digest, parent))
+            lost_referrers += _may_reference(media_type, parent)
             continue
+        present += 1
         walked = media_type in _WALKED
         problem = None
         if not path.is_file():
@@ -163,9 +175,10 @@ def _walk(root: Path, index_body: bytes, report: GcReport, verify: bool) -> set[
             if walked:
                 report.blocked = report.blocked or f"cannot read {digest}: the reachable set is unknown"
         report.reachable_bytes += st.st_size
-    report.reachable = len(seen)
-    if report.missing:
-        report.blocked = f"{len(report.missing)} referenced blob(s) missing: the layout is damaged"
+    report.reachable = present
+    if lost_referrers:
+        report.blocked = (f"{lost_referrers} referenced manifest/index/config blob(s) missing: the layout is "
+                          "damaged and what they referenced is unknown")
     return seen
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from ghcr_janitor.models import Inventory
 from ghcr_janitor.plan import DELETE, Kept, Plan, TargetPlan, build_target_plan, new_plan
 from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
+from ghcr_janitor.policy.evaluate import tag_selected
 from ghcr_janitor.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
 from ghcr_janitor.session import Session
 
@@ -75,6 +76,30 @@ def _block_deletes(target_plan: TargetPlan, why: str) -> None:
         target_plan.errors.append(why)
 
 
+def filtered_out_warnings(inventory: Inventory, policy: Policy) -> list[str]:
+    """Rules whose tag selectors match tags the listing filter (--tag) leaves out.
+
+    The listing filter decides which tags are considered at all; a policy never widens it
+    (a policy written for one repository must not reach tags the run was not pointed at). So
+    such a rule silently selects less than its author meant: say so, with the count.
+    """
+    if inventory.tag_filter is None:
+        return []
+    listed = set(inventory.listed)
+    hidden_tags = sorted(t for t in inventory.tags if t not in listed)
+    shown = " ".join(f"--tag {g}" for g in inventory.tag_filter)
+    lines = []
+    for rule in policy.rules:
+        if not rule.selector.by_tag:
+            continue
+        hidden = [t for t in hidden_tags if tag_selected(rule, t)]
+        if hidden:
+            example = ", ".join(hidden[:3]) + (", ..." if len(hidden) > 3 else "")
+            lines.append(f"rule {rule.name!r} matches {len(hidden)} tag(s) here that the listing filter ({shown}) "
+                         f"leaves out ({example}): they are not considered; add --tag GLOB for them or --all-tags")
+    return lines
+
+
 def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> TargetPlan:
     """Evaluate, then build the safe plan.
 
@@ -89,6 +114,7 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> Targe
         target_plan = build_target_plan(inventory, _referrer_decisions(inventory, policy, decisions, deleted), frees)
     if inventory.backend == "layout":
         target_plan.notes = [LAYOUT_NOTE]
+    target_plan.warnings += filtered_out_warnings(inventory, policy)
     if inventory.unresolved:
         _block_deletes(target_plan, f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} "
                                     "could not be learned")

@@ -17,6 +17,42 @@ LAYOUT = "layout"
 GHCR_HOST = "ghcr.io"
 _NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+PREFIXES = ("oci-layout:",)
+
+
+def check_host(host: str, text: str) -> None:
+    """UsageError unless `host` is NAME, IPv4 or [IPv6], with an optional port 1-65535."""
+    def bad(why: str) -> UsageError:
+        return UsageError(f"target {text!r}: {host!r} is not a valid HOST[:PORT] ({why})")
+
+    if host.startswith("["):
+        inside, _, after = host[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(inside)
+        except ValueError:
+            raise bad("not an IPv6 address in brackets") from None
+        if after and not after.startswith(":"):
+            raise bad("unexpected text after ']'")
+        name, port = inside, after[1:] if after else None
+    else:
+        name, sep, port_text = host.partition(":")
+        port = port_text if sep else None
+        if not name:
+            raise bad("empty host")
+        if ":" in port_text:
+            raise bad("more than one ':'")
+        if port is not None and not port.isdigit() and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", name):
+            raise UsageError(f"target {text!r}: unknown prefix {name + ':'!r} (known: {', '.join(PREFIXES)}; "
+                             "registries are HOST[:PORT]/NAME)")
+        if not _HOSTNAME.match(name):
+            raise bad("not a host name or IPv4 address")
+    if port is not None:
+        if not (port.isascii() and port.isdigit()):
+            raise bad(f"port {port!r} is not a number")
+        if not 1 <= int(port) <= 65535:
+            raise bad(f"port {port} is out of range 1-65535")
 
 
 @dataclass(frozen=True)
@@ -99,6 +135,7 @@ def parse_target(text: str) -> Target:
     host, rest = raw.split("/", 1)
     if not ("." in host or ":" in host or host == "localhost" or host.startswith("[")):
         raise UsageError(f"target {text!r}: {host!r} is not a registry host (use HOST[:PORT]/NAME, e.g. ghcr.io/OWNER/NAME)")
+    check_host(host, text)
     tag = digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)

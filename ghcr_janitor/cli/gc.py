@@ -109,7 +109,8 @@ def register(app: typer.Typer) -> None:
         """Delete blobs of a local BuildKit cache dir that no index.json tag reaches.
 
         Run it between builds: a blob modified within --keep-recent is never deleted.
-        Exit 1 (and nothing deleted) when a referenced blob is missing.
+        A missing layer blob is reported (exit 1) and unreachable blobs are still collected;
+        a missing manifest, index or config means nothing is deleted (exit 1).
         """
         from ghcr_janitor.gc import run_gc
 

@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
                 for inventory in inventories:
                     for error in inventory.errors:
                         c.echo_err(f"error: {inventory.target}: {error}")
+                    for warning in inventory.warnings:
+                        c.echo_err(f"warning: {inventory.target}: {warning}")
             from ghcr_janitor.cli.outputs import emit_summaries, report_requests
 
             emit_summaries(now=session.inventory.now, metrics_file=metrics_file, inventories=inventories,

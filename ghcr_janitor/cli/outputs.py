@@ -27,6 +27,8 @@ def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_fil
     for target_plan in plan.targets:         # stderr, whatever the stdout format
         for error in target_plan.errors:
             typer.echo(f"error: {target_plan.target}: {error}", err=True)
+        for warning in target_plan.warnings:
+            typer.echo(f"warning: {target_plan.target}: {warning}", err=True)
     if summaries:       # prune --yes shows the plan first, then summarises once, with the results
         emit_summaries(plan=plan, results=None, now=now, dry_run=dry_run, metrics_file=metrics_file,
                        inventories=inventories)

@@ -17,8 +17,12 @@ def _selection(rule: Rule) -> str:
     if rule.selector.regex is not None:
         parts.append(f"tags matching the regex {rule.selector.regex!r} (whole tag)")
     if rule.selector.untagged:
-        parts.append("untagged artifacts")
-    return " or ".join(parts)
+        parts.append("untagged images (their platform manifests, attestations and referrers go with them)")
+    if not rule.selector.broken:
+        return " or ".join(parts)
+    if not parts:
+        return "broken images (indexes with children known to be gone), tagged or untagged"
+    return "broken images among " + " or ".join(parts)
 
 
 def describe_rule(index: int, rule: Rule) -> str:

@@ -81,13 +81,23 @@ def _created_text(c: _Cand) -> str:
     return f"created {created.strftime('%Y-%m-%d')}{source}"
 
 
+def tag_selected(rule: Rule, tag: str) -> bool:
+    """Does the rule's tag part (globs, regex) match `tag`?"""
+    sel = rule.selector
+    if any(fnmatchcase(tag, g) for g in sel.tags):
+        return True
+    return sel.regex is not None and re.fullmatch(sel.regex, tag) is not None
+
+
 def _selects(rule: Rule, c: _Cand) -> bool:
     sel = rule.selector
+    if sel.broken and not c.artifact.broken:
+        return False
+    if sel.broken and not sel.by_tag and not sel.untagged:
+        return True                     # `broken = true` alone: every broken image
     if c.tag is None:
         return sel.untagged
-    if any(fnmatchcase(c.tag, g) for g in sel.tags):
-        return True
-    return sel.regex is not None and re.fullmatch(sel.regex, c.tag) is not None
+    return tag_selected(rule, c.tag)
 
 
 def _apply_rule(rule: Rule, cands: list[_Cand], now: datetime) -> list[tuple[_Cand, bool, str]]:

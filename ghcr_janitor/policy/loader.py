@@ -5,7 +5,7 @@ Schema (keys are checked; anything else is an error)::
     protect = ["cache-base", "v*"]          # fnmatch globs, case-sensitive
     [[rule]]
     name = "stale branch caches"            # optional, default "rule N"; unique
-    select = { tags = ["cache-*-*"], regex = "cache-pr-[0-9]+", untagged = false }
+    select = { tags = ["cache-*-*"], regex = "cache-pr-[0-9]+", untagged = false, broken = false }
     older_than = "30d"                      # optional duration
     keep_newest = 4                         # optional, >= 0, counted over distinct digests
     max_total_size = "20GiB"                # optional size (string or integer bytes)
@@ -31,7 +31,7 @@ from ghcr_janitor.policy.units import parse_duration, parse_size
 DEFAULT_SOURCE = "default.toml (packaged)"
 _TOP_KEYS = ("protect", "rule")
 _RULE_KEYS = ("name", "select", "older_than", "keep_newest", "max_total_size", "action", "to")
-_SELECT_KEYS = ("tags", "regex", "untagged")
+_SELECT_KEYS = ("tags", "regex", "untagged", "broken")
 
 
 class _Invalid(Exception):
@@ -92,11 +92,16 @@ def _selector(value: Any, where: str, action: str) -> Selector:
     untagged = value.get("untagged", False)
     if not isinstance(untagged, bool):
         raise _Invalid(f"{key}.untagged", f"expected true or false, got {_type_name(untagged)}")
-    if not tags and regex is None and not untagged:
-        raise _Invalid(key, "selects nothing: give tags = [...], regex = \"...\" or untagged = true")
+    broken = value.get("broken", False)
+    if not isinstance(broken, bool):
+        raise _Invalid(f"{key}.broken", f"expected true or false, got {_type_name(broken)}")
+    if not tags and regex is None and not untagged and not broken:
+        raise _Invalid(key, "selects nothing: give tags = [...], regex = \"...\", untagged = true or broken = true")
     if untagged and action == RETAG:
         raise _Invalid(f"{key}.untagged", "a retag rule cannot select untagged artifacts")
-    return Selector(tags=tags, regex=regex, untagged=untagged)
+    if broken and action == RETAG:
+        raise _Invalid(f"{key}.broken", "a retag rule cannot select broken images (retag keeps them broken)")
+    return Selector(tags=tags, regex=regex, untagged=untagged, broken=broken)
 
 
 def _rule(table: Any, index: int, names: set[str]) -> Rule:

@@ -14,11 +14,20 @@ ACTIONS = (DELETE, RETAG)
 @dataclass(frozen=True)
 class Selector:
     """What a rule selects: tags matching any glob (fnmatchcase) or the regex
-    (`re.fullmatch`, the whole tag), and untagged artifacts if `untagged`."""
+    (`re.fullmatch`, the whole tag), and untagged artifacts if `untagged`.
+
+    `broken`: only broken images (indexes with children known to be gone); alone it
+    selects every broken one, tagged or untagged; with tags/regex/untagged it narrows them.
+    """
 
     tags: tuple[str, ...] = ()
     regex: str | None = None
     untagged: bool = False
+    broken: bool = False
+
+    @property
+    def by_tag(self) -> bool:
+        return bool(self.tags) or self.regex is not None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ def _entry(art: Artifact) -> dict[str, Any]:
         "unique_size": art.unique_size,
         "created": format_time(art.created),
         "age_source": art.age_source,
+        "broken": art.broken,
+        **({"missing": list(art.missing)} if art.missing else {}),
     }
 
 
@@ -39,8 +41,11 @@ def inventory_dict(inv: Inventory) -> dict[str, Any]:
         tags.append(entry)
     untagged = []
     for digest in inv.untagged:
-        entry = _entry(inv.artifacts[digest])
-        entry.update({k: v for k, v in inv.artifacts[digest].extra.items() if k in ("version_id",)})
+        art = inv.artifacts[digest]
+        entry = _entry(art)
+        entry.update({k: v for k, v in art.extra.items() if k in ("version_id",)})
+        if art.error:
+            entry["error"] = art.error
         untagged.append(entry)
     digests = listed_digests(inv)
     return {
@@ -57,6 +62,7 @@ def inventory_dict(inv: Inventory) -> dict[str, Any]:
             "repository_size": inv.total_size(),
         },
         "errors": inv.errors,
+        "warnings": inv.warnings,
     }
 
 
@@ -65,7 +71,7 @@ def failed_target_dict(target: str, error: str) -> dict[str, Any]:
     return {"target": target, "backend": None, "tags": [], "untagged": [],
             "totals": {"tags": 0, "artifacts": 0, "size": 0, "unique_size": 0, "repository_tags": 0,
                        "repository_size": 0},
-            "errors": [error]}
+            "errors": [error], "warnings": []}
 
 
 def ls_document(inventories: list[Inventory], errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -78,17 +84,19 @@ def ls_document(inventories: list[Inventory], errors: list[dict[str, str]] | Non
     return doc
 
 
+def kind_text(art: Artifact) -> str:
+    """The kind as JSON has it, with a broken index marked: `image-index (partial)`."""
+    return f"{art.kind} ({art.broken})" if art.broken else art.kind
+
+
 def ls_rows(inv: Inventory, now: datetime) -> list[list[str]]:
     rows = []
-    for tag in inv.listed:
-        art = inv.artifacts[inv.tags[tag]]
-        rows.append([tag, short(art.digest), art.kind if not art.error else "error", human_size(art.size),
+    entries = [(tag, inv.artifacts[inv.tags[tag]]) for tag in inv.listed]
+    entries += [("<untagged>", inv.artifacts[digest]) for digest in inv.untagged]
+    for label, art in entries:
+        rows.append([label, short(art.digest), kind_text(art), human_size(art.size),
                      human_size(art.unique_size), format_time(art.created) or "-", human_age(art.created, now),
                      art.age_source or "-"])
-    for digest in inv.untagged:
-        art = inv.artifacts[digest]
-        rows.append(["<untagged>", short(digest), art.kind, human_size(art.size), human_size(art.unique_size),
-                     format_time(art.created) or "-", human_age(art.created, now), art.age_source or "-"])
     return rows
 
 
@@ -107,4 +115,6 @@ def ls_table(inv: Inventory, now: datetime) -> str:
              f"{human_size(totals['repository_size'])}"]
     for error in inv.errors:
         lines.append(f"error: {error}")
+    for warning in inv.warnings:
+        lines.append(f"warning: {warning}")
     return "\n".join(lines)

@@ -63,9 +63,9 @@ def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = 
         out.append(f"**{totals['tags']} tags, {totals['artifacts']} artifacts, {human_size(totals['size'])}** "
                    f"({totals['size']} bytes, each blob counted once); repository: {totals['repository_tags']} tags, "
                    f"{human_size(totals['repository_size'])}")
-        if inv.errors:
+        if inv.errors or inv.warnings:
             out.append("")
-            out.extend(_bullets([f"error: {e}" for e in inv.errors]))
+            out.extend(_bullets([f"error: {e}" for e in inv.errors] + [f"warning: {w}" for w in inv.warnings]))
         out.append("")
     for failure in failures or []:
         out.append(f"### {code(failure.get('target'))}")
@@ -106,9 +106,9 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
                     f"{verb} **{human_size(tp.reclaim_size)}** ({tp.reclaim_size} bytes)"]
         for note in tp.notes:
             out += ["", f"> note: {cell(note)}"]
-        if tp.errors:
+        if tp.errors or tp.warnings:
             out.append("")
-            out.extend(_bullets([f"error: {e}" for e in tp.errors]))
+            out.extend(_bullets([f"error: {e}" for e in tp.errors] + [f"warning: {w}" for w in tp.warnings]))
         out.append("")
     if len(plan.targets) > 1:
         out.append(f"**Total: {verb} {human_size(plan.reclaim_size)}** ({plan.reclaim_size} bytes) "
