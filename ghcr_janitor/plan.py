@@ -316,12 +316,19 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
             in_use.update(art.closure)
             in_use.add(digest)
     counted: set[str] = set()
+    first_delete = {}
+    for a in actions:
+        if a.action == DELETE:
+            first_delete.setdefault(a.digest, a)
     for a in actions:
         if a.action != DELETE:
             continue
         freed = {b: s for b, s in arts[a.digest].closure.items() if b not in in_use and b not in counted}
         counted.update(freed)
-        a.reclaim_size = sum(freed.values())
+        owner = a
+        while owner.parent is not None and owner.parent in first_delete:    # the image's action carries it
+            owner = first_delete[owner.parent]
+        owner.reclaim_size += sum(freed.values())
     kept_entries.sort(key=lambda k: (k.tag is None, k.tag or "", k.digest))
     notes = [] if backend_frees_storage else [GC_NOTE]
     return TargetPlan(
