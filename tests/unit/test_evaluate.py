@@ -299,3 +299,19 @@ def test_order_independent(seed):
     rng.shuffle(arts)
     shuffled = Inventory(target=inv.target, tags=dict(items), artifacts=dict(arts), listed=listed)
     assert evaluate(shuffled, pol, NOW) == expected
+
+
+def test_broken_selector_alone_selects_every_broken_image_and_narrows_otherwise():
+    inv = make_inventory({"cache-a": ("a", 1), "cache-b": ("b", 1), "v1": ("c", 1)})
+    for name in ("a", "c"):
+        inv.artifacts[dg(name)].broken = "partial"
+    inv.artifacts[dg("u")] = Artifact(dg("u"), "application/vnd.oci.image.index.v1+json", "image-index",
+                                      {dg("u"): 10}, created=days_ago(1), broken="ghost")
+    inv.untagged = [dg("u")]
+    inv.listed = ["cache-a", "cache-b", "v1"]
+    alone = actions(evaluate(inv, policy(Rule("b", Selector(broken=True))), NOW))
+    assert alone == {"cache-a": "delete", "cache-b": "keep", "v1": "delete", dg("u"): "delete"}
+    narrowed = actions(evaluate(inv, policy(Rule("b", Selector(tags=("cache-*",), broken=True))), NOW))
+    assert narrowed == {"cache-a": "delete", "cache-b": "keep", "v1": "keep", dg("u"): "keep"}
+    protected = actions(evaluate(inv, policy(Rule("b", Selector(broken=True)), protect=("v*",)), NOW))
+    assert protected["v1"] == "keep"

@@ -298,3 +298,53 @@ def test_cli_misuse_as_a_process_prints_usage():
                           timeout=60)
     assert proc.returncode == 2
     assert "Usage:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- targets through the whole CLI ---------------------------------------------------------
+
+_HOSTISH = st.one_of(
+    st.sampled_from(["foo:bar", "localhost:99999", "xyz:owner", "gha:acme", ":5000", "[::1]:0", "[zz]", "a..b",
+                     "127.0.0.1:65536", "localhost:1", "127.0.0.1:1", "ghcr.io", "[::1]", "ex_ample.com"]),
+    st.text(alphabet="abcxyz019:.[]-_@", max_size=16))
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """Name lookups fail at once (nothing leaves the machine); retries are cut short."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)             # relative "paths" among the targets resolve in here
+    real = socket.getaddrinfo
+
+    def lookup(host, *args, **kwargs):
+        if host in ("127.0.0.1", "::1", "localhost"):
+            return real(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, "offline test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setenv("JANITOR_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("JANITOR_HTTP_TIMEOUT", "2")
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=40),
+                 st.builds(lambda h, n: f"{h}/{n}", _HOSTISH, st.text(alphabet="abc/-_.:@", max_size=12))))
+def test_ls_on_any_target_string_never_raises(offline, text):
+    """`janitor ls TARGET` in-process: a usage error (2) or a clean failure (1), never a traceback."""
+    from ghcr_janitor.cli.app import app
+
+    result = CliRunner().invoke(app, ["ls", "--", text])
+    assert result.exception is None or isinstance(result.exception, SystemExit), (text, result.exception)
+    assert result.exit_code in (0, 1, 2), (text, result.exit_code, result.output)
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ["foo:bar/x", "localhost:99999/x", "xyz:owner/repo", ":5000/x", "[zz]/x",
+                                  "127.0.0.1:0/x", "a..b/x"])
+def test_bad_host_targets_are_usage_errors_before_any_contact(text, offline):
+    from ghcr_janitor.cli.app import app
+
+    result = CliRunner().invoke(app, ["ls", text])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "HOST[:PORT]" in result.output

@@ -235,3 +235,21 @@ def test_load_default_policy():
     policy = load_default_policy()
     assert policy.rules == load_policy(ROOT / "policies" / "default.toml").rules
     assert policy.protect == load_policy(ROOT / "policies" / "default.toml").protect
+
+
+def test_broken_selector_loads_and_is_checked(tmp_path):
+    policy = load_text(tmp_path, rule(select="{ broken = true }"))
+    assert policy.rules[0].selector.broken and not policy.rules[0].selector.by_tag
+    assert "select.broken: expected true or false" in error_of(tmp_path, rule(select='{ broken = "yes" }'))
+    assert "select.broken: a retag rule cannot" in error_of(
+        tmp_path, rule(select="{ broken = true }", action='"retag"', to='"x-{tag}"'))
+    assert "broken = true" in error_of(tmp_path, rule(select="{ broken = false }"))
+
+
+def test_policy_check_describes_broken_and_untagged_selections(tmp_path, cli):
+    path = tmp_path / "p.toml"
+    path.write_text(rule(select="{ broken = true }") + rule(name='"u"', select="{ untagged = true, broken = true }"))
+    result = cli("policy", "check", path)
+    assert result.exit_code == 0, result.output
+    assert "broken images (indexes with children known to be gone), tagged or untagged" in result.stdout
+    assert "broken images among untagged images" in result.stdout
