@@ -34,7 +34,7 @@ REPO_ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import seed  # noqa: E402  (benchmarks/seed.py)
-from ghcr_janitor.defaults import DEFAULT_CONCURRENCY  # noqa: E402
+from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY  # noqa: E402
 
 PY = sys.executable
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None

@@ -29,14 +29,14 @@ def register(app: typer.Typer) -> None:
         c.set_verbosity(verbose, quiet)
 
         async def body() -> int:
-            from ghcr_janitor.apply import apply_plan, exit_code
+            from ghcr_janitor.apply.applier import apply_plan, exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse
             from ghcr_janitor.cli.outputs import emit_results, report_requests
-            from ghcr_janitor.journal import Journal
-            from ghcr_janitor.plan import read_plan
-            from ghcr_janitor.progress import progress_bar
-            from ghcr_janitor.reference import parse_target
+            from ghcr_janitor.apply.journal import Journal
+            from ghcr_janitor.plan.build import read_plan
+            from ghcr_janitor.report.progress import progress_bar
+            from ghcr_janitor.core.reference import parse_target
 
             the_plan = read_plan(plan_file)
             for target_plan in the_plan.targets:

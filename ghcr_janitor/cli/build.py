@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ghcr_janitor.cli.common import read_password
-from ghcr_janitor.connect import ConnectOptions
-from ghcr_janitor.errors import UsageError
-from ghcr_janitor.inventory import InventoryOptions
-from ghcr_janitor.session import Session
+from ghcr_janitor.stores.connect import ConnectOptions
+from ghcr_janitor.core.errors import UsageError
+from ghcr_janitor.inventory.gather import InventoryOptions
+from ghcr_janitor.inventory.session import Session
 
 DEFAULT_TAG_GLOBS = ["cache-*"]
 

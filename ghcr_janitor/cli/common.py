@@ -11,8 +11,8 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from ghcr_janitor.defaults import DEFAULT_CONCURRENCY  # noqa: F401 (used by the commands)
-from ghcr_janitor.errors import JanitorError, UsageError
+from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY  # noqa: F401 (used by the commands)
+from ghcr_janitor.core.errors import JanitorError, UsageError
 
 
 class OutputFormat(str, Enum):
@@ -87,7 +87,7 @@ def run(coro_factory: Callable[[], Any]) -> Any:
         echo_err("interrupted")
         raise typer.Exit(130) from None
     except httpx.HTTPError as exc:      # network trouble that outlasted the retries
-        from ghcr_janitor.inventory import describe_error
+        from ghcr_janitor.inventory.gather import describe_error
 
         echo_err(f"error: {describe_error(exc)}")
         raise typer.Exit(1) from None
@@ -118,7 +118,7 @@ def gather_targets(targets: list[str] | None, targets_file: Path | None, shard: 
     if not found:
         raise UsageError("no target given: name at least one TARGET (or --targets-file)")
     if shard:
-        from ghcr_janitor.shard import parse_shard, select_shard
+        from ghcr_janitor.core.shard import parse_shard, select_shard
 
         index, count = parse_shard(shard)
         found = select_shard(found, index, count)

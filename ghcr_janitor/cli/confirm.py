@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ghcr_janitor.errors import UsageError
+from ghcr_janitor.core.errors import UsageError
 
 
 def refuse_unless_confirmable(yes: bool, hint: str) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ghcr_janitor.cli import common as c
-from ghcr_janitor.errors import JanitorError, UsageError
+from ghcr_janitor.core.errors import JanitorError, UsageError
 
 
 def parse_keep_recent(text: str) -> timedelta:
@@ -27,7 +27,7 @@ def parse_keep_recent(text: str) -> timedelta:
 
 def _layout_path(text: str) -> str:
     """The layout directory a TARGET names; UsageError for anything else."""
-    from ghcr_janitor.reference import LAYOUT, parse_target
+    from ghcr_janitor.core.reference import LAYOUT, parse_target
 
     if not text.startswith("oci-layout:") and os.path.isdir(text) and not os.path.isfile(os.path.join(text, "oci-layout")):
         raise UsageError(f"{text}: directory has no oci-layout file; gc works on OCI image layouts (oci-layout:PATH)")
@@ -43,7 +43,7 @@ def _layout_path(text: str) -> str:
 def _table(report, keep_recent: timedelta, markdown: bool = False) -> str:
     from tabulate import tabulate
 
-    from ghcr_janitor.digests import short
+    from ghcr_janitor.core.digests import short
     from ghcr_janitor.report.humanize import human_size
 
     verb = "would delete" if report.dry_run else "deleted"
@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         A missing layer blob is reported (exit 1) and unreachable blobs are still collected;
         a missing manifest, index or config means nothing is deleted (exit 1).
         """
-        from ghcr_janitor.gc import run_gc
+        from ghcr_janitor.stores.layout.gc import run_gc
 
         c.set_verbosity(verbose, quiet)
         try:

@@ -60,8 +60,8 @@ def register(app: typer.Typer) -> None:
 
         async def body() -> None:
             from ghcr_janitor.cli.build import build_session
-            from ghcr_janitor.inspect_artifact import inspect_artifact
-            from ghcr_janitor.reference import parse_target
+            from ghcr_janitor.inventory.inspect import inspect_artifact
+            from ghcr_janitor.core.reference import parse_target
 
             parsed = parse_target(target)
             session = build_session(None, False, c.DEFAULT_CONCURRENCY, insecure, username, password_stdin, owner_type)

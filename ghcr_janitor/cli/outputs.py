@@ -73,7 +73,7 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
         except OSError as exc:       # a summary is a nicety: warn, do not fail the run
             typer.echo(f"warning: GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}", err=True)
     if metrics_file is not None:
-        from ghcr_janitor.errors import JanitorError
+        from ghcr_janitor.core.errors import JanitorError
         from ghcr_janitor.report.metrics import write_metrics
 
         try:
@@ -86,7 +86,7 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
 def report_requests(log, verbosity: int) -> None:
     """One stderr line with the requests a run sent per host; always for GitHub's REST API
     (its budget is small: 1,000 an hour for GITHUB_TOKEN), otherwise at -v."""
-    from ghcr_janitor.http import requests_summary
+    from ghcr_janitor.net.http import requests_summary
 
     import httpx
 

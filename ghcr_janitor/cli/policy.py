@@ -20,8 +20,8 @@ def check(
 ) -> None:
     """Validate a policy file (exit 2 on any mistake) and describe its rules."""
     c.set_verbosity(verbose, quiet)
-    from ghcr_janitor.errors import JanitorError
-    from ghcr_janitor.planner import load
+    from ghcr_janitor.core.errors import JanitorError
+    from ghcr_janitor.plan.planner import load
     from ghcr_janitor.policy import describe
 
     try:

@@ -42,14 +42,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
 
         async def body() -> int:
-            from ghcr_janitor.apply import apply_plan, exit_code
+            from ghcr_janitor.apply.applier import apply_plan, exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse, refuse_unless_confirmable
             from ghcr_janitor.cli.outputs import emit_plan, emit_results, report_requests
-            from ghcr_janitor.journal import Journal
-            from ghcr_janitor.planner import load, make_plan
+            from ghcr_janitor.apply.journal import Journal
+            from ghcr_janitor.plan.planner import load, make_plan
             from ghcr_janitor.policy.units import parse_duration
-            from ghcr_janitor.progress import progress_bar
+            from ghcr_janitor.report.progress import progress_bar
 
             loaded, name = load(policy)
             grace = _duration(parse_duration, keep_recent)
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _duration(parse, text: str):
-    from ghcr_janitor.errors import UsageError
+    from ghcr_janitor.core.errors import UsageError
 
     try:
         return parse(text)
@@ -102,14 +102,14 @@ async def _gc_layouts(plan, grace, output) -> int:
     """Run gc on every oci-layout target that had deletions (its blobs go only now)."""
     from datetime import datetime, timezone
 
-    from ghcr_janitor.reference import LAYOUT, parse_target
+    from ghcr_janitor.core.reference import LAYOUT, parse_target
 
     code = 0
     for target_plan in plan.targets:
         target = parse_target(target_plan.target)
         if target.kind != LAYOUT or not target_plan.actions:
             continue
-        from ghcr_janitor.gc import run_gc
+        from ghcr_janitor.stores.layout.gc import run_gc
 
         report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
         if output == c.OutputFormat.table:

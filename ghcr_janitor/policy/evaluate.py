@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 
-from ghcr_janitor.models import Artifact, Inventory
+from ghcr_janitor.core.models import Artifact, Inventory
 from ghcr_janitor.policy import template
 from ghcr_janitor.policy.model import DELETE, KEEP, RETAG, Policy, Rule
 from ghcr_janitor.policy.units import format_duration, format_size
-from ghcr_janitor.reference import TAG_PATTERN
+from ghcr_janitor.core.reference import TAG_PATTERN
 
 
 @dataclass(frozen=True)

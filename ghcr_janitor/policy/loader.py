@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ghcr_janitor.errors import PolicyError
+from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.policy import template
 from ghcr_janitor.policy.model import ACTIONS, DELETE, RETAG, Policy, Rule, Selector
 from ghcr_janitor.policy.units import parse_duration, parse_size

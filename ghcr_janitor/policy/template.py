@@ -10,7 +10,7 @@ from __future__ import annotations
 import string
 from datetime import datetime, timezone
 
-from ghcr_janitor.reference import TAG_PATTERN
+from ghcr_janitor.core.reference import TAG_PATTERN
 
 FIELDS = ("tag", "created", "quarter", "digest", "date")
 _AGE_FIELDS = frozenset({"created", "quarter"})

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ghcr_janitor.digests import short
-from ghcr_janitor.models import Artifact, Inventory
+from ghcr_janitor.core.digests import short
+from ghcr_janitor.core.models import Artifact, Inventory
 from ghcr_janitor.report.humanize import human_age, human_size
-from ghcr_janitor.timeparse import format_time
+from ghcr_janitor.core.timeparse import format_time
 
 JSON_VERSION = 1
 

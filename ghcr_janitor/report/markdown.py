@@ -120,7 +120,7 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
 
 def results_markdown(results: list) -> str:
     """What an apply did: per repository a table of actions with their status."""
-    from ghcr_janitor.digests import short
+    from ghcr_janitor.core.digests import short
     from ghcr_janitor.report.plan_view import RESULT_HEADERS
 
     out = ["## Applied", ""]
@@ -153,7 +153,7 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     Works for `ls` (inventories only), `plan`/`prune --dry-run` (plan), `prune --yes` and
     `apply` (plan and results); `apply` has no inventory, so tags and bytes show `-` there.
     """
-    from ghcr_janitor.digests import short
+    from ghcr_janitor.core.digests import short
     from ghcr_janitor.report.inventory_view import inventory_dict
     from ghcr_janitor.report.metrics import repository_errors
 
@@ -244,7 +244,7 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
 
 def _action_details(plan, results) -> str:
     """Every action (capped), collapsed: the reader opens it only when curious."""
-    from ghcr_janitor.digests import short
+    from ghcr_janitor.core.digests import short
 
     rows = []
     if results is not None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ghcr_janitor.digests import short
+from ghcr_janitor.core.digests import short
 from ghcr_janitor.report.humanize import human_age, human_size
-from ghcr_janitor.timeparse import parse_time
+from ghcr_janitor.core.timeparse import parse_time
 
 PLAN_HEADERS = ["tag", "digest", "kind", "size", "reclaim", "age", "action", "reason"]
 RESULT_HEADERS = ["action", "tag", "digest", "status", "reason"]

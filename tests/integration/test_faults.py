@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ghcr_janitor.registry.oci import DELETE_PROBE_DIGEST
+from ghcr_janitor.stores.oci.registry import DELETE_PROBE_DIGEST
 from tests.support.fault_proxy import WRONG_DIGEST, FaultProxy, Rule
 from tests.support.push import Pusher
 
@@ -27,7 +27,7 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 OLD = NOW - timedelta(days=40)
 FRESH = NOW - timedelta(days=3)
 
-# Bounded, fast retries for the whole file (read by ghcr_janitor.http at call time).
+# Bounded, fast retries for the whole file (read by ghcr_janitor.net.http at call time).
 # The timeout is not tiny: this 2-core machine is shared, and a loaded scheduler can delay
 # a loopback connect by a few hundred ms. Transient faults hit at most 2 attempts of 4.
 FAST = {"JANITOR_HTTP_TIMEOUT": "1.5", "JANITOR_RETRY_ATTEMPTS": "4", "JANITOR_RETRY_DEADLINE": "15",

@@ -19,13 +19,13 @@ import httpx
 import pytest
 import respx
 
-from ghcr_janitor import mediatypes as mt
-from ghcr_janitor.connect import ConnectOptions, open_registry
-from ghcr_janitor.errors import NotFoundError, RegistryError, TagMovedError
-from ghcr_janitor.inventory import InventoryOptions, build_inventory
-from ghcr_janitor.reference import parse_target
-from ghcr_janitor.registry import github_api
-from ghcr_janitor.registry.ghcr import GhcrRegistry
+from ghcr_janitor.core import mediatypes as mt
+from ghcr_janitor.stores.connect import ConnectOptions, open_registry
+from ghcr_janitor.core.errors import NotFoundError, RegistryError, TagMovedError
+from ghcr_janitor.inventory.gather import InventoryOptions, build_inventory
+from ghcr_janitor.core.reference import parse_target
+from ghcr_janitor.net import github as github_api
+from ghcr_janitor.stores.ghcr.registry import GhcrRegistry
 from tests.support.push import OCI_MANIFEST, Pusher, dumps, sha
 
 API = "https://api.github.test"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import respx
 
-from ghcr_janitor import apply as apply_module
+from ghcr_janitor.apply import applier as apply_module
 from tests.integration.test_ghcr import (  # noqa: F401 (fixtures)
     FakeGitHub, api_mock, fast_sleep, ghcr_env, make_package, serve,
 )

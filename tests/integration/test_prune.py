@@ -9,7 +9,7 @@ from pathlib import Path
 import oras.client
 import pytest
 
-from ghcr_janitor.http import RequestLog
+from ghcr_janitor.net.http import RequestLog
 from tests.support.push import OCI_MANIFEST, Pusher
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -198,7 +198,7 @@ def test_bad_plan_file_exits_2(cli, tmp_path):
 def test_rerun_finishes_an_interrupted_untag(cli, registry, repo, tmp_path):
     """A crash between the placeholder PUT and its DELETE leaves the tag on our placeholder:
     the next apply recognises it and finishes the untag instead of reporting the tag moved."""
-    from ghcr_janitor.registry.oci import placeholder_manifest
+    from ghcr_janitor.stores.oci.registry import placeholder_manifest
 
     digest, body = repo.buildkit_cache("cache-pr-1", [b"pr" * 10], NOW - timedelta(days=90))
     repo.manifest("cache-main", body, OCI_MANIFEST)

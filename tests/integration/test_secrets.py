@@ -206,7 +206,7 @@ def test_failing_credential_helper_output_is_never_shown(registry, tmp_path, cap
 def test_github_token_never_leaks(tmp_path, capture, registry):
     """GITHUB_TOKEN goes to ghcr.io targets (REST and OCI); here both answer 401 through an
     auth proxy, so the error paths are exercised with the token in hand."""
-    from ghcr_janitor.auth.credentials import find_credentials
+    from ghcr_janitor.net.auth.credentials import find_credentials
     from ghcr_janitor.cli.app import app
 
     creds = find_credentials("ghcr.io", env={"GITHUB_TOKEN": CANARY})
@@ -225,11 +225,11 @@ def test_github_token_never_leaks(tmp_path, capture, registry):
 
 
 def test_reprs_hide_secrets():
-    from ghcr_janitor.auth.credentials import Credentials
-    from ghcr_janitor.auth.flow import RegistryAuth
-    from ghcr_janitor.auth.secret import Secret
-    from ghcr_janitor.http import make_client
-    from ghcr_janitor.registry.oci import OciRegistry
+    from ghcr_janitor.net.auth.credentials import Credentials
+    from ghcr_janitor.net.auth.flow import RegistryAuth
+    from ghcr_janitor.net.auth.secret import Secret
+    from ghcr_janitor.net.http import make_client
+    from ghcr_janitor.stores.oci.registry import OciRegistry
 
     creds = Credentials("canary-user", Secret(CANARY), "test")
     auth = RegistryAuth(creds)
@@ -239,7 +239,7 @@ def test_reprs_hide_secrets():
 
 
 def test_connect_options_repr_hides_password():
-    from ghcr_janitor.connect import ConnectOptions
+    from ghcr_janitor.stores.connect import ConnectOptions
 
     options = ConnectOptions(password=CANARY, env={"GITHUB_TOKEN": CANARY})
     assert_clean("ConnectOptions repr", repr(options))
@@ -248,7 +248,7 @@ def test_connect_options_repr_hides_password():
 # --- transport rules ------------------------------------------------------------------------
 
 def test_https_is_the_default_for_non_loopback_hosts():
-    from ghcr_janitor.connect import base_url_for
+    from ghcr_janitor.stores.connect import base_url_for
 
     assert base_url_for("registry.example.com", False) == "https://registry.example.com"
     assert base_url_for("registry.example.com:5000", False) == "https://registry.example.com:5000"
@@ -282,13 +282,13 @@ def test_no_credentials_over_plain_http_to_a_non_loopback_host(challenge, tmp_pa
 
 def test_bearer_token_endpoint_over_https_carries_credentials():
     """Control for the test above: over HTTPS the same flow does send Basic to the token realm."""
-    from ghcr_janitor.auth.credentials import Credentials
-    from ghcr_janitor.auth.flow import RegistryAuth
-    from ghcr_janitor.auth.secret import Secret
+    from ghcr_janitor.net.auth.credentials import Credentials
+    from ghcr_janitor.net.auth.flow import RegistryAuth
+    from ghcr_janitor.net.auth.secret import Secret
     import asyncio
 
-    from ghcr_janitor.http import make_client
-    from ghcr_janitor.registry.oci import OciRegistry
+    from ghcr_janitor.net.http import make_client
+    from ghcr_janitor.stores.oci.registry import OciRegistry
 
     with respx.mock() as mock:
         mock.get("https://registry.example/v2/a/b/tags/list").mock(side_effect=[

@@ -12,13 +12,13 @@ import httpx
 import pytest
 import respx
 
-from ghcr_janitor.auth.challenge import parse_challenge
-from ghcr_janitor.auth.credentials import find_credentials
-from ghcr_janitor.auth.flow import RegistryAuth, request_scope
-from ghcr_janitor.auth.secret import Secret
-from ghcr_janitor.errors import AuthError
-from ghcr_janitor.http import make_client
-from ghcr_janitor.registry.oci import OciRegistry
+from ghcr_janitor.net.auth.challenge import parse_challenge
+from ghcr_janitor.net.auth.credentials import find_credentials
+from ghcr_janitor.net.auth.flow import RegistryAuth, request_scope
+from ghcr_janitor.net.auth.secret import Secret
+from ghcr_janitor.core.errors import AuthError
+from ghcr_janitor.net.http import make_client
+from ghcr_janitor.stores.oci.registry import OciRegistry
 
 CANARY = "ghp_CANARYtoken0123456789abcdef"
 

@@ -27,7 +27,7 @@ import pytest
 import typer
 import yaml
 
-from ghcr_janitor.shard import shard_of
+from ghcr_janitor.core.shard import shard_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CRON = ROOT / "cron"
@@ -436,7 +436,7 @@ def test_every_command_line_parses_with_the_cli(command):
         pytest.fail(f"{command}: the CLI rejects it: {exc}")
     # Values click takes as plain strings, checked by the CLI's own validators.
     if params.get("shard"):
-        from ghcr_janitor.shard import parse_shard
+        from ghcr_janitor.core.shard import parse_shard
 
         parse_shard(params["shard"])
     if params.get("keep_recent"):

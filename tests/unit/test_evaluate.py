@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ghcr_janitor.models import Artifact, Inventory
+from ghcr_janitor.core.models import Artifact, Inventory
 from ghcr_janitor.policy import Decision, Policy, evaluate
 from ghcr_janitor.policy.model import Rule, Selector
 

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ghcr_janitor import mediatypes as mt
-from ghcr_janitor.digests import digest_of
-from ghcr_janitor.errors import ManifestError, PlanError, PolicyError, UsageError
-from ghcr_janitor.manifests import parse_manifest
-from ghcr_janitor.plan import read_plan
+from ghcr_janitor.core import mediatypes as mt
+from ghcr_janitor.core.digests import digest_of
+from ghcr_janitor.core.errors import ManifestError, PlanError, PolicyError, UsageError
+from ghcr_janitor.core.manifests import parse_manifest
+from ghcr_janitor.plan.build import read_plan
 from ghcr_janitor.policy.loader import parse_policy
-from ghcr_janitor.reference import parse_target
+from ghcr_janitor.core.reference import parse_target
 
 FUZZ = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,10 +14,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ghcr_janitor import gc as gc_mod
-from ghcr_janitor.errors import LayoutError
-from ghcr_janitor.gc import plan_gc, run_gc
-from ghcr_janitor.registry import layout as layout_mod
+from ghcr_janitor.stores.layout import gc as gc_mod
+from ghcr_janitor.core.errors import LayoutError
+from ghcr_janitor.stores.layout.gc import plan_gc, run_gc
+from ghcr_janitor.stores.layout import registry as layout_mod
 from tests.layout_factory import (
     DOCKER_LIST, NOW, OLD, LayoutFactory, assert_closure_intact, dumps, sha256, snapshot,
 )
@@ -147,9 +147,9 @@ def test_untagged_index_entries_are_roots_too(tmp_path):
     assert_closure_intact(f, kept["digest"])
 
 
-def test_missing_referenced_blob_blocks_all_deletion(cache):
-    gone = cache.live["cache-node-deps"]
-    layer = next(d for d in cache.closure(gone["digest"]) if d not in cache.closure(cache.live["cache-builder"]["digest"]))
+def test_missing_referenced_manifest_blocks_all_deletion(cache):
+    """A lost manifest hides what it referenced (a lost layer does not: see test_gc_shapes.py)."""
+    layer = cache.live["cache-node-deps"]["digest"]
     cache.path(layer).unlink()
     stale = cache.root / "ingest" / "dead"
     stale.mkdir(parents=True)

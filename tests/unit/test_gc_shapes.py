@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from ghcr_janitor.gc import run_gc
+from ghcr_janitor.stores.layout.gc import run_gc
 from tests.layout_factory import LayoutFactory, snapshot
 
 NOW = datetime.now(timezone.utc)

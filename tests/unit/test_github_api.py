@@ -10,9 +10,9 @@ import httpx
 import pytest
 import respx
 
-from ghcr_janitor.auth.secret import Secret
-from ghcr_janitor.errors import AuthError, NotFoundError, RegistryError
-from ghcr_janitor.registry.github_api import (
+from ghcr_janitor.net.auth.secret import Secret
+from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError
+from ghcr_janitor.net.github import (
     DOWNLOAD_LIMIT, DownloadLimitError, GitHubPackages, RateLimitError, parse_version,
 )
 

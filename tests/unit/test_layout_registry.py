@@ -9,11 +9,11 @@ import os
 
 import pytest
 
-from ghcr_janitor import mediatypes as mt
-from ghcr_janitor.errors import LayoutError, ManifestError, NotFoundError, TagMovedError
-from ghcr_janitor.registry import layout as layout_mod
-from ghcr_janitor.registry.base import Registry
-from ghcr_janitor.registry.layout import LayoutRegistry
+from ghcr_janitor.core import mediatypes as mt
+from ghcr_janitor.core.errors import LayoutError, ManifestError, NotFoundError, TagMovedError
+from ghcr_janitor.stores.layout import registry as layout_mod
+from ghcr_janitor.stores.base import Registry
+from ghcr_janitor.stores.layout.registry import LayoutRegistry
 from tests.layout_factory import OCI_INDEX, OCI_MANIFEST, LayoutFactory, dumps, sha256
 
 
@@ -130,7 +130,7 @@ def test_put_manifest_adds_and_replaces_atomically(lay):
 
 
 def test_put_manifest_rejects_bad_ref_name(lay):
-    from ghcr_janitor.errors import UsageError
+    from ghcr_janitor.core.errors import UsageError
 
     with pytest.raises(UsageError):
         run(LayoutRegistry(lay.root).put_manifest("bad tag!", b"{}", OCI_MANIFEST))

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ghcr_janitor import mediatypes as mt
-from ghcr_janitor.errors import ManifestError
-from ghcr_janitor.manifests import parse_cache_config, parse_manifest
-from ghcr_janitor.timeparse import parse_time
+from ghcr_janitor.core import mediatypes as mt
+from ghcr_janitor.core.errors import ManifestError
+from ghcr_janitor.core.manifests import parse_cache_config, parse_manifest
+from ghcr_janitor.core.timeparse import parse_time
 
 D = ["sha256:" + c * 64 for c in "0123456789abcdef"]
 

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ghcr_janitor import models
-from ghcr_janitor.models import Artifact, Inventory
-from ghcr_janitor.plan import DELETE, build_target_plan
+from ghcr_janitor.core import models
+from ghcr_janitor.core.models import Artifact, Inventory
+from ghcr_janitor.plan.build import DELETE, build_target_plan
 from ghcr_janitor.policy import evaluate
 from tests.unit.test_safety_properties import policies
 

@@ -10,11 +10,11 @@ import httpx
 import pytest
 import respx
 
-from ghcr_janitor import mediatypes as mt
-from ghcr_janitor.errors import ManifestError, NotFoundError, RegistryError
-from ghcr_janitor.http import make_client
-from ghcr_janitor.registry.links import next_link
-from ghcr_janitor.registry.oci import OciRegistry
+from ghcr_janitor.core import mediatypes as mt
+from ghcr_janitor.core.errors import ManifestError, NotFoundError, RegistryError
+from ghcr_janitor.net.http import make_client
+from ghcr_janitor.net.links import next_link
+from ghcr_janitor.stores.oci.registry import OciRegistry
 
 BASE = "https://reg.example"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ghcr_janitor.planner import plan_inventory
+from ghcr_janitor.plan.planner import plan_inventory
 from ghcr_janitor.policy.loader import parse_policy
 from tests.unit.test_plan import art, dg, inventory
 

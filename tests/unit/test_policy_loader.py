@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ghcr_janitor.errors import PolicyError
+from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.policy import Policy, load_default_policy, load_policy
 from ghcr_janitor.policy.loader import default_policy_text
 

@@ -2,8 +2,8 @@
 
 import hashlib
 
-from ghcr_janitor.models import Artifact, Inventory
-from ghcr_janitor.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
+from ghcr_janitor.core.models import Artifact, Inventory
+from ghcr_janitor.plan.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
 
 HEX = hashlib.sha256(b"subject").hexdigest()
 SUBJECT = f"sha256:{HEX}"

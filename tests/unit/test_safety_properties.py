@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ghcr_janitor.errors import PolicyError
-from ghcr_janitor.models import Artifact, Inventory
-from ghcr_janitor.plan import Plan, build_target_plan, new_plan
+from ghcr_janitor.core.errors import PolicyError
+from ghcr_janitor.core.models import Artifact, Inventory
+from ghcr_janitor.plan.build import Plan, build_target_plan, new_plan
 from ghcr_janitor.policy import Policy, evaluate, load_policy
 from ghcr_janitor.policy.model import Rule, Selector
 

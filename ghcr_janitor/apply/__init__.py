@@ -1,0 +1,1 @@
+"""The only place with effects: apply a plan, with its journal."""

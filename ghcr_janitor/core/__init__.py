@@ -1,0 +1,1 @@
+"""Pure data: errors, digests, media types, the inventory model, manifests, references, times."""

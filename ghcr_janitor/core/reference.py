@@ -1,0 +1,154 @@
+"""Parse target strings: `HOST[:PORT]/NAME[:TAG|@DIGEST]`, `ghcr.io/OWNER/NAME`, `oci-layout:PATH`."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+
+from ghcr_janitor.core.digests import is_digest
+from ghcr_janitor.core.errors import UsageError
+
+OCI = "oci"
+GHCR = "ghcr"
+LAYOUT = "layout"
+
+GHCR_HOST = "ghcr.io"
+_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+PREFIXES = ("oci-layout:",)
+
+
+def check_host(host: str, text: str) -> None:
+    """UsageError unless `host` is NAME, IPv4 or [IPv6], with an optional port 1-65535."""
+    def bad(why: str) -> UsageError:
+        return UsageError(f"target {text!r}: {host!r} is not a valid HOST[:PORT] ({why})")
+
+    if host.startswith("["):
+        inside, _, after = host[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(inside)
+        except ValueError:
+            raise bad("not an IPv6 address in brackets") from None
+        if after and not after.startswith(":"):
+            raise bad("unexpected text after ']'")
+        name, port = inside, after[1:] if after else None
+    else:
+        name, sep, port_text = host.partition(":")
+        port = port_text if sep else None
+        if not name:
+            raise bad("empty host")
+        if ":" in port_text:
+            raise bad("more than one ':'")
+        if port is not None and not port.isdigit() and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", name):
+            raise UsageError(f"target {text!r}: unknown prefix {name + ':'!r} (known: {', '.join(PREFIXES)}; "
+                             "registries are HOST[:PORT]/NAME)")
+        if not _HOSTNAME.match(name):
+            raise bad("not a host name or IPv4 address")
+    if port is not None:
+        if not (port.isascii() and port.isdigit()):
+            raise bad(f"port {port!r} is not a number")
+        if not 1 <= int(port) <= 65535:
+            raise bad(f"port {port} is out of range 1-65535")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed target. `name` is the repository (or layout path); tag/digest optional."""
+
+    kind: str
+    host: str
+    name: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def repository(self) -> str:
+        """`HOST/NAME` (or `oci-layout:PATH`) without tag or digest."""
+        if self.kind == LAYOUT:
+            return f"oci-layout:{self.name}"
+        return f"{self.host}/{self.name}"
+
+    @property
+    def reference(self) -> str | None:
+        return self.digest or self.tag
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (with or without a port)."""
+    bare = host
+    if bare.startswith("["):
+        bare = bare[1:].split("]", 1)[0]
+    elif bare.count(":") == 1:
+        bare = bare.split(":", 1)[0]
+    if bare == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
+
+
+def _split_layout(path: str) -> Target:
+    tag = digest = None
+    if "@" in path:
+        path, digest = path.rsplit("@", 1)
+    # A `:TAG` suffix on a layout path: only if what precedes is a directory and the
+    # whole string is not one.
+    if ":" in path and not os.path.isdir(path):
+        base, maybe_tag = path.rsplit(":", 1)
+        if TAG_PATTERN.match(maybe_tag) and "/" not in maybe_tag:
+            path, tag = base, maybe_tag
+    if not path:
+        raise UsageError("oci-layout target has no path: use oci-layout:PATH")
+    return Target(LAYOUT, "", path, tag, digest)
+
+
+def parse_target(text: str) -> Target:
+    """Parse a target string; UsageError with the reason if it is not one."""
+    raw = text.strip()
+    if not raw:
+        raise UsageError("empty target")
+    if raw.startswith("oci-layout:"):
+        return _split_layout(raw[len("oci-layout:"):])
+    path = raw.split("@")[0]
+    if any(os.path.isfile(os.path.join(p, "oci-layout")) for p in (path, path.rsplit(":", 1)[0])):
+        return _split_layout(raw)       # a PATH (optionally :TAG) holding an OCI layout
+    if raw.startswith(("/", "./", "../", "~")):       # a path, never HOST/NAME
+        return _split_layout(os.path.expanduser(raw))
+    for scheme in ("https://", "http://"):
+        if raw.startswith(scheme):
+            raise UsageError(f"target {text!r}: give HOST/NAME without {scheme} (use --insecure for plain HTTP)")
+    if "/" not in raw:
+        raise UsageError(f"target {text!r}: expected HOST[:PORT]/NAME, ghcr.io/OWNER/NAME or oci-layout:PATH")
+    host, rest = raw.split("/", 1)
+    if not ("." in host or ":" in host or host == "localhost" or host.startswith("[")):
+        raise UsageError(f"target {text!r}: {host!r} is not a registry host (use HOST[:PORT]/NAME, e.g. ghcr.io/OWNER/NAME)")
+    check_host(host, text)
+    tag = digest = None
+    if "@" in rest:
+        rest, digest = rest.split("@", 1)
+        if not is_digest(digest):
+            raise UsageError(f"target {text!r}: invalid digest {digest!r} (expected sha256:<64 hex>)")
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        rest, tag = rest.rsplit(":", 1)
+        if not TAG_PATTERN.match(tag):
+            raise UsageError(f"target {text!r}: invalid tag {tag!r}")
+    if not _NAME.match(rest):
+        raise UsageError(f"target {text!r}: invalid repository name {rest!r} (lowercase, digits, . _ - and /)")
+    kind = GHCR if host.lower() == GHCR_HOST else OCI
+    if kind == GHCR and "/" not in rest:
+        raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/NAME")
+    return Target(kind, host.lower() if kind == GHCR else host, rest, tag, digest)

@@ -1,0 +1,1 @@
+"""Gathering facts: the inventory, the manifest cache, the first-seen ledger, sessions."""

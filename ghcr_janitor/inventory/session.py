@@ -1,0 +1,76 @@
+"""Gather inventories for many targets: the read half every command shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, TypeVar
+
+from ghcr_janitor.inventory.cache import ManifestCache
+from ghcr_janitor.stores.connect import ConnectOptions, open_registry
+from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.inventory.gather import InventoryOptions, Progress, build_inventory, describe_error
+from ghcr_janitor.inventory.ledger import Ledger
+from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.core.paths import cache_dir, state_dir
+from ghcr_janitor.core.reference import Target, parse_target
+from ghcr_janitor.stores.base import Registry
+
+T = TypeVar("T")
+
+
+@dataclass
+class TargetResult:
+    target: Target
+    inventory: Inventory | None = None
+    error: str | None = None
+
+
+@dataclass
+class Session:
+    """Shared cache, ledger and connection options for one CLI run."""
+
+    connect: ConnectOptions
+    inventory: InventoryOptions
+    use_cache: bool = True
+    progress: Progress | None = None
+    cache: ManifestCache | None = field(init=False, default=None)
+    ledger: Ledger | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.use_cache:
+            self.cache = ManifestCache(cache_dir(self.connect.env))
+            self.ledger = Ledger(state_dir(self.connect.env) / "first-seen.sqlite")
+
+    async def with_registry(self, target: Target, body: Callable[[Registry], Awaitable[T]]) -> T:
+        registry = open_registry(target, self.connect)
+        try:
+            return await body(registry)
+        finally:
+            await registry.aclose()
+
+    async def inventory_of(self, target: Target) -> TargetResult:
+        async def body(registry: Registry) -> Inventory:
+            return await build_inventory(registry, target.repository, self.inventory, self.cache, self.ledger, self.progress)
+
+        try:
+            return TargetResult(target, await self.with_registry(target, body))
+        except JanitorError as exc:
+            if exc.exit_code == 2:
+                raise
+            return TargetResult(target, error=describe_error(exc))
+        except Exception as exc:  # network errors after retries, and the like
+            import httpx
+
+            if isinstance(exc, httpx.HTTPError):
+                return TargetResult(target, error=describe_error(exc))
+            raise
+
+    async def inventories(self, targets: list[str]) -> list[TargetResult]:
+        parsed = [parse_target(t) for t in targets]   # all usage errors before any contact
+        return [await self.inventory_of(t) for t in parsed]
+
+    def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
+        if self.ledger is not None:
+            self.ledger.close()

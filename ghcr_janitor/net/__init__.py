@@ -1,0 +1,1 @@
+"""HTTP: the client, retries, auth flows, GitHub's REST client."""

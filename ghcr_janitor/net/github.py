@@ -1,0 +1,391 @@
+"""A small GitHub Packages REST client for container package versions.
+
+Only what the janitor needs: find the owner's endpoint prefix (org, the token's own user, or
+another user), list versions (Link pagination, followed verbatim), delete a version. It
+honours GitHub's rate limits (formats.md §6(d)): it waits for `x-ratelimit-reset` once
+`x-ratelimit-remaining` reaches 0, waits `retry-after` (else ≥60 s, doubling) on 403/429
+secondary limits, paces DELETEs, and never retries without sleeping. Every call is recorded
+as (method, path?query, status) in `calls`. `sleep` and `clock` are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import AsyncIterator, Awaitable, Callable
+from urllib.parse import quote
+
+import httpx
+
+from ghcr_janitor.net.auth.secret import Secret
+from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError, UsageError
+from ghcr_janitor.net.http import RequestLog, retry_after_seconds
+from ghcr_janitor.core.reference import is_loopback
+from ghcr_janitor.net.links import next_link
+from ghcr_janitor.core.timeparse import parse_time
+
+log = logging.getLogger("ghcr_janitor.github")
+
+DEFAULT_API_URL = "https://api.github.com"
+API_VERSION = "2022-11-28"
+PER_PAGE = 100
+MAX_PAGES = 10_000
+SECONDARY_MIN_WAIT = 60.0          # docs: "wait at least one minute", then back off exponentially
+MAX_BACKOFF = 900.0
+MAX_RATE_LIMIT_WAITS = 6           # per call, before giving up with RateLimitError
+MAX_TRANSIENT_RETRIES = 4          # 5xx / connection errors, per call
+DEFAULT_MAX_WAIT = 3700.0          # a primary window is at most an hour: honour it fully
+DEFAULT_DELETES_PER_MINUTE = 60.0
+MESSAGE_CAP = 200
+TOKEN_MISSING = ("no GitHub token for the Packages API: set GITHUB_TOKEN or GH_TOKEN, "
+                 "pass --password-stdin, or `docker login ghcr.io` with a token")
+DOWNLOAD_LIMIT = "cannot delete: public version with more than 5000 downloads; ask GitHub support"
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+class RateLimitError(RegistryError):
+    """GitHub kept rate-limiting us, or asked for a longer wait than allowed."""
+
+
+class DownloadLimitError(RegistryError):
+    """GitHub refuses to delete a public version with more than 5,000 downloads."""
+
+
+@dataclass(frozen=True)
+class PackageVersion:
+    """One container package version: `name` is the manifest digest."""
+
+    id: int
+    name: str
+    tags: tuple[str, ...]
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+def parse_version(item: object) -> PackageVersion:
+    """A version object as documented (formats.md §6(b)); RegistryError if malformed."""
+    try:
+        assert isinstance(item, dict)
+        vid, name = item["id"], item["name"]
+        assert isinstance(vid, int) and not isinstance(vid, bool) and isinstance(name, str)
+        tags = ((item.get("metadata") or {}).get("container") or {}).get("tags") or []
+        assert isinstance(tags, list) and all(isinstance(t, str) for t in tags)
+    except (AssertionError, KeyError, AttributeError, TypeError):
+        raise RegistryError("GitHub API: a package version in the listing is malformed") from None
+    return PackageVersion(vid, name, tuple(sorted(tags)), parse_time(item.get("created_at")),
+                          parse_time(item.get("updated_at")))
+
+
+def _message(response: httpx.Response) -> str:
+    """GitHub's `message` (one line, capped), or the status text."""
+    try:
+        text = str(response.json().get("message") or "")
+    except Exception:  # not JSON, or not an object
+        text = ""
+    text = " ".join(text.split())[:MESSAGE_CAP]
+    return text or response.reason_phrase or str(response.status_code)
+
+
+def _is_download_limit(message: str) -> bool:
+    lowered = message.lower()
+    return "download" in lowered and ("5000" in lowered or "5,000" in lowered)
+
+
+def _unauthorised(response: httpx.Response) -> AuthError:
+    return AuthError(f"GitHub API rejected the token (401: {_message(response)}); check GITHUB_TOKEN/GH_TOKEN",
+                     status=401)
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class GitHubPackages:
+    """REST access to one container package `owner/package` (package may contain `/`)."""
+
+    def __init__(self, owner: str, package: str, token: Secret | None, *, api_url: str = DEFAULT_API_URL,
+                 owner_type: str | None = None, client: httpx.AsyncClient | None = None,
+                 sleep: Sleep | None = None, clock: Clock | None = None,
+                 deletes_per_minute: float = DEFAULT_DELETES_PER_MINUTE,
+                 max_wait: float = DEFAULT_MAX_WAIT, log_to: RequestLog | None = None):
+        if owner_type not in (None, "org", "user"):
+            raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
+        if deletes_per_minute <= 0:
+            raise UsageError("deletes per minute must be positive")
+        api = httpx.URL(api_url.rstrip("/"))
+        if api.scheme not in ("https", "http") or not api.host:
+            raise UsageError(f"GITHUB_API_URL must be an http(s) URL, got {api_url!r}")
+        if api.scheme == "http" and not is_loopback(api.host):
+            raise UsageError(f"GITHUB_API_URL {api_url!r}: refusing to send a token over plain HTTP")
+        self.api_url = str(api).rstrip("/")
+        self.owner, self.package = owner, package
+        self.owner_type = owner_type            # given, or learned by detect_owner()
+        self.owner_type_given = owner_type is not None
+        self.token_login: str | None = None     # the token's user, when GET /user told us
+        self._token = token
+        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False,
+                                                  headers={"User-Agent": "ghcr-janitor"})
+        self.sleep: Sleep = sleep or _sleep
+        self.clock: Clock = clock or time.time
+        self.delete_interval = 60.0 / deletes_per_minute
+        self.max_wait = max_wait
+        self.log_to = log_to
+        self.calls: list[tuple[str, str, int]] = []
+        self._prefix: str | None = None
+        self._detect_lock = asyncio.Lock()
+        self._pace_lock = asyncio.Lock()
+        self._last_delete: float | None = None
+        self._remaining: int | None = None
+        self._reset: float | None = None
+
+    def __repr__(self) -> str:
+        return f"GitHubPackages({self.api_url}, {self.owner}/{self.package}, owner_type={self.owner_type})"
+
+    # --- plumbing ------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        if not self._token:
+            raise AuthError(TOKEN_MISSING)
+        return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
+                "Authorization": f"Bearer {self._token.reveal()}"}
+
+    def _record(self, method: str, url: httpx.URL, status: int) -> None:
+        self.calls.append((method, url.raw_path.decode("ascii"), status))
+        if self.log_to is not None:
+            self.log_to.record(method, str(url.copy_with(query=None)), status)
+        log.debug("%s %s -> %s", method, url.path, status)
+
+    def _note_limits(self, response: httpx.Response) -> None:
+        remaining = _int_header(response, "x-ratelimit-remaining")
+        reset = _int_header(response, "x-ratelimit-reset")
+        if remaining is not None:
+            self._remaining, self._reset = remaining, float(reset) if reset is not None else None
+
+    async def _wait(self, seconds: float, why: str) -> None:
+        if seconds > self.max_wait:
+            until = datetime.fromtimestamp(self.clock() + seconds, timezone.utc).strftime("%H:%M:%S UTC")
+            raise RateLimitError(f"GitHub API {why}: it asks to wait until {until} "
+                                 f"({seconds:.0f}s, over the {self.max_wait:.0f}s limit); rerun later")
+        log.warning("GitHub API %s: waiting %.0fs", why, seconds)
+        await self.sleep(seconds)
+
+    async def _respect_primary(self) -> None:
+        """Before a call: if the primary budget is spent, sleep until it resets."""
+        if self._remaining == 0 and self._reset is not None:
+            wait = self._reset - self.clock() + 1.0
+            if wait > 0:
+                await self._wait(wait, "rate limit exhausted (x-ratelimit-remaining: 0)")
+            self._remaining = None
+
+    async def _pace_delete(self) -> None:
+        async with self._pace_lock:
+            if self._last_delete is not None:
+                gap = self._last_delete + self.delete_interval - self.clock()
+                if gap > 0:
+                    await self.sleep(gap)
+            self._last_delete = self.clock()
+
+    def _rate_limit_wait(self, response: httpx.Response, hits: int) -> float | None:
+        """Seconds to wait if `response` is a rate limit (403/429), else None."""
+        if response.status_code not in (403, 429):
+            return None
+        hinted = retry_after_seconds(response.headers)
+        if hinted is not None:
+            return max(hinted, 1.0)
+        if _int_header(response, "x-ratelimit-remaining") == 0 and self._reset is not None:
+            return max(self._reset - self.clock() + 1.0, 1.0)
+        message = _message(response).lower()
+        if response.status_code == 429 or "rate limit" in message or "abuse" in message:
+            return min(SECONDARY_MIN_WAIT * 2 ** hits, MAX_BACKOFF)
+        return None
+
+    async def request(self, method: str, url: str | httpx.URL) -> tuple[httpx.Response, bool]:
+        """Send one REST call, waiting out rate limits and retrying transient failures.
+
+        Returns (final response, whether it took more than one attempt).
+        """
+        headers = self._headers()
+        hits = transient = 0
+        attempts = 0
+        while True:
+            await self._respect_primary()
+            if method == "DELETE":
+                await self._pace_delete()
+            attempts += 1
+            target = httpx.URL(url)
+            try:
+                response = await self.client.request(method, target, headers=headers)
+            except httpx.TransportError as exc:
+                self._record(method, target, 0)
+                transient += 1
+                if transient > MAX_TRANSIENT_RETRIES:
+                    raise RegistryError(f"GitHub API {method} {target.path}: {type(exc).__name__}") from None
+                await self.sleep(2.0 ** transient)
+                continue
+            self._record(method, response.request.url, response.status_code)
+            self._note_limits(response)
+            wait = self._rate_limit_wait(response, hits)
+            if wait is not None:
+                hits += 1
+                if hits > MAX_RATE_LIMIT_WAITS:
+                    raise RateLimitError(f"GitHub API {method} {target.path}: still rate-limited after "
+                                         f"{MAX_RATE_LIMIT_WAITS} waits ({response.status_code}: {_message(response)})",
+                                         status=response.status_code)
+                await self._wait(wait, f"rate limit ({response.status_code})")
+                continue
+            if response.status_code in (500, 502, 503, 504) and transient < MAX_TRANSIENT_RETRIES:
+                transient += 1
+                await self.sleep(2.0 ** transient)
+                continue
+            return response, attempts > 1
+
+    # --- owner ---------------------------------------------------------------------
+    async def _get(self, path: str) -> httpx.Response:
+        response, _ = await self.request("GET", f"{self.api_url}{path}")
+        if response.status_code == 401:
+            raise _unauthorised(response)
+        return response
+
+    async def _login(self) -> str | None:
+        """The token's user (GET /user), or None for tokens that are not a user (Actions)."""
+        response = await self._get("/user")
+        if response.status_code == 200:
+            try:
+                login = response.json().get("login")
+            except (ValueError, AttributeError):
+                return None
+            return login if isinstance(login, str) else None
+        return None
+
+    async def prefix(self) -> str:
+        """`/orgs/OWNER`, `/user` (the token's own packages) or `/users/OWNER`."""
+        async with self._detect_lock:
+            if self._prefix is not None:
+                return self._prefix
+            owner = quote(self.owner, safe="")
+            if self.owner_type is None:
+                response = await self._get(f"/orgs/{owner}")
+                if response.status_code == 200:
+                    self.owner_type = "org"
+                elif response.status_code == 404:
+                    self.owner_type = "user"
+                else:
+                    raise RegistryError(f"GitHub API: looking up owner {self.owner!r} answered "
+                                        f"{response.status_code}: {_message(response)}", status=response.status_code)
+            if self.owner_type == "org":
+                self._prefix = f"/orgs/{owner}"
+            else:
+                self.token_login = await self._login()
+                same = self.token_login is not None and self.token_login.lower() == self.owner.lower()
+                self._prefix = "/user" if same else f"/users/{owner}"
+            return self._prefix
+
+    def _versions_path(self, prefix: str) -> str:
+        return f"{prefix}/packages/container/{quote(self.package, safe='')}/versions"
+
+    def _where(self) -> str:
+        kind = {"org": "organisation", "user": "user"}.get(self.owner_type or "", "owner")
+        how = "given by --owner-type" if self.owner_type_given else "detected"
+        return f"package {self.package!r} of {kind} {self.owner!r} ({how})"
+
+    async def _not_found(self, path: str) -> NotFoundError:
+        """A 404 on the package: say which owner type was tried and what looks wrong."""
+        hint = "check the name, and that the token may read it (read:packages; org packages need access)"
+        if self.owner_type == "user" and self.token_login and self.token_login.lower() != self.owner.lower():
+            hint = (f"the token belongs to {self.token_login!r}, not {self.owner!r}: another user's private "
+                    f"packages are not visible; use a token of {self.owner!r}")
+        if self.owner_type_given:
+            is_org = (await self._get(f"/orgs/{quote(self.owner, safe='')}")).status_code == 200
+            if self.owner_type == "user" and is_org:
+                hint = f"{self.owner!r} is an organisation: use --owner-type org (or omit it)"
+            elif self.owner_type == "org" and not is_org:
+                hint = f"{self.owner!r} is not an organisation: use --owner-type user (or omit it)"
+        return NotFoundError(f"{self._where()} not found (GET {path} -> 404); {hint}", status=404)
+
+    def _forbidden(self, response: httpx.Response, doing: str, needs: str) -> RegistryError:
+        message = _message(response)
+        if _is_download_limit(message):
+            return DownloadLimitError(DOWNLOAD_LIMIT, status=response.status_code)
+        granted = response.headers.get("x-oauth-scopes")
+        have = f"; the token has scopes: {granted or 'none'}" if granted is not None else ""
+        return AuthError(f"{doing} {self._where()}: access denied (403: {message}); the token needs {needs}{have}",
+                         status=403)
+
+    # --- versions ------------------------------------------------------------------
+    async def pages(self) -> AsyncIterator[list[PackageVersion]]:
+        """Versions page by page (newest first, as GitHub lists them)."""
+        path = self._versions_path(await self.prefix())
+        url: str | None = f"{self.api_url}{path}?per_page={PER_PAGE}"
+        base = httpx.URL(self.api_url)
+        for _ in range(MAX_PAGES):
+            assert url is not None
+            response, _ = await self.request("GET", url)
+            if response.status_code == 404:
+                raise await self._not_found(path)
+            if response.status_code == 403:
+                raise self._forbidden(response, "listing versions of", "the read:packages scope")
+            if response.status_code == 401:
+                raise _unauthorised(response)
+            if response.status_code != 200:
+                raise RegistryError(f"listing versions of {self._where()}: GitHub API answered "
+                                    f"{response.status_code}: {_message(response)}", status=response.status_code)
+            try:
+                items = response.json()
+            except ValueError:
+                raise RegistryError(f"listing versions of {self._where()}: answer is not JSON") from None
+            if not isinstance(items, list):
+                raise RegistryError(f"listing versions of {self._where()}: answer is not a list")
+            yield [parse_version(item) for item in items]
+            link = next_link(response.headers.get("link"))
+            if not link:
+                return
+            nxt = response.request.url.join(link)   # absolute on GitHub: used as written
+            if (nxt.scheme, nxt.host, nxt.port) != (base.scheme, base.host, base.port):
+                raise RegistryError(f"listing versions: next page is on another host ({nxt.host}); refusing "
+                                    "to send the token there")
+            url = str(nxt)
+        raise RegistryError(f"listing versions of {self._where()}: more than {MAX_PAGES} pages")
+
+    async def list_versions(self) -> list[PackageVersion]:
+        """Every active version of the package."""
+        found: list[PackageVersion] = []
+        async for page in self.pages():
+            found += page
+        return found
+
+    async def delete_version(self, version_id: int) -> None:
+        """DELETE one version (204). NotFoundError if it was already gone; a 404 on a retry is success."""
+        path = f"{self._versions_path(await self.prefix())}/{int(version_id)}"
+        response, retried = await self.request("DELETE", f"{self.api_url}{path}")
+        status = response.status_code
+        if status in (200, 202, 204):
+            return
+        if status == 404:
+            if retried:
+                return
+            raise NotFoundError(f"version {version_id} of {self._where()} not found (already deleted?)", status=404)
+        message = _message(response)
+        if _is_download_limit(message):
+            raise DownloadLimitError(DOWNLOAD_LIMIT, status=status)
+        if status == 403:
+            raise self._forbidden(response, f"deleting version {version_id} of",
+                                  "the read:packages and delete:packages scopes and admin rights on the package")
+        if status == 401:
+            raise _unauthorised(response)
+        raise RegistryError(f"deleting version {version_id} of {self._where()}: GitHub API answered "
+                            f"{status}: {message}", status=status)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

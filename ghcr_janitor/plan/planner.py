@@ -1,0 +1,144 @@
+"""From targets to a Plan: inventory each target, evaluate the policy, apply safety rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.plan.build import DELETE, Kept, Plan, TargetPlan, build_target_plan, new_plan
+from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
+from ghcr_janitor.policy.evaluate import tag_selected
+from ghcr_janitor.plan.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
+from ghcr_janitor.inventory.session import Session
+
+# Backends whose delete frees storage by itself (GHCR); registries need their own GC and
+# layouts need `janitor gc` (prune runs it).
+FREES_STORAGE = {"ghcr": True, "oci": False, "layout": False}
+LAYOUT_NOTE = ("a local cache dir frees the blobs of deleted tags at `janitor gc` "
+               "(`janitor prune` runs it after deleting unless --no-gc)")
+
+
+def load(policy_path: Path | None) -> tuple[Policy, str]:
+    """The policy from --policy, or the packaged default; and its name for the plan file."""
+    if policy_path is None:
+        return load_default_policy(), "default"
+    return load_policy(policy_path), str(policy_path)
+
+
+def _protected(tag: str, policy: Policy) -> str | None:
+    return next((p for p in policy.protect if fnmatchcase(tag, p)), None)
+
+
+def _referrer_decisions(inventory: Inventory, policy: Policy, decisions: list[Decision],
+                        deleted: set[str]) -> list[Decision]:
+    """Cosign-style `sha256-<subject>[.sig|.att|.sbom]` tags follow their subject.
+
+    Only listed tags are decided, and protect patterns still win. A listed referrer tag is kept
+    with a kept subject (whatever a rule said) and deleted with a deleted subject, or when the
+    subject is gone from a backend that lists every manifest (orphaned) and nothing in the
+    repository failed to load (else "gone" cannot be known).
+    """
+    complete = not any(a.error for a in inventory.artifacts.values())
+    orphaned = {t for tags in orphaned_referrer_tags(inventory).values() for t in tags} if complete else set()
+    listed = set(inventory.listed)
+    by_tag = {d.tag: d for d in decisions if d.tag is not None}
+    adjusted = [d for d in decisions if d.tag is None or subject_of_tag(d.tag) is None or d.tag not in listed]
+    for subject, tags in referrer_tags(inventory).items():
+        for tag in tags:
+            if tag not in listed:
+                continue
+            digest = inventory.tags[tag]
+            pattern = _protected(tag, policy)
+            if pattern is not None:
+                adjusted.append(Decision(tag, digest, "keep", f"protected by {pattern!r}"))
+            elif tag in orphaned:
+                adjusted.append(Decision(tag, digest, "delete", f"orphaned: its subject {subject} is gone",
+                                         "referrer tags"))
+            elif subject in deleted:
+                adjusted.append(Decision(tag, digest, "delete", f"belongs to {subject}, which is deleted",
+                                         "referrer tags"))
+            elif tag in by_tag and by_tag[tag].action != "keep":
+                adjusted.append(Decision(tag, digest, "keep", f"belongs to kept subject {subject}", "referrer tags"))
+            elif tag in by_tag:
+                adjusted.append(by_tag[tag])
+    return adjusted
+
+
+def _block_deletes(target_plan: TargetPlan, why: str) -> None:
+    """Partial knowledge: keep every digest delete (untags and retags are safe)."""
+    blocked = [a for a in target_plan.actions if a.action == DELETE]
+    target_plan.actions = [a for a in target_plan.actions if a.action != DELETE]
+    target_plan.kept += [Kept(a.tag, a.digest, why) for a in blocked]
+    target_plan.reclaim_size = sum(a.reclaim_size for a in target_plan.actions)
+    if blocked and why not in target_plan.errors:
+        target_plan.errors.append(why)
+
+
+def filtered_out_warnings(inventory: Inventory, policy: Policy) -> list[str]:
+    """Rules whose tag selectors match tags the listing filter (--tag) leaves out.
+
+    The listing filter decides which tags are considered at all; a policy never widens it
+    (a policy written for one repository must not reach tags the run was not pointed at). So
+    such a rule silently selects less than its author meant: say so, with the count.
+    """
+    if inventory.tag_filter is None:
+        return []
+    listed = set(inventory.listed)
+    hidden_tags = sorted(t for t in inventory.tags if t not in listed)
+    shown = " ".join(f"--tag {g}" for g in inventory.tag_filter)
+    lines = []
+    for rule in policy.rules:
+        if not rule.selector.by_tag:
+            continue
+        hidden = [t for t in hidden_tags if tag_selected(rule, t)]
+        if hidden:
+            example = ", ".join(hidden[:3]) + (", ..." if len(hidden) > 3 else "")
+            lines.append(f"rule {rule.name!r} matches {len(hidden)} tag(s) here that the listing filter ({shown}) "
+                         f"leaves out ({example}): they are not considered; add --tag GLOB for them or --all-tags")
+    return lines
+
+
+def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> TargetPlan:
+    """Evaluate, then build the safe plan.
+
+    Unresolved tags, or an artifact that could not be inspected, block every delete by digest
+    in the repository: the digest might be that tag's, or a child of that artifact.
+    """
+    decisions = evaluate(inventory, policy, now)
+    frees = FREES_STORAGE.get(inventory.backend, False)
+    target_plan = build_target_plan(inventory, decisions, frees)
+    if referrer_tags(inventory):
+        deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
+        target_plan = build_target_plan(inventory, _referrer_decisions(inventory, policy, decisions, deleted), frees)
+    if inventory.backend == "layout":
+        target_plan.notes = [LAYOUT_NOTE]
+    target_plan.warnings += filtered_out_warnings(inventory, policy)
+    if inventory.unresolved:
+        _block_deletes(target_plan, f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} "
+                                    "could not be learned")
+    failed = sorted(a.digest for a in inventory.artifacts.values() if a.error)
+    if failed:
+        _block_deletes(target_plan, f"not deleted: {len(failed)} artifact(s) could not be inspected "
+                                    f"(e.g. {failed[0]}), so what they reference is unknown")
+    return target_plan
+
+
+async def make_plan(session: Session, targets: list[str], policy: Policy, policy_name: str
+                    ) -> tuple[Plan, list[Inventory]]:
+    """Inventory every target (a failing one gets an error entry and no actions).
+
+    Returns the plan and the inventories it was made from (for reports and metrics).
+    """
+    now = session.inventory.now
+    results = await session.inventories(targets)
+    plans = []
+    for result in results:
+        if result.inventory is None:
+            plans.append(TargetPlan(target=result.target.repository, backend=result.target.kind,
+                                    errors=[result.error or "unknown error"]))
+        else:
+            plans.append(plan_inventory(result.inventory, policy, now))
+    inventories = [r.inventory for r in results if r.inventory is not None]
+    return new_plan(policy_name, plans, now), inventories

@@ -1,1 +1,0 @@
-"""Backends: one `Registry` interface, implemented for OCI Distribution, GHCR and OCI layouts."""

@@ -1,0 +1,1 @@
+"""The Store (backend) protocol and its implementations: OCI registry, GHCR, OCI layout."""

@@ -1,0 +1,80 @@
+"""The interface every backend implements (OCI registry, GHCR, local OCI layout)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class RawManifest:
+    """Manifest bytes exactly as stored, verified against `digest`."""
+
+    digest: str
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Version:
+    """A backend-listed root object (GHCR package version, layout index entry).
+
+    Backends that can enumerate untagged manifests return these from `list_versions`.
+    """
+
+    digest: str
+    tags: tuple[str, ...] = ()
+    created: datetime | None = None
+    age_source: str | None = None
+    version_id: int | None = None
+    media_type: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """What the inventory, planner and applier need from a backend.
+
+    All methods are async. Errors are `ghcr_janitor.core.errors` exceptions; `NotFoundError`
+    for anything missing.
+    """
+
+    name: str                   # repository name or layout path, for messages
+    kind: str                   # "oci" | "ghcr" | "layout"
+    lists_untagged: bool        # True if list_versions() includes untagged roots
+    frees_storage_on_delete: bool  # False for registries that need their own GC
+
+    async def list_tags(self) -> list[str]:
+        """Every tag of the repository, deduplicated and sorted."""
+
+    async def list_versions(self) -> list[Version] | None:
+        """Root objects with metadata, or None if the backend has no such listing."""
+
+    async def resolve(self, tag: str) -> str | None:
+        """The digest a tag points at now, or None if the tag does not exist."""
+
+    async def get_manifest(self, reference: str) -> RawManifest:
+        """Fetch a manifest by tag or digest, verified."""
+
+    async def get_blob(self, digest: str, max_size: int) -> bytes:
+        """Fetch a small blob (config), verified, refusing more than max_size bytes."""
+
+    async def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        """Store manifest bytes under a tag; returns the digest the backend reports."""
+
+    async def delete_manifest(self, digest: str) -> None:
+        """Delete a manifest by digest (removes every tag on it). NotFoundError if gone."""
+
+    async def delete_tag(self, tag: str, digest: str) -> None:
+        """Remove one tag, keeping the digest (native tag delete or placeholder technique)."""
+
+    def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
+        """After a NotFoundError for `digest`: is it known to be gone, not merely unreadable?
+
+        True only where the backend lists everything it holds and `digest` is not there
+        (`listed`: the digests of `list_versions`). Plain OCI registries can never say so.
+        """
+
+    async def aclose(self) -> None:
+        """Release connections and locks."""

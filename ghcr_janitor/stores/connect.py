@@ -1,0 +1,61 @@
+"""Open the right backend for a target: OCI registry, GHCR, or local OCI layout."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
+from ghcr_janitor.core.errors import UsageError
+from ghcr_janitor.net.http import RequestLog
+from ghcr_janitor.core.reference import GHCR, LAYOUT, Target, is_loopback
+from ghcr_janitor.stores.base import Registry
+
+DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
+
+
+@dataclass
+class ConnectOptions:
+    insecure: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    concurrency: int = DEFAULT_CONCURRENCY
+    owner_type: str | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
+    log: RequestLog = field(default_factory=RequestLog)
+
+
+def base_url_for(host: str, insecure: bool) -> str:
+    """HTTPS unless the host is loopback (as docker allows) or --insecure was given."""
+    scheme = "http" if insecure or is_loopback(host) else "https"
+    return f"{scheme}://{host}"
+
+
+def _oci(base_url: str, target: Target, options: ConnectOptions, credential_host: str) -> Registry:
+    from ghcr_janitor.net.auth.credentials import find_credentials
+    from ghcr_janitor.net.auth.flow import RegistryAuth
+    from ghcr_janitor.net.http import make_client
+    from ghcr_janitor.stores.oci.registry import OciRegistry
+
+    credentials = find_credentials(credential_host, options.username, options.password, options.env)
+    client = make_client(options.concurrency, RegistryAuth(credentials), base_url=base_url)
+    return OciRegistry(base_url, target.name, client, options.log)
+
+
+def open_registry(target: Target, options: ConnectOptions) -> Registry:
+    """A backend for `target`; nothing is contacted until a method is awaited."""
+    if target.kind == LAYOUT:
+        from ghcr_janitor.stores.layout.registry import LayoutRegistry
+
+        return LayoutRegistry(target.name)
+    if target.kind == GHCR:
+        oci_base = (options.env.get("JANITOR_GHCR_REGISTRY") or DEFAULT_GHCR_REGISTRY).rstrip("/")
+        if not oci_base.startswith(("https://", "http://")):
+            raise UsageError(f"JANITOR_GHCR_REGISTRY must be a URL, got {oci_base!r}")
+        try:
+            from ghcr_janitor.stores.ghcr.registry import open_ghcr
+        except ImportError:
+            return _oci(oci_base, target, options, "ghcr.io")
+        return open_ghcr(target, options, oci_base)
+    return _oci(base_url_for(target.host, options.insecure), target, options, target.host)

@@ -1,0 +1,1 @@
+"""GHCR: OCI reads plus GitHub Packages REST for listing and deleting versions."""

@@ -1,0 +1,1 @@
+"""A local OCI image layout (BuildKit type=local cache dir) and its gc."""

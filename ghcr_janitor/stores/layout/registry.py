@@ -1,0 +1,424 @@
+"""Local OCI image layout backend (BuildKit `type=local` cache dirs, `oci-layout:PATH`).
+
+Tags are `org.opencontainers.image.ref.name` annotations on `index.json` descriptors.
+Deleting only edits `index.json`; blobs go at `janitor gc` (`ghcr_janitor.stores.layout.gc`).
+
+Concurrency with BuildKit (formats.md 2.1, 2.3): BuildKit takes a `gofrs/flock` on
+`DIR/index.json.lock` (TryRLock to read, TryLock to write) and removes the file after
+unlocking. We take the same flock, wait for it briefly, and re-check after locking that
+the file we hold is still the one at that path (BuildKit may have unlinked it).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ghcr_janitor.core import mediatypes as mt
+from ghcr_janitor.core.digests import check_digest, digest_of, is_digest, verify
+from ghcr_janitor.core.errors import LayoutError, ManifestError, NotFoundError, TagMovedError, UsageError
+from ghcr_janitor.core.manifests import load_json, parse_descriptor
+from ghcr_janitor.core.models import Descriptor
+from ghcr_janitor.stores.base import RawManifest, Version
+
+OCI_LAYOUT = "oci-layout"
+INDEX = "index.json"
+LOCK = "index.json.lock"
+LOCK_TIMEOUT = 30.0
+# image-spec annotations.md: ref ::= component ("/" component)*
+_REF_NAME = re.compile(r"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$")
+
+
+# --- layout files -------------------------------------------------------------------
+
+
+def check_layout(root: Path) -> None:
+    """Raise LayoutError unless `root/oci-layout` is a JSON object with imageLayoutVersion."""
+    path = root / OCI_LAYOUT
+    if not root.is_dir():
+        raise LayoutError(f"{root}: not a directory (expected an OCI image layout)")
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: missing; {root} is not an OCI image layout") from None
+    except (OSError, ValueError) as exc:
+        raise LayoutError(f"{path}: unreadable or not JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("imageLayoutVersion"), str):
+        raise LayoutError(f"{path}: not a JSON object with an imageLayoutVersion string")
+
+
+def read_index_bytes(root: Path) -> bytes:
+    """The raw bytes of index.json; LayoutError if missing or unreadable."""
+    path = root / INDEX
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: missing (an OCI image layout needs an index.json)") from None
+    except OSError as exc:
+        raise LayoutError(f"{path}: unreadable ({exc.strerror})") from None
+
+
+def parse_index(body: bytes, root: Path) -> tuple[dict[str, Any], list[Descriptor]]:
+    """Validate index.json: returns the raw document and its parsed descriptors."""
+    where = str(root / INDEX)
+    try:
+        doc = load_json(body, where)
+    except ManifestError as exc:
+        raise LayoutError(str(exc)) from None
+    if doc.get("schemaVersion") != 2:
+        raise LayoutError(f"{where}: schemaVersion is not 2")
+    manifests = doc.get("manifests")
+    if manifests is None:  # Go marshals an empty slice as null
+        manifests = doc["manifests"] = []
+    if not isinstance(manifests, list):
+        raise LayoutError(f"{where}: manifests is not a list")
+    try:
+        descs = [parse_descriptor(m, f"{where} manifests[{i}]") for i, m in enumerate(manifests)]
+    except ManifestError as exc:
+        raise LayoutError(str(exc)) from None
+    return doc, descs
+
+
+def blob_path(root: Path, digest: str) -> Path:
+    """`root/blobs/<alg>/<hex>` for a validated digest."""
+    algorithm, _, encoded = check_digest(digest).partition(":")
+    return root / "blobs" / algorithm / encoded
+
+
+def ref_name(desc: Descriptor) -> str | None:
+    return desc.annotations.get(mt.REF_NAME)
+
+
+# --- locking ------------------------------------------------------------------------
+
+
+def _open_lock(path: Path, create: bool) -> tuple[int, bool] | None:
+    """Open (maybe create) the lock file: (fd, created) or None if absent and not created."""
+    if create:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), True
+        except FileExistsError:
+            pass
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
+    except FileNotFoundError:
+        return None
+
+
+def _acquire(path: Path, exclusive: bool, create: bool, deadline: float) -> tuple[int, bool] | None:
+    """Lock the file at `path`: (fd, created), or None when reading unlocked is the answer."""
+    mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB
+    while True:
+        try:
+            opened = _open_lock(path, create)
+        except OSError as exc:
+            if exclusive or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise LayoutError(f"{path}: cannot open lock file ({exc.strerror})") from None
+            return None  # cannot create the lock file here (read-only): read unlocked
+        if opened is None and not create:
+            return None
+        if opened is not None:
+            fd, created = opened
+            try:
+                fcntl.flock(fd, mode)
+                locked = True
+            except BlockingIOError:
+                locked = False
+            if locked:
+                try:
+                    if os.path.samestat(os.fstat(fd), os.stat(path)):
+                        return fd, created
+                except FileNotFoundError:
+                    pass
+                # BuildKit unlinked the file we locked: lock the one at the path now.
+            os.close(fd)
+            if locked:
+                continue
+        if time.monotonic() > deadline:
+            raise LayoutError(f"{path}: held by another process for too long (is a build writing this cache?)")
+        time.sleep(0.05)
+
+
+@contextmanager
+def index_lock(root: Path, exclusive: bool, create: bool = True, timeout: float | None = None) -> Iterator[bool]:
+    """Hold BuildKit's flock on `root/index.json.lock`; yields True if a lock is held.
+
+    create=False (reads, dry runs) never creates the file: with no lock file we read
+    unlocked. A shared lock on a read-only directory also proceeds unlocked. A lock
+    file we created is removed before unlocking (as BuildKit does); one we found is left.
+    Waits up to `timeout` seconds (default LOCK_TIMEOUT) for another holder.
+    """
+    path = root / LOCK
+    deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
+    held = _acquire(path, exclusive, create, deadline)
+    if held is None:
+        yield False
+        return
+    fd, created = held
+    try:
+        yield True
+    finally:
+        if created:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        os.close(fd)
+
+
+def read_index(root: Path, create: bool = False, attempts: int = 3) -> tuple[bytes, list[Descriptor]]:
+    """index.json bytes and descriptors, read under a shared lock when there is one.
+
+    Reads do not create the lock file (read-only commands leave the directory as it
+    was). Unlocked, a read can catch BuildKit rewriting index.json in place: an
+    unparsable read is then retried briefly before it counts as corrupt.
+    """
+    for attempt in range(attempts):
+        with index_lock(root, exclusive=False, create=create) as locked:
+            body = read_index_bytes(root)
+        try:
+            return body, parse_index(body, root)[1]
+        except LayoutError:
+            if locked or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --- atomic writes ------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, like: Path | None = None) -> None:
+    """Write `data` to a temp file in path's directory, fsync, rename over path, fsync the dir.
+
+    Mode (and owner, when permitted) are copied from `like` if it exists, else 0644.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            st = os.stat(like) if like is not None else None
+        except FileNotFoundError:
+            st = None
+        os.chmod(tmp, (st.st_mode & 0o7777) if st else 0o644)
+        if st is not None and (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+            try:
+                os.chown(tmp, st.st_uid, st.st_gid)
+            except PermissionError:
+                pass
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _dump_index(doc: dict[str, Any]) -> bytes:
+    # Compact, like BuildKit's json.Marshal; unknown fields are kept as read.
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# --- the backend --------------------------------------------------------------------
+
+
+class LayoutRegistry:
+    """`Registry` over a local OCI image layout directory."""
+
+    kind = "layout"
+    lists_untagged = True
+    frees_storage_on_delete = False  # blobs stay until `janitor gc`
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.root = Path(path)
+        self.name = str(path)
+        check_layout(self.root)
+
+    # reading
+
+    def _index(self) -> list[Descriptor]:
+        return read_index(self.root)[1]
+
+    def _tags(self, descs: list[Descriptor]) -> dict[str, Descriptor]:
+        """tag -> descriptor; with duplicate ref names the first wins (as BuildKit reads)."""
+        tags: dict[str, Descriptor] = {}
+        for desc in descs:
+            name = ref_name(desc)
+            if name is not None and name not in tags:
+                tags[name] = desc
+        return tags
+
+    def _read_blob(self, digest: str, max_size: int) -> bytes:
+        path = blob_path(self.root, digest)
+        try:
+            size = path.stat().st_size
+            if size > max_size:
+                raise ManifestError(f"{path}: {size} bytes, over the {max_size} byte limit")
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{self.name}: blob {digest} is missing ({path})") from None
+        except IsADirectoryError:
+            raise ManifestError(f"{path}: is a directory, not a blob") from None
+        verify(data, digest, str(path))
+        return data
+
+    async def list_tags(self) -> list[str]:
+        return sorted(self._tags(self._index()))
+
+    async def list_versions(self) -> list[Version]:
+        """One Version per distinct digest in index.json, in index order.
+
+        `created` is left None (the inventory dates artifacts from their manifests);
+        `extra["blob_mtime"]` carries the manifest blob's mtime (ISO, UTC) for callers
+        that want a last-resort age. It is not an age: git checkouts reset it.
+        """
+        descs = self._index()
+        owner = {tag: d.digest for tag, d in self._tags(descs).items()}
+        versions: dict[str, Version] = {}
+        for desc in descs:
+            if desc.digest in versions:
+                continue
+            tags = tuple(sorted(t for t, d in owner.items() if d == desc.digest))
+            extra: dict[str, Any] = {"size": desc.size}
+            try:
+                mtime = blob_path(self.root, desc.digest).stat().st_mtime
+                extra["blob_mtime"] = datetime.fromtimestamp(mtime, timezone.utc).isoformat()
+            except OSError:
+                extra["blob_missing"] = True
+            versions[desc.digest] = Version(desc.digest, tags, media_type=desc.media_type, extra=extra)
+        return list(versions.values())
+
+    def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
+        """The blob store is the complete listing: a blob that is not a file is gone."""
+        try:
+            return not blob_path(self.root, digest).exists()
+        except (ManifestError, OSError):
+            return False
+
+    async def resolve(self, tag: str) -> str | None:
+        desc = self._tags(self._index()).get(tag)
+        return desc.digest if desc else None
+
+    async def get_manifest(self, reference: str) -> RawManifest:
+        """By tag or digest; media type from index.json, else the body's `mediaType`."""
+        descs = self._index()
+        if is_digest(reference):
+            digest = reference
+            desc = next((d for d in descs if d.digest == digest), None)
+        else:
+            desc = self._tags(descs).get(reference)
+            if desc is None:
+                raise NotFoundError(f"{self.name}: tag {reference!r} not found in index.json")
+            digest = desc.digest
+        body = self._read_blob(digest, mt.MAX_MANIFEST_BYTES)
+        media_type = desc.media_type if desc else None
+        if media_type is None:
+            where = str(blob_path(self.root, digest))
+            doc = load_json(body, where)
+            declared = doc.get("mediaType")
+            if isinstance(declared, str):
+                media_type = declared
+            elif "manifests" in doc:
+                media_type = mt.OCI_INDEX
+            elif "layers" in doc or "config" in doc:
+                media_type = mt.OCI_MANIFEST
+            else:
+                raise ManifestError(f"{where}: not a manifest")
+        return RawManifest(digest, media_type, body)
+
+    async def get_blob(self, digest: str, max_size: int) -> bytes:
+        return self._read_blob(check_digest(digest), max_size)
+
+    # writing
+
+    def _update_index(self, change: Callable[[list[dict[str, Any]], list[Descriptor]], list[dict[str, Any]]]) -> None:
+        """Re-read index.json under the exclusive lock, apply `change`, write it atomically."""
+        path = self.root / INDEX
+        try:
+            with index_lock(self.root, exclusive=True):
+                doc, descs = parse_index(read_index_bytes(self.root), self.root)
+                doc["manifests"] = change(doc["manifests"], descs)
+                atomic_write(path, _dump_index(doc), like=path)
+        except OSError as exc:
+            raise LayoutError(f"{path}: cannot rewrite index.json: {exc.strerror or exc}") from None
+
+    async def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        """Write the blob (atomically, if absent or damaged), then point `tag` at it."""
+        if not isinstance(tag, str) or not _REF_NAME.match(tag):
+            raise UsageError(f"{tag!r} is not a valid OCI layout ref name")
+        if len(body) > mt.MAX_MANIFEST_BYTES:
+            raise ManifestError(f"manifest is {len(body)} bytes, over the {mt.MAX_MANIFEST_BYTES} byte cap")
+        digest = digest_of(body)
+        path = blob_path(self.root, digest)
+        try:
+            present = digest_of(path.read_bytes()) == digest
+        except OSError:
+            present = False
+        if not present:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(path, body)
+            except OSError as exc:
+                raise LayoutError(f"{path}: cannot write the manifest blob: {exc.strerror or exc}") from None
+        entry = {"mediaType": media_type, "digest": digest, "size": len(body),
+                 "annotations": {mt.REF_NAME: tag}}
+
+        def change(raw: list[dict[str, Any]], descs: list[Descriptor]) -> list[dict[str, Any]]:
+            # Like BuildKit's insertDesc: drop entries with this ref name, append ours.
+            return [r for r, d in zip(raw, descs) if ref_name(d) != tag] + [entry]
+
+        self._update_index(change)
+        return digest
+
+    async def delete_manifest(self, digest: str) -> None:
+        """Remove every index.json entry with this digest; NotFoundError if there is none."""
+        check_digest(digest)
+
+        def change(raw: list[dict[str, Any]], descs: list[Descriptor]) -> list[dict[str, Any]]:
+            kept = [r for r, d in zip(raw, descs) if d.digest != digest]
+            if len(kept) == len(raw):
+                raise NotFoundError(f"{self.name}: {digest} is not in index.json")
+            return kept
+
+        self._update_index(change)
+
+    async def delete_tag(self, tag: str, digest: str) -> None:
+        """Remove the entries naming `tag`, only if it still points at `digest`.
+
+        NotFoundError if the tag is gone or now points elsewhere (it moved: nothing done).
+        """
+
+        def change(raw: list[dict[str, Any]], descs: list[Descriptor]) -> list[dict[str, Any]]:
+            current = self._tags(descs).get(tag)
+            if current is None:
+                raise NotFoundError(f"{self.name}: tag {tag!r} not found in index.json")
+            if current.digest != digest:
+                raise TagMovedError(f"{self.name}: tag {tag!r} now points at {current.digest}, not {digest}")
+            return [r for r, d in zip(raw, descs) if ref_name(d) != tag]
+
+        self._update_index(change)
+
+    async def aclose(self) -> None:
+        return None

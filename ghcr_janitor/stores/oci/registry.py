@@ -1,0 +1,273 @@
+"""OCI Distribution v1.1 backend (requests run on a `ThreadedClient`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from urllib.parse import urljoin
+
+import httpx
+
+from ghcr_janitor.core import mediatypes as mt
+from ghcr_janitor.core.digests import digest_of, is_digest, verify
+from ghcr_janitor.core.errors import ManifestError, NotFoundError, RegistryError, TagMovedError
+from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
+from ghcr_janitor.stores.base import RawManifest, Version
+from ghcr_janitor.net.status import raise_for_status
+from ghcr_janitor.net.links import next_link
+
+TAG_PAGE_SIZE = 1000
+MAX_TAG_PAGES = 100_000
+EMPTY_JSON = b"{}"
+EMPTY_DIGEST = digest_of(EMPTY_JSON)
+# Deleting this digest (which no content has) answers 404 where deletes are enabled, 405 where not.
+DELETE_PROBE_DIGEST = "sha256:" + "0" * 64
+
+
+class OciRegistry:
+    """A repository on an OCI Distribution registry (docker-registry, distribution 3, ...)."""
+
+    kind = "oci"
+    lists_untagged = False
+    frees_storage_on_delete = False
+
+    def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
+        """The Distribution API cannot enumerate manifests: a 404 may be a permissions quirk."""
+        return False
+
+    def __init__(self, base_url: str, name: str, client: ThreadedClient, log: RequestLog | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.name = name
+        self.client = client
+        self.log = log if log is not None else RequestLog()
+        self.supports_tag_delete: bool | None = None
+        self.deletes_enabled = False
+
+    def __repr__(self) -> str:
+        return f"OciRegistry({self.base_url}/{self.name})"
+
+    def _url(self, suffix: str) -> str:
+        return f"{self.base_url}/v2/{self.name}/{suffix}"
+
+    async def _send(self, method: str, url: str, **kwargs) -> httpx.Response:
+        """A request with retries; the (small) body is read, so `.json()` works."""
+        response, _ = await self.client.send(method, url, log_to=self.log, **kwargs)
+        return response
+
+    # --- read -------------------------------------------------------------------
+    async def list_tags(self) -> list[str]:
+        url: str | None = self._url(f"tags/list?n={TAG_PAGE_SIZE}")
+        tags: set[str] = set()
+        visited: set[str] = set()
+        for _ in range(MAX_TAG_PAGES):
+            assert url is not None
+            response = await self._send("GET", url)
+            if response.status_code == 404:
+                raise NotFoundError(f"repository {self.name} not found on {self.base_url}", status=404)
+            raise_for_status(response, f"listing tags of {self.name}")
+            try:
+                doc = response.json()
+                page = doc.get("tags") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"listing tags of {self.name}: the registry's answer is not JSON") from None
+            if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                raise RegistryError(f"listing tags of {self.name}: 'tags' is not a list of strings")
+            tags.update(page)
+            link = next_link(response.headers.get("link"))
+            if not link:
+                return sorted(tags)
+            url = urljoin(str(response.request.url), link)
+            if url in visited:
+                raise RegistryError(f"listing tags of {self.name}: the registry's Link header loops back to {link}")
+            visited.add(url)
+        raise RegistryError(f"listing tags of {self.name}: more than {MAX_TAG_PAGES} pages")
+
+    async def list_versions(self) -> list[Version] | None:
+        return None
+
+    async def resolve(self, tag: str) -> str | None:
+        """HEAD the tag; fall back to GET + sha256 when the digest header is missing."""
+        response = await self._send("HEAD", self._url(f"manifests/{tag}"), headers={"Accept": mt.ACCEPT})
+        if response.status_code == 404:
+            return None
+        raise_for_status(response, f"resolving {self.name}:{tag}")
+        digest = response.headers.get("docker-content-digest")
+        if digest and is_digest(digest):
+            return digest
+        try:
+            return (await self.get_manifest(tag)).digest
+        except NotFoundError:
+            return None
+
+    async def get_manifest(self, reference: str) -> RawManifest:
+        where = f"{self.name}@{reference}" if is_digest(reference) else f"{self.name}:{reference}"
+        response, body = await _get_capped(self, self._url(f"manifests/{reference}"), mt.MAX_MANIFEST_BYTES,
+                                           f"manifest {where}", headers={"Accept": mt.ACCEPT})
+        if response.status_code == 404:
+            raise NotFoundError(f"manifest {where} not found", status=404)
+        raise_for_status(response, f"fetching manifest {where}")
+        header = response.headers.get("docker-content-digest")
+        if is_digest(reference):
+            verify(body, reference, f"manifest {where}")
+            digest = reference
+        elif header:
+            if not is_digest(header):
+                raise ManifestError(f"manifest {where}: registry sent an invalid digest header")
+            verify(body, header, f"manifest {where}")
+            digest = header
+        else:
+            digest = digest_of(body)
+        media_type = (response.headers.get("content-type") or "").split(";")[0].strip()
+        if media_type not in mt.ALL_MANIFEST_TYPES:
+            media_type = _declared_media_type(body) or media_type
+        return RawManifest(digest, media_type, body)
+
+    async def get_blob(self, digest: str, max_size: int) -> bytes:
+        response, body = await _get_capped(self, self._url(f"blobs/{digest}"), max_size,
+                                           f"blob {self.name}@{digest}", follow_redirects=True)
+        if response.status_code == 404:
+            raise NotFoundError(f"blob {self.name}@{digest} not found", status=404)
+        raise_for_status(response, f"fetching blob {self.name}@{digest}")
+        verify(body, digest, f"blob {self.name}@{digest}")
+        return body
+
+    # --- write ------------------------------------------------------------------
+    async def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        response = await self._send("PUT", self._url(f"manifests/{tag}"), content=body,
+                                    headers={"Content-Type": media_type})
+        raise_for_status(response, f"pushing manifest to {self.name}:{tag}")
+        expected = digest_of(body)
+        reported = response.headers.get("docker-content-digest") or expected
+        if reported != expected:
+            raise RegistryError(f"pushing {self.name}:{tag}: registry stored digest {reported}, expected {expected}")
+        return expected
+
+    async def delete_manifest(self, digest: str) -> None:
+        response = await self._send("DELETE", self._url(f"manifests/{digest}"))
+        if response.status_code == 404:
+            raise NotFoundError(f"manifest {self.name}@{digest} not found", status=404)
+        if response.status_code in (400, 405):
+            raise RegistryError(
+                f"deleting {self.name}@{digest}: the registry refuses deletes "
+                f"({response.status_code}); enable storage.delete on the registry", status=response.status_code)
+        raise_for_status(response, f"deleting {self.name}@{digest}")
+
+    async def delete_tag(self, tag: str, digest: str) -> None:
+        """Remove one tag, keeping the digest: DELETE by tag where supported, else the
+        placeholder technique. Refuses (TagMovedError) if the tag no longer points at `digest`.
+        """
+        current = await self.resolve(tag)
+        if current is None:
+            raise NotFoundError(f"tag {self.name}:{tag} not found", status=404)
+        if current != digest:
+            raise TagMovedError(f"tag {self.name}:{tag} now points at {current}, not {digest}")
+        if self.supports_tag_delete is not False:
+            response = await self._send("DELETE", self._url(f"manifests/{tag}"))
+            if 200 <= response.status_code < 300:
+                self.supports_tag_delete = True
+                return
+            if response.status_code == 404:
+                raise NotFoundError(f"tag {self.name}:{tag} not found", status=404)
+            if response.status_code not in (400, 405, 501):
+                # 401/403, and a 429/5xx that outlasted the retries: report the error; it is no
+                # sign that tag deletion is unsupported (that used to switch to placeholders for
+                # the rest of the run and push more requests at a failing registry).
+                raise_for_status(response, f"deleting tag {self.name}:{tag}")
+            # registry 2.8: 400 DIGEST_INVALID; ghcr.io and others: 405/400.
+            self.supports_tag_delete = False
+        await self.untag_with_placeholder(tag, digest)
+
+    async def _check_deletes_enabled(self) -> None:
+        """Before moving a tag onto a placeholder, make sure the placeholder can be deleted:
+        DELETE of a digest that does not exist answers 404 where deletes are enabled."""
+        if self.deletes_enabled:
+            return
+        response = await self._send("DELETE", self._url(f"manifests/{DELETE_PROBE_DIGEST}"))
+        if response.status_code in (400, 405, 501):
+            raise RegistryError(f"{self.name}: the registry refuses deletes ({response.status_code}); "
+                                "enable storage.delete on the registry", status=response.status_code)
+        if response.status_code not in (200, 202, 404):
+            raise_for_status(response, f"checking that {self.name} accepts deletes")
+        self.deletes_enabled = True
+
+    async def untag_with_placeholder(self, tag: str, digest: str) -> None:
+        """Point `tag` at a unique tiny manifest, then delete that manifest by digest.
+
+        If the placeholder cannot be deleted, the tag is put back on its original manifest.
+        """
+        await self._check_deletes_enabled()
+        original = await self.get_manifest(digest)
+        await self.ensure_blob(EMPTY_JSON, mt.OCI_EMPTY)
+        placeholder = await self.put_manifest(tag, placeholder_manifest(tag), mt.OCI_MANIFEST)
+        try:
+            await self.delete_manifest(placeholder)
+        except NotFoundError:
+            pass
+        except BaseException:
+            await self.put_manifest(tag, original.body, original.media_type)
+            raise
+
+    async def ensure_blob(self, data: bytes, media_type: str) -> str:
+        """Upload a small blob (monolithic POST + PUT) unless the repository has it."""
+        digest = digest_of(data)
+        head = await self._send("HEAD", self._url(f"blobs/{digest}"))
+        if head.status_code == 200:
+            return digest
+        start = await self._send("POST", self._url("blobs/uploads/"))
+        raise_for_status(start, f"starting a blob upload to {self.name}")
+        location = start.headers.get("location")
+        if not location:
+            raise RegistryError(f"blob upload to {self.name}: no Location header")
+        url = httpx.URL(urljoin(str(start.request.url), location)).copy_merge_params({"digest": digest})
+        done = await self._send("PUT", str(url), content=data,
+                                headers={"Content-Type": "application/octet-stream"})
+        raise_for_status(done, f"uploading blob {digest} to {self.name}")
+        return digest
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def placeholder_manifest(tag: str) -> bytes:
+    """A unique OCI manifest (empty config, no layers) marked as the janitor's placeholder."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_MANIFEST,
+        "artifactType": "application/vnd.ghcr-janitor.placeholder.v1",
+        "config": {"mediaType": mt.OCI_EMPTY, "digest": EMPTY_DIGEST, "size": len(EMPTY_JSON)},
+        "layers": [],
+        "annotations": {
+            mt.PLACEHOLDER: "true",
+            mt.PLACEHOLDER_TAG: tag,
+            "dev.ghcr-janitor.nonce": f"{time.time_ns()}-{os.getpid()}-{os.urandom(6).hex()}",
+        },
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def is_placeholder(body: bytes, tag: str) -> bool:
+    """True if `body` is the janitor's own placeholder manifest, pushed for `tag`."""
+    try:
+        notes = json.loads(body).get("annotations") or {}
+        return notes.get(mt.PLACEHOLDER) == "true" and notes.get(mt.PLACEHOLDER_TAG) == tag
+    except (ValueError, AttributeError):
+        return False
+
+
+def _declared_media_type(body: bytes) -> str | None:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    value = doc.get("mediaType") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else None
+
+
+async def _get_capped(registry: OciRegistry, url: str, cap: int, what: str, **kwargs) -> tuple[httpx.Response, bytes]:
+    """GET with retries that also cover the body (a dropped or truncated body is retried)."""
+    try:
+        return await registry.client.send("GET", url, log_to=registry.log, cap=cap, **kwargs)
+    except BodyTooLarge as exc:
+        size = f" is {exc.size} bytes," if exc.size is not None else " is"
+        raise ManifestError(f"{what}{size} over the {cap} byte cap") from None
