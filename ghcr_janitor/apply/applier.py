@@ -17,7 +17,7 @@ import httpx
 
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import JanitorError, NotFoundError, TagMovedError
-from ghcr_janitor.inventory.gather import describe_error
+from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.stores.base import Registry
 from ghcr_janitor.stores.oci.registry import is_placeholder

@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.cli.confirm import confirm_or_refuse
             from ghcr_janitor.cli.outputs import emit_results, report_requests
             from ghcr_janitor.apply.journal import Journal
-            from ghcr_janitor.plan.build import read_plan
-            from ghcr_janitor.report.progress import progress_bar
+            from ghcr_janitor.plan.file import read_plan
+            from ghcr_janitor.cli.progress import progress_bar
             from ghcr_janitor.core.reference import parse_target
 
             the_plan = read_plan(plan_file)

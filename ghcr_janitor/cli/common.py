@@ -87,7 +87,7 @@ def run(coro_factory: Callable[[], Any]) -> Any:
         echo_err("interrupted")
         raise typer.Exit(130) from None
     except httpx.HTTPError as exc:      # network trouble that outlasted the retries
-        from ghcr_janitor.inventory.gather import describe_error
+        from ghcr_janitor.net.http import describe_error
 
         echo_err(f"error: {describe_error(exc)}")
         raise typer.Exit(1) from None

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         async def body() -> int:
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.report import inventory_view as view
-            from ghcr_janitor.report.progress import progress_bar
+            from ghcr_janitor.cli.progress import progress_bar
 
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)

@@ -36,9 +36,9 @@ def register(app: typer.Typer) -> None:
         async def body() -> int:
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.outputs import emit_plan, report_requests
-            from ghcr_janitor.plan.build import write_plan
+            from ghcr_janitor.plan.file import write_plan
             from ghcr_janitor.plan.planner import load, make_plan
-            from ghcr_janitor.report.progress import progress_bar
+            from ghcr_janitor.cli.progress import progress_bar
 
             loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
             names = c.gather_targets(targets, targets_file, shard)

@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.apply.journal import Journal
             from ghcr_janitor.plan.planner import load, make_plan
             from ghcr_janitor.policy.units import parse_duration
-            from ghcr_janitor.report.progress import progress_bar
+            from ghcr_janitor.cli.progress import progress_bar
 
             loaded, name = load(policy)
             grace = _duration(parse_duration, keep_recent)

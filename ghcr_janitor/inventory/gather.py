@@ -23,6 +23,7 @@ from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError
 from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest
+from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.stores.base import RawManifest, Registry, Version
 
 MAX_DEPTH = 8
@@ -45,16 +46,6 @@ def select_tags(tags: list[str], globs: list[str], all_tags: bool) -> list[str]:
     if all_tags:
         return sorted(tags)
     return sorted(t for t in tags if any(fnmatch.fnmatchcase(t, g) for g in globs))
-
-
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, JanitorError):
-        return str(exc)
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timed out talking to the registry ({type(exc).__name__})"
-    if isinstance(exc, httpx.TransportError):
-        return f"connection failed ({type(exc).__name__}: {exc})"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class _Fetcher:

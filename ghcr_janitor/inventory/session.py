@@ -8,7 +8,8 @@ from typing import Awaitable, Callable, TypeVar
 from ghcr_janitor.inventory.cache import ManifestCache
 from ghcr_janitor.stores.connect import ConnectOptions, open_registry
 from ghcr_janitor.core.errors import JanitorError
-from ghcr_janitor.inventory.gather import InventoryOptions, Progress, build_inventory, describe_error
+from ghcr_janitor.inventory.gather import InventoryOptions, Progress, build_inventory
+from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.inventory.ledger import Ledger
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.paths import cache_dir, state_dir

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import stamina
 
+from ghcr_janitor.core.errors import JanitorError
+
 log = logging.getLogger("ghcr_janitor.http")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -264,3 +266,14 @@ def requests_summary(log: RequestLog) -> dict[str, dict[str, int]]:
         per_host = summary.setdefault(host, {})
         per_host[method] = per_host.get(method, 0) + 1
     return summary
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error met while talking to a backend (never a traceback)."""
+    if isinstance(exc, JanitorError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out talking to the registry ({type(exc).__name__})"
+    if isinstance(exc, httpx.TransportError):
+        return f"connection failed ({type(exc).__name__}: {exc})"
+    return f"{type(exc).__name__}: {exc}"

@@ -5,13 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ghcr_janitor.core.models import Inventory
-from ghcr_janitor.plan.build import DELETE, Kept, Plan, TargetPlan, build_target_plan, new_plan
+from ghcr_janitor.plan.model import DELETE, Kept, Plan, TargetPlan, new_plan
+from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
 from ghcr_janitor.policy.evaluate import tag_selected
 from ghcr_janitor.plan.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
-from ghcr_janitor.inventory.session import Session
+
+if TYPE_CHECKING:                 # the caller's session gathers the facts; planning stays pure
+    from ghcr_janitor.inventory.session import Session
 
 # Backends whose delete frees storage by itself (GHCR); registries need their own GC and
 # layouts need `janitor gc` (prune runs it).
@@ -125,7 +129,7 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> Targe
     return target_plan
 
 
-async def make_plan(session: Session, targets: list[str], policy: Policy, policy_name: str
+async def make_plan(session: "Session", targets: list[str], policy: Policy, policy_name: str
                     ) -> tuple[Plan, list[Inventory]]:
     """Inventory every target (a failing one gets an error entry and no actions).
 

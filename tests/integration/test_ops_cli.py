@@ -192,7 +192,7 @@ def test_progress_bar_only_on_a_tty_stderr_and_never_on_stdout(seeded):
 
 def test_progress_callback_counts_and_stays_off_stdout(monkeypatch, capsys):
     from ghcr_janitor.cli import common
-    from ghcr_janitor.report.progress import progress_bar, should_show
+    from ghcr_janitor.cli.progress import progress_bar, should_show
 
     class FakeTTY(io.StringIO):
         def isatty(self) -> bool:

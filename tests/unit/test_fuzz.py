@@ -21,7 +21,7 @@ from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import digest_of
 from ghcr_janitor.core.errors import ManifestError, PlanError, PolicyError, UsageError
 from ghcr_janitor.core.manifests import parse_manifest
-from ghcr_janitor.plan.build import read_plan
+from ghcr_janitor.plan.file import read_plan
 from ghcr_janitor.policy.loader import parse_policy
 from ghcr_janitor.core.reference import parse_target
 

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ghcr_janitor.apply.applier import ActionResult, TargetResult
 from ghcr_janitor.core.models import Artifact, Inventory
-from ghcr_janitor.plan.build import Action, Kept, Plan, TargetPlan
+from ghcr_janitor.plan.model import Action, Kept, Plan, TargetPlan
 from ghcr_janitor.report.metrics import STAGES, stage_of, write_metrics
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -160,7 +160,7 @@ def test_a_foreign_previous_file_is_replaced(tmp_path):
 
 
 def test_cli_start_up_does_not_import_prometheus_client_or_rich():
-    code = ("import sys, ghcr_janitor.cli.app, ghcr_janitor.cli.outputs, ghcr_janitor.report.progress, "
+    code = ("import sys, ghcr_janitor.cli.app, ghcr_janitor.cli.outputs, ghcr_janitor.cli.progress, "
             "ghcr_janitor.report.markdown; print(sorted(m for m in ('prometheus_client', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from ghcr_janitor.core import models
 from ghcr_janitor.core.models import Artifact, Inventory
-from ghcr_janitor.plan.build import DELETE, build_target_plan
+from ghcr_janitor.plan.model import DELETE
+from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import evaluate
 from tests.unit.test_safety_properties import policies
 

@@ -8,7 +8,9 @@ import pytest
 
 from ghcr_janitor.core.errors import PlanError
 from ghcr_janitor.core.models import Artifact, Inventory
-from ghcr_janitor.plan.build import GC_NOTE, Plan, build_target_plan, new_plan, read_plan, write_plan
+from ghcr_janitor.plan.model import GC_NOTE, Plan, new_plan
+from ghcr_janitor.plan.file import read_plan, write_plan
+from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.core.models import Artifact, Inventory
-from ghcr_janitor.plan.build import Plan, build_target_plan, new_plan
+from ghcr_janitor.plan.model import Plan, new_plan
+from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Policy, evaluate, load_policy
 from ghcr_janitor.policy.model import Rule, Selector
 

@@ -1,0 +1,171 @@
+"""Plan files: write atomically, read and validate (one PlanError line naming the file and the key)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ghcr_janitor.core.digests import is_digest
+from ghcr_janitor.core.errors import JanitorError, PlanError
+from ghcr_janitor.core.reference import TAG_PATTERN
+from ghcr_janitor.core.timeparse import parse_time
+from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, PLAN_VERSION, RETAG, Action, Kept, Plan, TargetPlan
+
+
+def write_plan(plan: Plan, path: str | Path) -> None:
+    """Write the plan as JSON, atomically (temp file + rename)."""
+    target = Path(path)
+    text = json.dumps(plan.to_dict(), indent=2) + "\n"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=target.parent if str(target.parent) else ".")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise JanitorError(f"{path}: cannot write plan: {exc.strerror or exc}") from None
+
+
+def read_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file; PlanError (one line, naming the file) on any problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{source}: plan file not found") from None
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PlanError(" ".join(f"{source}: cannot read plan: {reason}".split())) from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise PlanError(" ".join(f"{source}: not valid JSON: {exc}".split())) from None
+    return parse_plan(data, source)
+
+
+class _Bad(Exception):
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+def _get(obj: dict, name: str, where: str, kinds: tuple, *, required: bool = True, default: Any = None) -> Any:
+    key = f"{where}.{name}" if where else name
+    if name not in obj:
+        if required:
+            raise _Bad(key, "missing")
+        return default
+    value = obj[name]
+    if isinstance(value, bool) and bool not in kinds:
+        raise _Bad(key, f"unexpected {json.dumps(value)}")
+    if not isinstance(value, kinds):
+        raise _Bad(key, f"unexpected {type(value).__name__ if value is not None else 'null'}")
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise _Bad(key, "must not be negative")
+    return value
+
+
+def _tag(obj: dict, where: str, nullable: bool) -> str | None:
+    tag = _get(obj, "tag", where, (str, type(None)) if nullable else (str,))
+    if tag is not None and not TAG_PATTERN.match(tag):
+        raise _Bad(f"{where}.tag", f"invalid tag {tag[:80]!r}")
+    return tag
+
+
+def _digest(obj: dict, where: str) -> str:
+    digest = _get(obj, "digest", where, (str,))
+    if not is_digest(digest):
+        raise _Bad(f"{where}.digest", f"invalid digest {digest[:80]!r}")
+    return digest
+
+
+def _dict(value: Any, key: str) -> dict:
+    if not isinstance(value, dict):
+        raise _Bad(key, "expected an object")
+    return value
+
+
+def _parse_action(raw: Any, where: str) -> Action:
+    obj = _dict(raw, where)
+    kind = _get(obj, "action", where, (str,))
+    if kind not in _ACTION_ORDER:
+        raise _Bad(f"{where}.action", f"unknown action {kind[:40]!r} (delete, untag, retag)")
+    tag = _tag(obj, where, nullable=kind == DELETE)
+    to = _get(obj, "to", where, (str, type(None)), required=False)
+    if kind == RETAG and (to is None or not TAG_PATTERN.match(to)):
+        raise _Bad(f"{where}.to", "a retag needs a valid tag in `to`")
+    if kind != RETAG and to is not None:
+        raise _Bad(f"{where}.to", f"must be null for {kind}")
+    created = _get(obj, "created", where, (str, type(None)), required=False)
+    if created is not None and parse_time(created) is None:
+        raise _Bad(f"{where}.created", f"invalid time {created[:40]!r}")
+    opt = (str, type(None))
+    return Action(
+        action=kind, tag=tag, digest=_digest(obj, where), to=to,
+        reclaim_size=_get(obj, "reclaim_size", where, (int,)),
+        rule=_get(obj, "rule", where, opt, required=False),
+        reason=_get(obj, "reason", where, (str,)),
+        kind=_get(obj, "kind", where, opt, required=False),
+        size=_get(obj, "size", where, (int, type(None)), required=False),
+        created=created,
+        age_source=_get(obj, "age_source", where, opt, required=False),
+        version_id=_get(obj, "version_id", where, (int, type(None)), required=False),
+        parent=_parent(obj, where),
+    )
+
+
+def _parent(obj: dict, where: str) -> str | None:
+    parent = _get(obj, "parent", where, (str, type(None)), required=False)
+    if parent is not None and not is_digest(parent):
+        raise _Bad(f"{where}.parent", f"invalid digest {parent[:80]!r}")
+    return parent
+
+
+def _parse_target(raw: Any, where: str) -> TargetPlan:
+    obj = _dict(raw, where)
+    target = _get(obj, "target", where, (str,))
+    if not target:
+        raise _Bad(f"{where}.target", "empty")
+    actions = _get(obj, "actions", where, (list,))
+    kept = _get(obj, "kept", where, (list,))
+    notes = _get(obj, "notes", where, (list,), required=False, default=[])
+    errors = _get(obj, "errors", where, (list,), required=False, default=[])
+    warnings = _get(obj, "warnings", where, (list,), required=False, default=[])
+    for name, items in (("notes", notes), ("errors", errors), ("warnings", warnings)):
+        if not all(isinstance(i, str) for i in items):
+            raise _Bad(f"{where}.{name}", "expected strings")
+    kept_items = []
+    for i, k in enumerate(kept):
+        kw = f"{where}.kept[{i}]"
+        k = _dict(k, kw)
+        kept_items.append(Kept(_tag(k, kw, nullable=True), _digest(k, kw), _get(k, "reason", kw, (str,))))
+    return TargetPlan(
+        target=target,
+        backend=_get(obj, "backend", where, (str,), required=False, default="oci"),
+        reclaim_size=_get(obj, "reclaim_size", where, (int,)),
+        actions=[_parse_action(a, f"{where}.actions[{i}]") for i, a in enumerate(actions)],
+        kept=kept_items, notes=list(notes), errors=list(errors), warnings=list(warnings),
+    )
+
+
+def parse_plan(data: Any, source: str) -> Plan:
+    try:
+        obj = _dict(data, "plan")
+        version = obj.get("plan_version")
+        if version != PLAN_VERSION or isinstance(version, bool):
+            raise _Bad("plan_version", f"unsupported plan_version {json.dumps(version)[:40]} (this janitor reads {PLAN_VERSION})")
+        created = _get(obj, "created", "", (str,))
+        if parse_time(created) is None:
+            raise _Bad("created", f"invalid time {created[:40]!r}")
+        targets = _get(obj, "targets", "", (list,))
+        plan_id = _get(obj, "id", "", (str,), required=False, default="")
+        return Plan(
+            created=created,
+            policy=_get(obj, "policy", "", (str, type(None))),
+            targets=[_parse_target(t, f"targets[{i}]") for i, t in enumerate(targets)],
+            id=plan_id,
+        )
+    except _Bad as exc:
+        raise PlanError(" ".join(f"{source}: {exc.key}: {exc.message}".split())) from None

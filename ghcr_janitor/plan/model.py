@@ -1,0 +1,108 @@
+"""The plan: pinned actions, what was kept and why, per target (JSON version 1; `plan.file` reads and writes it)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+from ghcr_janitor.core.timeparse import format_time
+
+PLAN_VERSION = 1
+DELETE, UNTAG, RETAG = "delete", "untag", "retag"
+_ACTION_ORDER = {RETAG: 0, UNTAG: 1, DELETE: 2}
+GC_NOTE = ("this registry frees storage only after its own garbage collection "
+           "(e.g. `registry garbage-collect`); reclaim_size is what becomes unreferenced")
+
+
+@dataclass
+class Action:
+    """One mutating step, pinned to the digest seen at planning time."""
+
+    action: str  # "delete" | "untag" | "retag"
+    tag: str | None
+    digest: str
+    to: str | None = None
+    reclaim_size: int = 0
+    rule: str | None = None
+    reason: str = ""
+    kind: str | None = None
+    size: int | None = None
+    created: str | None = None
+    age_source: str | None = None
+    version_id: int | None = None
+    parent: str | None = None
+
+
+@dataclass
+class Kept:
+    """A tag (or untagged digest, tag None) left alone, and why."""
+
+    tag: str | None
+    digest: str
+    reason: str
+
+
+@dataclass
+class TargetPlan:
+    """The plan for one repository."""
+
+    target: str
+    backend: str = "oci"
+    reclaim_size: int = 0
+    actions: list[Action] = field(default_factory=list)
+    kept: list[Kept] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """A whole plan file: what to do on every target, and which policy decided it."""
+
+    created: str
+    policy: str | None
+    targets: list[TargetPlan] = field(default_factory=list)
+    plan_version: int = PLAN_VERSION
+    # Unique per plan, so two plans made in the same second are still two plans (the apply
+    # journal is keyed by the plan file's bytes).
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def reclaim_size(self) -> int:
+        return sum(t.reclaim_size for t in self.targets)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan_version": self.plan_version,
+            "id": self.id,
+            "created": self.created,
+            "policy": self.policy,
+            "targets": [
+                {
+                    "target": t.target,
+                    "backend": t.backend,
+                    "reclaim_size": t.reclaim_size,
+                    "actions": [asdict(a) for a in t.actions],
+                    "kept": [asdict(k) for k in t.kept],
+                    "notes": list(t.notes),
+                    "errors": list(t.errors),
+                    "warnings": list(t.warnings),
+                }
+                for t in self.targets
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "plan") -> "Plan":
+        """Validate and build; PlanError(f"{source}: {key}: {problem}") on anything wrong."""
+        from ghcr_janitor.plan.file import parse_plan
+
+        return parse_plan(data, source)
+
+
+def new_plan(policy: str | None, targets: Iterable[TargetPlan], now: datetime) -> Plan:
+    """A Plan stamped with `now` (RFC 3339 UTC)."""
+    return Plan(created=format_time(now) or "", policy=policy, targets=list(targets))

@@ -1,0 +1,55 @@
+"""The package layout shows the layers, and imports point down them only (design.md, "Architecture")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "ghcr_janitor"
+# Bottom to top: a module may import its own layer and the ones before it, never a later one.
+LAYERS = ["core", "policy", "plan", "net", "stores", "inventory", "apply", "report", "cli"]
+
+
+def runtime_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every `from ghcr_janitor.X ...` not under `if TYPE_CHECKING:`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(sub) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for sub in ast.walk(node)}
+    return [(node.lineno, node.module) for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ghcr_janitor.")
+            and id(node) not in typing_only]
+
+
+def test_every_module_lives_in_a_layer():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py"]
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name not in ("__pycache__", "policies"))
+    assert folders == sorted(LAYERS)
+
+
+def test_imports_point_down_the_layers():
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        layer = path.relative_to(PACKAGE).parts[0]
+        if layer not in LAYERS:
+            continue
+        for line, module in runtime_imports(path):
+            target = module.split(".")[1]
+            if target in LAYERS and LAYERS.index(target) > LAYERS.index(layer):
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line}: {layer} imports {module}")
+    assert wrong == []
+
+
+def test_stores_do_not_import_each_other():
+    """Each store is a fact-gatherer and an actor of its own; what they share lives in net/ or core/."""
+    wrong = []
+    for path in sorted((PACKAGE / "stores").rglob("*.py")):
+        parts = path.relative_to(PACKAGE / "stores").parts
+        if len(parts) < 2:
+            continue
+        for line, module in runtime_imports(path):
+            bits = module.split(".")
+            if len(bits) > 3 and bits[1] == "stores" and bits[2] not in (parts[0], "base") and parts[0] != "ghcr":
+                wrong.append(f"stores/{'/'.join(parts)}:{line}: imports {module}")
+    assert wrong == []
