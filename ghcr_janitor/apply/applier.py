@@ -34,6 +34,7 @@ class ActionResult:
     reason: str
     to: str | None = None
     reclaim_size: int = 0
+    reclaim_share: int = 0          # a child's part of its image's reclaim_size
 
     def to_dict(self) -> dict:
         return {"action": self.action, "tag": self.tag, "digest": self.digest, "to": self.to,
@@ -48,7 +49,9 @@ class TargetResult:
 
     @property
     def reclaimed(self) -> int:
-        return sum(r.reclaim_size for r in self.results if r.status == DONE)
+        """Bytes freed: what done actions reclaim, less the shares of children left behind."""
+        done = sum(r.reclaim_size for r in self.results if r.status == DONE)
+        return max(0, done - sum(r.reclaim_share for r in self.results if r.status != DONE))
 
 
 async def snapshot_tags(registry: Registry, concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, str]:
@@ -121,9 +124,9 @@ class Applier:
             if key in self.journal.done:
                 outcome = ActionResult(action.action, action.tag, action.digest, DONE,
                                        "already done (apply journal)", action.to, 0)
-            elif action.parent and action.parent not in self.deleted:
+            elif action.parent and (waiting := [p for p in action.parents or [action.parent] if p not in self.deleted]):
                 outcome = ActionResult(action.action, action.tag, action.digest, SKIPPED,
-                                       f"not deleted: {action.parent}, which it follows, was not deleted", None, 0)
+                                       f"not deleted: {waiting[0]}, which uses it, was not deleted", None, 0)
             elif action.parent and action.digest in self.new_users:
                 outcome = ActionResult(action.action, action.tag, action.digest, SKIPPED,
                                        f"not deleted: now used by {self.new_users[action.digest]}", None, 0)
@@ -132,6 +135,7 @@ class Applier:
                 self.journal.record(key, outcome.status)
             if action.action == "delete" and outcome.status == DONE:
                 self.deleted.add(action.digest)
+            outcome.reclaim_share = getattr(action, "reclaim_share", 0)
             result.results.append(outcome)
             if self.progress:
                 self.progress("apply", 1)

@@ -70,7 +70,7 @@ def _table(report, keep_recent: timedelta, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _problems(report) -> list[str]:
+def gc_problems(report) -> list[str]:
     out = [f"missing blob {d} (referenced by {r})" for d, r in report.missing]
     out += [f"corrupt blob {d}: {r}" for d, r in report.corrupt]
     out += list(report.errors)
@@ -85,7 +85,7 @@ def _step_summary(target: str, report, keep_recent: timedelta) -> None:
     if not path:
         return
     text = f"### janitor gc `{target}`\n\n{_table(report, keep_recent, markdown=True)}\n"
-    text += "".join(f"\n- :x: {line}" for line in _problems(report)) + "\n"
+    text += "".join(f"\n- :x: {line}" for line in gc_problems(report)) + "\n"
     try:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(text)
@@ -129,6 +129,6 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(_table(report, grace, markdown=output == c.OutputFormat.markdown))
         _step_summary(name, report, grace)
-        for line in _problems(report):
+        for line in gc_problems(report):
             c.echo_err(f"error: {line}")
         raise typer.Exit(0 if report.ok else 1)

@@ -55,12 +55,12 @@ def register(app: typer.Typer) -> None:
                 typer.echo("\n\n".join(view.ls_table(i, session.inventory.now) for i in inventories))
             for failure in failures:
                 c.echo_err(f"error: {failure['target']}: {failure['error']}")
-            if output != c.OutputFormat.table:      # the table prints them itself
-                for inventory in inventories:
+            for inventory in inventories:
+                if output != c.OutputFormat.table:  # the table prints them itself
                     for error in inventory.errors:
                         c.echo_err(f"error: {inventory.target}: {error}")
-                    for warning in inventory.warnings:
-                        c.echo_err(f"warning: {inventory.target}: {warning}")
+                for warning in inventory.warnings:      # stderr, whatever the format (as plan does)
+                    c.echo_err(f"warning: {inventory.target}: {warning}")
             from ghcr_janitor.cli.outputs import emit_summaries, report_requests
 
             emit_summaries(now=session.inventory.now, metrics_file=metrics_file, inventories=inventories,

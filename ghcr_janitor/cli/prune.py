@@ -109,14 +109,18 @@ async def _gc_layouts(plan, grace, output) -> int:
         target = parse_target(target_plan.target)
         if target.kind != LAYOUT or not target_plan.actions:
             continue
+        from ghcr_janitor.cli.gc import gc_problems
         from ghcr_janitor.stores.layout.gc import run_gc
 
         report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
         if output == c.OutputFormat.table:
             from ghcr_janitor.report.humanize import human_size
 
-            typer.echo(f"gc {target_plan.target}: freed {human_size(report.bytes_freed)} "
-                       f"({report.bytes_freed} bytes) in {len(report.deleted)} blobs")
+            done = (f"nothing deleted ({report.blocked})" if report.blocked else
+                    f"freed {human_size(report.bytes_freed)} ({report.bytes_freed} bytes) in {len(report.deleted)} blobs")
+            typer.echo(f"gc {target_plan.target}: {done}")
+        for problem in gc_problems(report):           # stderr, whatever the format
+            c.echo_err(f"error: gc {target_plan.target}: {problem}")
         if not report.ok:
             code = 1
     return code

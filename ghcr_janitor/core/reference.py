@@ -129,7 +129,10 @@ def parse_target(text: str) -> Target:
         return _split_layout(os.path.expanduser(raw))
     for scheme in ("https://", "http://"):
         if raw.startswith(scheme):
-            raise UsageError(f"target {text!r}: give HOST/NAME without {scheme} (use --insecure for plain HTTP)")
+            host = raw[len(scheme):].split("/", 1)[0]
+            how = ("loopback hosts use plain HTTP without a flag" if is_loopback(host)
+                   else "HTTPS is the default; --insecure allows plain HTTP")
+            raise UsageError(f"target {text!r}: give HOST/NAME without {scheme} ({how})")
     if "/" not in raw:
         raise UsageError(f"target {text!r}: expected HOST[:PORT]/NAME, ghcr.io/OWNER/NAME or oci-layout:PATH")
     host, rest = raw.split("/", 1)

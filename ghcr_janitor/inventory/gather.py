@@ -150,7 +150,8 @@ async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: d
     """Add `manifest`'s blobs and children (recursively) to `closure`; return child manifests.
 
     A child that answers "not found" and that the backend knows to be gone (`gone`) goes to
-    `missing` and the walk goes on: the closure is what is left. Any other failure raises.
+    `missing` and the walk goes on: the closure is what is left. Any other failure raises, after
+    the rest has been walked (so what could be read is in `closure` and stays protected).
     """
     for blob in manifest.blobs:
         closure[blob.digest] = blob.size
@@ -161,16 +162,26 @@ async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: d
         raise ManifestError(f"{manifest.digest}: indexes nested deeper than {MAX_DEPTH} levels")
     parsed_children = await asyncio.gather(
         *(fetcher.manifest(c.digest, c.media_type) for c in manifest.children), return_exceptions=True)
+    failure: BaseException | None = None
     for child, parsed in zip(manifest.children, parsed_children):
         if isinstance(parsed, BaseException):
             if isinstance(parsed, NotFoundError) and gone(child.digest):
                 if child.digest not in missing:
                     missing.append(child.digest)
-                continue
-            raise parsed
+            elif isinstance(parsed, (JanitorError, httpx.HTTPError)):
+                closure[child.digest] = child.size      # referenced, even if unreadable now
+                failure = failure or parsed
+            else:
+                raise parsed
+            continue
         closure[child.digest] = parsed.size
         found.append(parsed)
-        found += await _closure(fetcher, parsed, depth + 1, closure, missing, gone)
+        try:
+            found += await _closure(fetcher, parsed, depth + 1, closure, missing, gone)
+        except (JanitorError, httpx.HTTPError) as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
     return found
 
 
@@ -191,9 +202,11 @@ async def _config_time(fetcher: _Fetcher, manifest: Manifest) -> datetime | None
 
 async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, options: InventoryOptions,
                     gone: Gone) -> Artifact:
+    manifest: Manifest | None = None
+    closure: dict[str, int] = {}
     try:
         manifest = await fetcher.manifest(digest, version.media_type if version else None)
-        closure = {digest: manifest.size}
+        closure[digest] = manifest.size
         missing: list[str] = []
         children = await _closure(fetcher, manifest, 0, closure, missing, gone)
         created, source = manifest.created, manifest.age_source
@@ -215,24 +228,47 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
                         extra=dict(version.extra) if version else {},
                         missing=tuple(sorted(missing)), broken=_broken(manifest, missing))
     except (JanitorError, httpx.HTTPError) as exc:
-        # What the listing said about it is all that is known (a dangling layout entry keeps its
-        # descriptor's size).
-        listed_size = version.extra.get("size") if version else None
-        size = listed_size if isinstance(listed_size, int) and not isinstance(listed_size, bool) else 0
-        return Artifact(digest=digest, media_type=(version.media_type if version else None) or "unknown",
-                        kind=models.UNKNOWN, closure={digest: size}, error=describe_error(exc),
+        # What could be read stays in the closure (so it stays protected); an unreadable root
+        # keeps what the listing said (a dangling layout entry: its descriptor's size).
+        if manifest is None:
+            listed_size = version.extra.get("size") if version else None
+            closure = {digest: listed_size if isinstance(listed_size, int) and not isinstance(listed_size, bool) else 0}
+        return Artifact(digest=digest, media_type=(manifest.media_type if manifest else None)
+                        or (version.media_type if version else None) or "unknown",
+                        kind=manifest.kind if manifest else models.UNKNOWN, closure=closure, error=describe_error(exc),
+                        children=tuple(c.digest for c in manifest.children) if manifest else (),
+                        subject=manifest.subject.digest if manifest and manifest.subject else None,
                         created=version.created if version else None,
                         age_source=version.age_source if version else None,
                         extra=dict(version.extra) if version else {})
 
 
-def compute_unique_sizes(artifacts: dict[str, Artifact]) -> None:
+def compute_unique_sizes(inventory: Inventory) -> None:
+    """`unique_size`: what deleting only this image would free.
+
+    An image's bytes include what follows it (GHCR keeps platform manifests, attestations and
+    referrers as versions of their own; they go with it). An artifact that follows another
+    frees nothing on its own (its parent keeps it): 0.
+    """
+    arts = inventory.artifacts
+    deps = inventory.dependents()
+    extended: dict[str, dict[str, int]] = {}
+    for root in inventory.roots():
+        closure, stack, seen = dict(arts[root].closure), [root], {root}
+        while stack:
+            for follower in deps.get(stack.pop(), ()):
+                if follower not in seen:
+                    seen.add(follower)
+                    closure.update(arts[follower].closure)
+                    stack.append(follower)
+        extended[root] = closure
     users: dict[str, int] = {}
-    for art in artifacts.values():
-        for blob in art.closure:
+    for closure in extended.values():
+        for blob in closure:
             users[blob] = users.get(blob, 0) + 1
-    for art in artifacts.values():
-        art.unique_size = sum(size for blob, size in art.closure.items() if users[blob] == 1)
+    for digest, art in arts.items():
+        closure = extended.get(digest, {})
+        art.unique_size = sum(size for blob, size in closure.items() if users[blob] == 1)
 
 
 async def build_inventory(
@@ -282,7 +318,6 @@ async def build_inventory(
         seen = ledger.first_seen(target, undated, options.now)
         for digest, when in seen.items():
             artifacts[digest].created, artifacts[digest].age_source = when, FIRST_SEEN
-    compute_unique_sizes(artifacts)
     if cache is not None:
         if versions is None:
             cache.save_tags(target, tag_map)
@@ -292,18 +327,20 @@ async def build_inventory(
         target=target, tags=tag_map, artifacts=artifacts,
         listed=select_tags(list(tag_map), options.tag_globs, options.all_tags),
         errors=errors, backend=registry.kind, unresolved=unresolved,
-        warnings=broken_warnings(artifacts),
         tag_filter=None if options.all_tags else tuple(options.tag_globs),
     )
     if registry.lists_untagged:
         # Untagged *roots*: platform manifests, attestations and referrers follow their parent.
         roots_now = inventory.roots()
         inventory.untagged = sorted(d for d in by_digest if not by_digest[d].tags and d in roots_now)
+    compute_unique_sizes(inventory)
+    shown = {tag_map[t] for t in inventory.listed} | set(inventory.untagged)
+    inventory.warnings = broken_warnings({d: a for d, a in artifacts.items() if d in shown})
     return inventory
 
 
 def broken_warnings(artifacts: dict[str, Artifact]) -> list[str]:
-    """One line per broken index, naming every missing child."""
+    """One line per broken index (of those listed), naming every missing child."""
     lines = []
     for digest in sorted(artifacts):
         art = artifacts[digest]

@@ -110,8 +110,9 @@ def _follower_reason(inventory: Inventory, digest: str, parent: str, decisions: 
     return f"{what} of {_label(parent, decisions)}, used by nothing kept"
 
 
-def _depths(inventory: Inventory, deleted: set[str]) -> dict[str, int]:
-    """For each deleted digest, how many deleted ancestors stand above it (parents sort first)."""
+def _depths(inventory: Inventory, deleted: set[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """For each deleted digest: how deep it stands below deleted ancestors (parents sort first),
+    and the deleted artifacts it follows (closure or `subject`)."""
     deps = inventory.dependents()
     parents: dict[str, set[str]] = {}
     for parent in deleted:
@@ -128,7 +129,28 @@ def _depths(inventory: Inventory, deleted: set[str]) -> dict[str, int]:
 
     for digest in sorted(deleted):
         of(digest, frozenset())
-    return depth
+    return depth, parents
+
+
+def _link_followers(actions: list[Action], followers_: set[str], parents_of: dict[str, set[str]],
+                    inventory: Inventory, decisions: list) -> None:
+    """Name what each follower's delete follows: every deleted parent (`parents`, in plan order;
+    apply deletes it only once all are gone), the first as `parent` (its reason and rule)."""
+    position: dict[str, int] = {}
+    for i, a in enumerate(actions):
+        if a.action == DELETE:
+            position.setdefault(a.digest, i)
+    by_digest = {a.digest: a for a in actions if a.action == DELETE}
+    for a in actions:
+        if a.action != DELETE or a.digest not in followers_ or a.tag is not None:
+            continue
+        ordered = sorted(parents_of.get(a.digest, ()), key=lambda d: (position[d], d))
+        a.parent, a.parents = ordered[0], ordered
+        a.reason = _follower_reason(inventory, a.digest, a.parent, decisions)
+        root = by_digest[a.parent]
+        while root.parent is not None:
+            root = by_digest[root.parent]
+        a.rule = root.rule
 
 
 @dataclass(frozen=True)
@@ -153,6 +175,7 @@ def _action(kind: str, d: Any, inventory: Inventory, reason: str | None = None) 
         created=format_time(art.created) if art is not None else None,
         age_source=art.age_source if art is not None else None,
         version_id=version_id if isinstance(version_id, int) and not isinstance(version_id, bool) else None,
+        broken=art.broken if art is not None else None,
     )
 
 
@@ -186,24 +209,19 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
         else:
             actions.append(_action(DELETE, d, inventory))
     deleted = {a.digest for a in actions if a.action == DELETE}
-    rules = {a.digest: a.rule for a in actions if a.action == DELETE}
     for digest in sorted(follow):
-        parent = follow[digest]
         if digest in kept or digest in deleted:
             continue
-        root = parent
+        root = follow[digest]
         while root in follow:
             root = follow[root]
-        if root not in deleted:         # what it follows is kept (or only untagged): so is it
-            continue
-        follower = _Follower(None, digest, rules.get(root), _follower_reason(inventory, digest, parent, decisions))
-        action = _action(DELETE, follower, inventory)
-        action.parent = parent
-        actions.append(action)
+        if root in deleted:             # what it follows is kept (or only untagged): so is it
+            actions.append(_action(DELETE, _Follower(None, digest, None, ""), inventory))
     deleted = {a.digest for a in actions if a.action == DELETE}
-    depth = _depths(inventory, deleted)
+    depth, parents_of = _depths(inventory, deleted)
     actions.sort(key=lambda a: (_ACTION_ORDER[a.action], depth.get(a.digest, 0) if a.action == DELETE else 0,
                                 a.tag is None, a.tag or "", a.digest, a.to or ""))
+    _link_followers(actions, set(follow), parents_of, inventory, decisions)
     in_use: set[str] = {d for d in inventory.tags.values() if d not in deleted}
     for digest, art in arts.items():
         if digest not in deleted:
@@ -223,6 +241,8 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
         while owner.parent is not None and owner.parent in first_delete:    # the image's action carries it
             owner = first_delete[owner.parent]
         owner.reclaim_size += sum(freed.values())
+        if a.parent is not None:        # what stays if this child is skipped at apply time
+            a.reclaim_share = sum(s for b, s in arts[a.digest].closure.items() if b not in in_use)
     kept_entries.sort(key=lambda k: (k.tag is None, k.tag or "", k.digest))
     notes = [] if backend_frees_storage else [GC_NOTE]
     return TargetPlan(

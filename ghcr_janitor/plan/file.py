@@ -113,6 +113,9 @@ def _parse_action(raw: Any, where: str) -> Action:
         age_source=_get(obj, "age_source", where, opt, required=False),
         version_id=_get(obj, "version_id", where, (int, type(None)), required=False),
         parent=_parent(obj, where),
+        parents=_parents(obj, where),
+        reclaim_share=_get(obj, "reclaim_share", where, (int,), required=False, default=0),
+        broken=_get(obj, "broken", where, opt, required=False),
     )
 
 
@@ -121,6 +124,13 @@ def _parent(obj: dict, where: str) -> str | None:
     if parent is not None and not is_digest(parent):
         raise _Bad(f"{where}.parent", f"invalid digest {parent[:80]!r}")
     return parent
+
+
+def _parents(obj: dict, where: str) -> list[str] | None:
+    parents = _get(obj, "parents", where, (list, type(None)), required=False)
+    if parents is not None and not all(is_digest(p) for p in parents):
+        raise _Bad(f"{where}.parents", "expected a list of digests")
+    return parents
 
 
 def _parse_target(raw: Any, where: str) -> TargetPlan:

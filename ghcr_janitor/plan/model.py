@@ -32,7 +32,12 @@ class Action:
     created: str | None = None
     age_source: str | None = None
     version_id: int | None = None
+    # A child deleted with its image: what it follows (the first of `parents`, every deleted
+    # artifact that uses it), and the part of the image's reclaim_size that is its own.
     parent: str | None = None
+    parents: list[str] | None = None
+    reclaim_share: int = 0
+    broken: str | None = None
 
 
 @dataclass

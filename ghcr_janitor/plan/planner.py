@@ -96,7 +96,8 @@ def filtered_out_warnings(inventory: Inventory, policy: Policy) -> list[str]:
     for rule in policy.rules:
         if not rule.selector.by_tag:
             continue
-        hidden = [t for t in hidden_tags if tag_selected(rule, t)]
+        hidden = [t for t in hidden_tags if tag_selected(rule, t)
+                  and (not rule.selector.broken or inventory.artifacts[inventory.tags[t]].broken)]
         if hidden:
             example = ", ".join(hidden[:3]) + (", ..." if len(hidden) > 3 else "")
             lines.append(f"rule {rule.name!r} matches {len(hidden)} tag(s) here that the listing filter ({shown}) "

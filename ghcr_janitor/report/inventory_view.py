@@ -115,6 +115,4 @@ def ls_table(inv: Inventory, now: datetime) -> str:
              f"{human_size(totals['repository_size'])}"]
     for error in inv.errors:
         lines.append(f"error: {error}")
-    for warning in inv.warnings:
-        lines.append(f"warning: {warning}")
     return "\n".join(lines)

@@ -16,7 +16,8 @@ def plan_rows(target_plan, now: datetime, show_kept: bool = True) -> list[list[s
     rows = []
     for a in target_plan.actions:
         action = f"{a.action} -> {a.to}" if a.to else a.action
-        rows.append([a.tag or "<untagged>", short(a.digest), a.kind or "-", human_size(a.size or 0),
+        kind = f"{a.kind} ({a.broken})" if a.kind and a.broken else a.kind or "-"
+        rows.append([a.tag or "<untagged>", short(a.digest), kind, human_size(a.size or 0),
                      human_size(a.reclaim_size), human_age(parse_time(a.created), now), action, a.reason])
     if show_kept:
         for k in target_plan.kept:

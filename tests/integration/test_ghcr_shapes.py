@@ -193,6 +193,10 @@ def test_deleting_a_multi_arch_image_deletes_what_only_it_uses_parents_first(sha
     assert by[f["pr"]]["reclaim_size"] == sum(v for d, v in mine.items() if d not in kept)
     assert by[f["p_amd"]]["reclaim_size"] == by[f["p_att"]]["reclaim_size"] == 0
     assert plan["reclaim_size"] == sum(a["reclaim_size"] for a in actions)
+    # `ls` says the same: an image's unique size counts what follows it; a child alone frees nothing.
+    tags = {t["tag"]: t for t in listing["tags"]}
+    assert tags["pr-7"]["unique_size"] == by[f["pr"]]["reclaim_size"]
+    assert by[f["p_amd"]]["reclaim_share"] > 0 and by[f["p_amd"]]["parents"] == [f["pr"]]
 
     plan_file = tmp_path / "plan.json"
     assert cli("plan", s.target, "--policy", policy, "--all-tags", "-o", plan_file).exit_code == 0
@@ -255,7 +259,7 @@ def test_broken_indexes_are_listed_as_facts_with_every_missing_child(shapes, cli
         assert f[child] in result.stderr
     table = cli("ls", s.target)
     assert "image-index (partial)" in table.stdout and "image-index (ghost)" in table.stdout
-    assert table.stdout.count("warning:") == 2
+    assert table.stderr.count("warning:") == 2 and "warning:" not in table.stdout
 
 
 def test_broken_indexes_do_not_block_other_deletes_and_a_broken_selector_cleans_them(shapes, cli, tmp_path):
@@ -275,6 +279,8 @@ def test_broken_indexes_do_not_block_other_deletes_and_a_broken_selector_cleans_
     plan = json.loads(plan_file.read_text())["targets"][0]
     assert [(a["tag"], a["digest"]) for a in plan["actions"]] == [("cache-broken", f["partial"]), (None, f["ghost"]),
                                                                     (None, f["c1"])]
+    table = cli("prune", s.target, "--policy", cleanup, "--dry-run")
+    assert "image-index (partial)" in table.stdout and "image-index (ghost)" in table.stdout
     assert cli("apply", plan_file, "--yes").exit_code == 0
     versions, tags = s.remaining()
     assert versions == {f["old"], f["base"]} and tags == ["cache-base"]
@@ -285,7 +291,7 @@ def test_a_child_that_fails_for_another_reason_is_still_unknown_and_blocks_delet
     owner, pusher, fake = make_package(ghcr_env)
     s = Shapes(pusher, fake)
     amd, arm = s.image("amd", day(5)), s.image("arm", day(5), "arm64")
-    s.index("cache-multi", day(5), [("amd64", amd), ("arm64", arm)])
+    multi = s.index("cache-multi", day(5), [("amd64", amd), ("arm64", arm)])
     old = s.image("old", day(60))
     monkeypatch.setenv("JANITOR_RETRY_ATTEMPTS", "1")
     policy = write(tmp_path, '[[rule]]\nname = "old untagged"\nselect = { untagged = true }\nolder_than = "30d"\n'
@@ -296,7 +302,12 @@ def test_a_child_that_fails_for_another_reason_is_still_unknown_and_blocks_delet
         mock.route(host="127.0.0.1").pass_through()
         serve(mock, fake)
         dry = cli("prune", f"ghcr.io/{owner}/app", "--policy", policy, "--dry-run", "-O", "json")
+        listing = json.loads(cli("ls", f"ghcr.io/{owner}/app", "-O", "json").stdout)["targets"][0]
     assert dry.exit_code == 1
+    # What could be read stays known: the index keeps its kind and its readable child is no root.
+    tag = next(t for t in listing["tags"] if t["tag"] == "cache-multi")
+    assert tag["digest"] == multi and tag["kind"] == "image-index" and "500" in tag["error"]
+    assert [e["digest"] for e in listing["untagged"]] == [old]
     plan = json.loads(dry.stdout)["targets"][0]
     assert plan["actions"] == [] and old in {k["digest"] for k in plan["kept"]}
     assert any("could not be inspected" in e for e in plan["errors"])
@@ -347,8 +358,13 @@ def test_apply_keeps_a_child_that_an_index_tagged_since_planning_uses(shapes, cl
     rebuilt = s.index("pr-8", day(0), [("amd64", f["p_amd"]), ("arm64", f["shared"])])    # reuses pr-7's amd64
     result = cli("apply", plan_file, "--yes", "-O", "json")
     assert result.exit_code == 4, result.stdout + result.stderr
-    outcome = {r["digest"]: r for r in json.loads(result.stdout)["targets"][0]["results"]}
+    done = json.loads(result.stdout)["targets"][0]
+    outcome = {r["digest"]: r for r in done["results"]}
     assert outcome[f["p_amd"]]["status"] == "skipped" and "pr-8" in outcome[f["p_amd"]]["reason"]
+    assert outcome[f["p_sig"]]["status"] == "skipped"            # it follows the kept amd64 manifest
+    planned = {a["digest"]: a for a in json.loads(plan_file.read_text())["targets"][0]["actions"]}
+    left = planned[f["p_amd"]]["reclaim_share"] + planned[f["p_sig"]]["reclaim_share"]
+    assert done["reclaimed_size"] == sum(a["reclaim_size"] for a in planned.values()) - left
     versions, tags = s.remaining()
     assert {rebuilt, f["p_amd"], f["shared"]} <= versions and f["pr"] not in versions
     assert tags == ["latest", "pr-8"]

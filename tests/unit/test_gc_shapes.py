@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from ghcr_janitor.stores.layout.gc import run_gc
 from tests.layout_factory import LayoutFactory, snapshot
 
@@ -144,3 +146,19 @@ def test_an_index_with_a_lost_child_is_broken_in_a_layout(tmp_path, cli):
     assert listing.exit_code == 0, listing.stderr
     tag = json.loads(listing.stdout)["targets"][0]["tags"][0]
     assert (tag["kind"], tag["broken"], tag["missing"]) == ("image-index", "partial", [arm["digest"]])
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_prune_says_why_gc_freed_nothing_in_every_format(tmp_path, cli, fmt):
+    f = LayoutFactory(tmp_path / "cache")
+    amd, arm = f.image("amd"), f.image("arm")
+    f.tag("cache-multi", f.index([amd, arm]))
+    f.tag("cache-old", f.cache_manifest([f.layer("old")]))
+    f.path(arm["digest"]).unlink()
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nname = "old"\nselect = { tags = ["cache-old"] }\naction = "delete"\n')
+    result = cli("prune", f.root, "--policy", policy, "--yes", "-O", fmt)
+    assert result.exit_code == 1
+    assert f"error: gc oci-layout:{f.root}: nothing deleted:" in result.stderr
+    assert arm["digest"] in result.stderr
+    assert ("nothing deleted (" in result.stdout) == (fmt == "table")

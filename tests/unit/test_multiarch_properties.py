@@ -111,6 +111,14 @@ def test_kept_images_keep_their_children_and_deletes_run_parents_first(inv, poli
         for other in set(inv.artifacts) - gone:
             assert not (set(inv.artifacts[other].closure) - {other}) & gone, \
                 f"after deleting {digest}, {other} is missing a child"
+    position = {a.digest: i for i, a in reversed(list(enumerate(tp.actions)))}
+    for i, a in enumerate(tp.actions):              # a child names every deleted parent, all before it
+        if a.parent is not None:
+            assert a.parents and a.parent == a.parents[0] == min(a.parents, key=position.get)
+            assert all(position[p] < i for p in a.parents)
+            users = {d for d in deleted if d != a.digest and (a.digest in inv.artifacts[d].closure
+                                                              or inv.artifacts[a.digest].subject == d)}
+            assert set(a.parents) == users
     for digest in deleted:                          # never a tagged digest whose tag is not deleted
         for tag in inv.tags_of(digest):
             assert any(a.tag == tag and a.action == DELETE for a in tp.actions)
