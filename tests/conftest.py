@@ -43,6 +43,21 @@ def repo(registry) -> Pusher:
 
 
 @pytest.fixture
+def fast_sleep(monkeypatch):
+    """Every GitHub REST wait (rate limits, pacing, lookups) returns at once; the waits are recorded."""
+    from ghcr_janitor.net import github
+
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        assert seconds > 0, "never spin"
+        waits.append(round(seconds, 1))
+
+    monkeypatch.setattr(github, "_sleep", sleep)
+    return waits
+
+
+@pytest.fixture
 def cli():
     """Invoke the CLI in-process; returns typer's Result (exit_code, stdout, stderr)."""
     from typer.testing import CliRunner

@@ -10,7 +10,6 @@ never while an index tagged since planning uses it.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from typing import Callable
 
 import httpx
@@ -19,40 +18,9 @@ from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import JanitorError, NotFoundError, TagMovedError
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.apply.journal import Journal, action_key
+from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, TargetResult
 from ghcr_janitor.stores.base import Registry
 from ghcr_janitor.stores.oci.registry import is_placeholder
-
-DONE, SKIPPED, FAILED = "done", "skipped", "failed"
-
-
-@dataclass
-class ActionResult:
-    action: str
-    tag: str | None
-    digest: str
-    status: str
-    reason: str
-    to: str | None = None
-    reclaim_size: int = 0
-    reclaim_share: int = 0          # a child's part of its image's reclaim_size
-
-    def to_dict(self) -> dict:
-        return {"action": self.action, "tag": self.tag, "digest": self.digest, "to": self.to,
-                "status": self.status, "reason": self.reason, "reclaim_size": self.reclaim_size}
-
-
-@dataclass
-class TargetResult:
-    target: str
-    results: list[ActionResult] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def reclaimed(self) -> int:
-        """Bytes freed: what done actions reclaim, less the shares of children left behind."""
-        done = sum(r.reclaim_size for r in self.results if r.status == DONE)
-        return max(0, done - sum(r.reclaim_share for r in self.results if r.status != DONE))
-
 
 async def snapshot_tags(registry: Registry, concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, str]:
     """Every tag's current digest, fresh from the backend."""
@@ -226,26 +194,23 @@ class Applier:
         return res(DONE, f"tagged {action.to}")
 
 
-def exit_code(results: list[TargetResult]) -> int:
-    """0 all done, 1 any failure, 4 some actions skipped."""
-    if any(r.error for r in results) or any(a.status == FAILED for r in results for a in r.results):
-        return 1
-    if any(a.status == SKIPPED for r in results for a in r.results):
-        return 4
-    return 0
-
-
 async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, int], None] | None = None) -> list[TargetResult]:
     """Apply every target of a plan; one target's failure does not stop the others."""
     from ghcr_janitor.stores.connect import open_registry
-    from ghcr_janitor.core.reference import parse_target
+    from ghcr_janitor.core.reference import GHA, parse_target
 
     results = []
     for target_plan in plan.targets:
         if not target_plan.actions:
             results.append(TargetResult(target_plan.target))
             continue
-        registry = open_registry(parse_target(target_plan.target), connect)
+        target = parse_target(target_plan.target)
+        if target.kind == GHA:
+            from ghcr_janitor.apply.cache_applier import apply_cache_plan
+
+            results.append(await apply_cache_plan(target, target_plan, connect, journal, progress))
+            continue
+        registry = open_registry(target, connect)
         known = {a.digest for a in target_plan.actions} | {k.digest for k in target_plan.kept}
         try:
             results.append(await Applier(registry, target_plan.target, journal, progress).run(target_plan.actions, known))

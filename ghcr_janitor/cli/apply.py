@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         c.set_verbosity(verbose, quiet)
 
         async def body() -> int:
-            from ghcr_janitor.apply.applier import apply_plan, exit_code
+            from ghcr_janitor.apply.applier import apply_plan
+            from ghcr_janitor.apply.results import exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse
             from ghcr_janitor.cli.outputs import emit_results, report_requests

@@ -44,7 +44,7 @@ def _table(report, keep_recent: timedelta, markdown: bool = False) -> str:
     from tabulate import tabulate
 
     from ghcr_janitor.core.digests import short
-    from ghcr_janitor.report.humanize import human_size
+    from ghcr_janitor.core.humanize import human_size
 
     verb = "would delete" if report.dry_run else "deleted"
     lines = []

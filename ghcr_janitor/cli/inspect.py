@@ -12,7 +12,7 @@ from ghcr_janitor.cli import common as c
 def _text(doc: dict) -> str:
     from tabulate import tabulate
 
-    from ghcr_janitor.report.humanize import human_size
+    from ghcr_janitor.core.humanize import human_size
 
     lines = [
         f"target:      {doc['target']}",

@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
 
         async def body() -> int:
-            from ghcr_janitor.apply.applier import apply_plan, exit_code
+            from ghcr_janitor.apply.applier import apply_plan
+            from ghcr_janitor.apply.results import exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse, refuse_unless_confirmable
             from ghcr_janitor.cli.outputs import emit_plan, emit_results, report_requests
@@ -114,7 +115,7 @@ async def _gc_layouts(plan, grace, output) -> int:
 
         report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
         if output == c.OutputFormat.table:
-            from ghcr_janitor.report.humanize import human_size
+            from ghcr_janitor.core.humanize import human_size
 
             done = (f"nothing deleted ({report.blocked})" if report.blocked else
                     f"freed {human_size(report.bytes_freed)} ({report.bytes_freed} bytes) in {len(report.deleted)} blobs")

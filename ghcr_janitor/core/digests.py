@@ -33,7 +33,20 @@ def verify(data: bytes, expected: str, where: str) -> None:
         raise ManifestError(f"{where}: content digest {actual} does not match {expected}")
 
 
-def short(digest: str) -> str:
-    """`sha256:0123456789ab` — 12 hex characters, for tables."""
+def short(digest: str | None) -> str:
+    """`sha256:0123456789ab` — 12 hex characters, for tables ("-" for none)."""
+    if not digest:
+        return "-"
     algo, _, hexpart = digest.partition(":")
     return f"{algo}:{hexpart[:12]}"
+
+
+def label_of(item) -> str:
+    """What a plan action, kept entry or result names: its tag, its cache key, or `<untagged>`."""
+    return getattr(item, "tag", None) or getattr(item, "key", None) or "<untagged>"
+
+
+def pin_of(item) -> str:
+    """Its short digest, or `id N` for an Actions-cache entry."""
+    cache_id = getattr(item, "cache_id", None)
+    return f"id {cache_id}" if cache_id is not None else short(getattr(item, "digest", None))

@@ -6,6 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+# Actions-cache entry kinds (cli.md, `gha:` targets).
+BUILDKIT_BLOB = "buildkit-blob"
+BUILDKIT_INDEX = "buildkit-index"
+ACTIONS_CACHE = "actions-cache"
+CACHE_KINDS = (BUILDKIT_BLOB, BUILDKIT_INDEX, ACTIONS_CACHE)
+REF_STATES = ("default", "live", "closed", "deleted", "unknown")
+
 # Artifact kinds, as they appear in JSON output (cli.md).
 BUILDKIT_CACHE = "buildkit-cache"
 IMAGE = "image"
@@ -81,6 +88,9 @@ class Artifact:
     extra: dict[str, Any] = field(default_factory=dict)
     missing: tuple[str, ...] = ()
     broken: str | None = None
+    # Store-neutral facts the policy may select on (a cache entry's key, ref, ref_state,
+    # family, ...); registries leave it empty.
+    labels: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -109,6 +119,8 @@ class Inventory:
     warnings: list[str] = field(default_factory=list)
     # The listing filter the user asked for (--tag globs); None means --all-tags.
     tag_filter: tuple[str, ...] | None = None
+    # Store-level facts (the Actions cache: usage, limit and where the limit came from).
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def tags_of(self, digest: str) -> list[str]:
         return sorted(t for t, d in self.tags.items() if d == digest)

@@ -13,13 +13,16 @@ from ghcr_janitor.core.errors import UsageError
 OCI = "oci"
 GHCR = "ghcr"
 LAYOUT = "layout"
+GHA = "gha"
 
 GHCR_HOST = "ghcr.io"
 _NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
-PREFIXES = ("oci-layout:",)
+PREFIXES = ("oci-layout:", "gha:")
+_GH_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+_GH_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
 
 def check_host(host: str, text: str) -> None:
@@ -70,6 +73,8 @@ class Target:
         """`HOST/NAME` (or `oci-layout:PATH`) without tag or digest."""
         if self.kind == LAYOUT:
             return f"oci-layout:{self.name}"
+        if self.kind == GHA:
+            return f"gha:{self.name}"
         return f"{self.host}/{self.name}"
 
     @property
@@ -115,6 +120,16 @@ def _split_layout(path: str) -> Target:
     return Target(LAYOUT, "", path, tag, digest)
 
 
+def _gha(rest: str, text: str) -> Target:
+    """`gha:OWNER/REPO`: a repository's GitHub Actions cache."""
+    owner, _, repo = rest.partition("/")
+    if "*" in rest or "?" in rest:
+        raise UsageError(f"target {text!r}: globs over repositories are not supported yet; name each gha:OWNER/REPO")
+    if not _GH_OWNER.match(owner) or not _GH_REPO.match(repo) or repo in (".", ".."):
+        raise UsageError(f"target {text!r}: expected gha:OWNER/REPO (a GitHub repository, e.g. gha:acme/app)")
+    return Target(GHA, "", f"{owner}/{repo}")
+
+
 def parse_target(text: str) -> Target:
     """Parse a target string; UsageError with the reason if it is not one."""
     raw = text.strip()
@@ -122,6 +137,8 @@ def parse_target(text: str) -> Target:
         raise UsageError("empty target")
     if raw.startswith("oci-layout:"):
         return _split_layout(raw[len("oci-layout:"):])
+    if raw.startswith("gha:"):
+        return _gha(raw[len("gha:"):], text)
     path = raw.split("@")[0]
     if any(os.path.isfile(os.path.join(p, "oci-layout")) for p in (path, path.rsplit(":", 1)[0])):
         return _split_layout(raw)       # a PATH (optionally :TAG) holding an OCI layout

@@ -13,7 +13,7 @@ from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.inventory.ledger import Ledger
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.paths import cache_dir, state_dir
-from ghcr_janitor.core.reference import Target, parse_target
+from ghcr_janitor.core.reference import GHA, Target, parse_target
 from ghcr_janitor.stores.base import Registry
 
 T = TypeVar("T")
@@ -49,11 +49,22 @@ class Session:
         finally:
             await registry.aclose()
 
+    async def _cache_inventory(self, target: Target) -> Inventory:
+        from ghcr_janitor.stores.gha.store import open_cache
+
+        store = open_cache(target, self.connect)
+        try:
+            return await store.inventory()
+        finally:
+            await store.aclose()
+
     async def inventory_of(self, target: Target) -> TargetResult:
         async def body(registry: Registry) -> Inventory:
             return await build_inventory(registry, target.repository, self.inventory, self.cache, self.ledger, self.progress)
 
         try:
+            if target.kind == GHA:
+                return TargetResult(target, await self._cache_inventory(target))
             return TargetResult(target, await self.with_registry(target, body))
         except JanitorError as exc:
             if exc.exit_code == 2:

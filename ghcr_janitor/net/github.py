@@ -1,11 +1,13 @@
-"""A small GitHub Packages REST client for container package versions.
+"""GitHub REST: the shared client (`GitHubRest`) and the Packages API for container versions.
 
-Only what the janitor needs: find the owner's endpoint prefix (org, the token's own user, or
-another user), list versions (Link pagination, followed verbatim), delete a version. It
-honours GitHub's rate limits (formats.md §6(d)): it waits for `x-ratelimit-reset` once
-`x-ratelimit-remaining` reaches 0, waits `retry-after` (else ≥60 s, doubling) on 403/429
-secondary limits, paces DELETEs, and never retries without sleeping. Every call is recorded
-as (method, path?query, status) in `calls`. `sleep` and `clock` are injectable for tests.
+`GitHubRest` is what every GitHub store shares: the token header, rate limits (formats.md
+§6(d), gha-cache.md §1.8): it waits for `x-ratelimit-reset` once `x-ratelimit-remaining`
+reaches 0, waits `retry-after` (else ≥60 s, doubling) on 403/429 secondary limits, paces
+DELETEs, and never retries without sleeping. Every call is recorded as (method, path?query,
+status) in `calls`. `sleep` and `clock` are injectable for tests.
+
+`GitHubPackages` adds container packages: find the owner's endpoint prefix (org, the token's
+own user, or another user), list versions (Link pagination, followed verbatim), delete one.
 """
 
 from __future__ import annotations
@@ -50,6 +52,23 @@ Clock = Callable[[], float]
 
 async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+def token_and_rate(options, rate_env: str, default_rate: float) -> tuple[Secret | None, float]:
+    """The GitHub token (GITHUB_TOKEN, GH_TOKEN, flags, docker config for ghcr.io) and the
+    DELETEs-per-minute pace from `rate_env` (UsageError if it is not a positive number)."""
+    from ghcr_janitor.net.auth.credentials import find_credentials
+
+    credentials = find_credentials("ghcr.io", options.username, options.password, options.env)
+    token = credentials.secret if credentials is not None and not credentials.identity_token else None
+    raw = options.env.get(rate_env) or ""
+    try:
+        rate = float(raw) if raw else default_rate
+    except ValueError:
+        raise UsageError(f"{rate_env} must be a number, got {raw!r}") from None
+    if rate <= 0:
+        raise UsageError(f"{rate_env} must be positive, got {raw!r}")
+    return token, rate
 
 
 class RateLimitError(RegistryError):
@@ -113,16 +132,15 @@ def _int_header(response: httpx.Response, name: str) -> int | None:
         return None
 
 
-class GitHubPackages:
-    """REST access to one container package `owner/package` (package may contain `/`)."""
+class GitHubRest:
+    """One token against one REST base URL: requests with rate limits, pacing and a call log."""
 
-    def __init__(self, owner: str, package: str, token: Secret | None, *, api_url: str = DEFAULT_API_URL,
-                 owner_type: str | None = None, client: httpx.AsyncClient | None = None,
-                 sleep: Sleep | None = None, clock: Clock | None = None,
+    token_missing = TOKEN_MISSING
+
+    def __init__(self, token: Secret | None, *, api_url: str = DEFAULT_API_URL,
+                 client: httpx.AsyncClient | None = None, sleep: Sleep | None = None, clock: Clock | None = None,
                  deletes_per_minute: float = DEFAULT_DELETES_PER_MINUTE,
                  max_wait: float = DEFAULT_MAX_WAIT, log_to: RequestLog | None = None):
-        if owner_type not in (None, "org", "user"):
-            raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
         if deletes_per_minute <= 0:
             raise UsageError("deletes per minute must be positive")
         api = httpx.URL(api_url.rstrip("/"))
@@ -131,10 +149,6 @@ class GitHubPackages:
         if api.scheme == "http" and not is_loopback(api.host):
             raise UsageError(f"GITHUB_API_URL {api_url!r}: refusing to send a token over plain HTTP")
         self.api_url = str(api).rstrip("/")
-        self.owner, self.package = owner, package
-        self.owner_type = owner_type            # given, or learned by detect_owner()
-        self.owner_type_given = owner_type is not None
-        self.token_login: str | None = None     # the token's user, when GET /user told us
         self._token = token
         self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False,
                                                   headers={"User-Agent": "ghcr-janitor"})
@@ -144,20 +158,23 @@ class GitHubPackages:
         self.max_wait = max_wait
         self.log_to = log_to
         self.calls: list[tuple[str, str, int]] = []
-        self._prefix: str | None = None
-        self._detect_lock = asyncio.Lock()
         self._pace_lock = asyncio.Lock()
         self._last_delete: float | None = None
         self._remaining: int | None = None
         self._reset: float | None = None
 
     def __repr__(self) -> str:
-        return f"GitHubPackages({self.api_url}, {self.owner}/{self.package}, owner_type={self.owner_type})"
+        return f"{type(self).__name__}({self.api_url})"
+
+    @property
+    def budget(self) -> tuple[int | None, float | None]:
+        """(x-ratelimit-remaining, x-ratelimit-reset as epoch seconds) as last seen."""
+        return self._remaining, self._reset
 
     # --- plumbing ------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
         if not self._token:
-            raise AuthError(TOKEN_MISSING)
+            raise AuthError(self.token_missing)
         return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
                 "Authorization": f"Bearer {self._token.reveal()}"}
 
@@ -251,12 +268,47 @@ class GitHubPackages:
                 continue
             return response, attempts > 1
 
-    # --- owner ---------------------------------------------------------------------
     async def _get(self, path: str) -> httpx.Response:
         response, _ = await self.request("GET", f"{self.api_url}{path}")
         if response.status_code == 401:
             raise _unauthorised(response)
         return response
+
+    def next_page(self, response: httpx.Response, what: str) -> str | None:
+        """The absolute `Link: rel="next"` URL (used as written), refusing other hosts."""
+        link = next_link(response.headers.get("link"))
+        if not link:
+            return None
+        nxt = response.request.url.join(link)
+        base = httpx.URL(self.api_url)
+        if (nxt.scheme, nxt.host, nxt.port) != (base.scheme, base.host, base.port):
+            raise RegistryError(f"{what}: next page is on another host ({nxt.host}); refusing "
+                                "to send the token there")
+        return str(nxt)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class GitHubPackages(GitHubRest):
+    """REST access to one container package `owner/package` (package may contain `/`)."""
+
+    def __init__(self, owner: str, package: str, token: Secret | None, *, owner_type: str | None = None,
+                 **options):
+        if owner_type not in (None, "org", "user"):
+            raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
+        super().__init__(token, **options)
+        self.owner, self.package = owner, package
+        self.owner_type = owner_type            # given, or learned by detect_owner()
+        self.owner_type_given = owner_type is not None
+        self.token_login: str | None = None     # the token's user, when GET /user told us
+        self._prefix: str | None = None
+        self._detect_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"GitHubPackages({self.api_url}, {self.owner}/{self.package}, owner_type={self.owner_type})"
+
+    # --- owner ---------------------------------------------------------------------
 
     async def _login(self) -> str | None:
         """The token's user (GET /user), or None for tokens that are not a user (Actions)."""
@@ -328,7 +380,6 @@ class GitHubPackages:
         """Versions page by page (newest first, as GitHub lists them)."""
         path = self._versions_path(await self.prefix())
         url: str | None = f"{self.api_url}{path}?per_page={PER_PAGE}"
-        base = httpx.URL(self.api_url)
         for _ in range(MAX_PAGES):
             assert url is not None
             response, _ = await self.request("GET", url)
@@ -348,14 +399,9 @@ class GitHubPackages:
             if not isinstance(items, list):
                 raise RegistryError(f"listing versions of {self._where()}: answer is not a list")
             yield [parse_version(item) for item in items]
-            link = next_link(response.headers.get("link"))
-            if not link:
+            url = self.next_page(response, "listing versions")
+            if url is None:
                 return
-            nxt = response.request.url.join(link)   # absolute on GitHub: used as written
-            if (nxt.scheme, nxt.host, nxt.port) != (base.scheme, base.host, base.port):
-                raise RegistryError(f"listing versions: next page is on another host ({nxt.host}); refusing "
-                                    "to send the token there")
-            url = str(nxt)
         raise RegistryError(f"listing versions of {self._where()}: more than {MAX_PAGES} pages")
 
     async def list_versions(self) -> list[PackageVersion]:
@@ -386,6 +432,3 @@ class GitHubPackages:
             raise _unauthorised(response)
         raise RegistryError(f"deleting version {version_id} of {self._where()}: GitHub API answered "
                             f"{status}: {message}", status=status)
-
-    async def aclose(self) -> None:
-        await self.client.aclose()

@@ -15,7 +15,10 @@ Safety rules enforced here, whatever the decisions say:
   them; each is its own action (`parent` names what it follows, and apply deletes it only once
   that is gone), and the parent's reclaim covers them;
 * deletes are ordered parents first, so an interrupted apply leaves orphaned children at worst,
-  never a listed index whose children are gone.
+  never a listed index whose children are gone;
+* the Actions cache's floor holds whatever a policy says: the newest index generation of a live
+  ref's scope, a live ref's `buildkit-blob` entries, and the default branch's newest entry of
+  each family are never deleted; entries are pinned by cache id, key and ref.
 """
 
 from __future__ import annotations
@@ -90,6 +93,36 @@ def _kept_digests(inventory: Inventory, decisions: list) -> tuple[dict[str, str]
                 kept[ref] = f"refers to kept artifact {digest}"
                 work.append(ref)
     return kept, wanted, follow
+
+
+LIVE_REF_STATES = ("default", "live", "unknown")
+
+
+def cache_floor(art: models.Artifact) -> str | None:
+    """Why an Actions-cache entry may never be deleted, whatever the policy says (None: it may)."""
+    labels = art.labels
+    if "cache_id" not in labels:
+        return None
+    live = labels.get("ref_state") in LIVE_REF_STATES
+    if art.kind == models.BUILDKIT_INDEX and labels.get("newest") and live:
+        return "the newest index generation of a live ref's scope: builds read it"
+    if art.kind == models.BUILDKIT_BLOB and live:
+        return ("a buildkit-blob of a live ref: the REST API cannot see which index still uses it "
+                "(it goes with its ref once the ref is closed or deleted)")
+    if labels.get("ref_state") == "default" and labels.get("newest"):
+        return "the default branch's newest entry of its family"
+    return None
+
+
+def _pin_entries(actions: list[Action], kept: list[Kept], inventory: Inventory) -> None:
+    """Actions-cache items are pinned by cache id (plus key and ref), not by a digest."""
+    for item in [*actions, *kept]:
+        art = inventory.artifacts.get(item.digest or "")
+        if art is None or "cache_id" not in art.labels:
+            continue
+        item.cache_id, item.key, item.digest = art.labels["cache_id"], art.labels["key"], None
+        if isinstance(item, Action):
+            item.ref = art.labels["ref"]
 
 
 def _label(digest: str, decisions: list) -> str:
@@ -202,6 +235,8 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
             actions.append(_action(RETAG, d, inventory))
         elif d.action != DELETE:
             kept_entries.append(Kept(d.tag, d.digest, f"unknown decision {d.action!r}"))
+        elif (floor := cache_floor(art)) is not None:
+            kept_entries.append(Kept(d.tag, d.digest, f"kept: {floor} (rule {d.rule!r} would delete it)"))
         elif d.digest in kept and d.tag is not None:
             actions.append(_action(UNTAG, d, inventory, f"{d.reason} (untag only: digest {kept[d.digest]})"))
         elif d.digest in kept:
@@ -244,6 +279,7 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
         if a.parent is not None:        # what stays if this child is skipped at apply time
             a.reclaim_share = sum(s for b, s in arts[a.digest].closure.items() if b not in in_use)
     kept_entries.sort(key=lambda k: (k.tag is None, k.tag or "", k.digest))
+    _pin_entries(actions, kept_entries, inventory)
     notes = [] if backend_frees_storage else [GC_NOTE]
     return TargetPlan(
         target=inventory.target, backend=inventory.backend,

@@ -102,8 +102,12 @@ def _parse_action(raw: Any, where: str) -> Action:
     if created is not None and parse_time(created) is None:
         raise _Bad(f"{where}.created", f"invalid time {created[:40]!r}")
     opt = (str, type(None))
+    cache_id, key, ref = _cache_pin(obj, where)
+    if cache_id is not None and (kind != DELETE or tag is not None):
+        raise _Bad(f"{where}.cache_id", "an Actions-cache entry is only ever deleted (tag null)")
     return Action(
-        action=kind, tag=tag, digest=_digest(obj, where), to=to,
+        action=kind, tag=tag, digest=None if cache_id is not None else _digest(obj, where), to=to,
+        cache_id=cache_id, key=key, ref=ref,
         reclaim_size=_get(obj, "reclaim_size", where, (int,)),
         rule=_get(obj, "rule", where, opt, required=False),
         reason=_get(obj, "reason", where, (str,)),
@@ -117,6 +121,18 @@ def _parse_action(raw: Any, where: str) -> Action:
         reclaim_share=_get(obj, "reclaim_share", where, (int,), required=False, default=0),
         broken=_get(obj, "broken", where, opt, required=False),
     )
+
+
+def _cache_pin(obj: dict, where: str) -> tuple[int | None, str | None, str | None]:
+    """(cache_id, key, ref) of an Actions-cache item; all three or none, and then digest is null."""
+    cache_id = _get(obj, "cache_id", where, (int, type(None)), required=False)
+    if cache_id is None:
+        return None, None, None
+    if obj.get("digest") is not None:
+        raise _Bad(f"{where}.digest", "must be null for an Actions-cache entry (it is pinned by cache_id)")
+    key = _get(obj, "key", where, (str,))
+    ref = _get(obj, "ref", where, (str,), required="action" in obj)
+    return cache_id, key, ref
 
 
 def _parent(obj: dict, where: str) -> str | None:
@@ -150,13 +166,16 @@ def _parse_target(raw: Any, where: str) -> TargetPlan:
     for i, k in enumerate(kept):
         kw = f"{where}.kept[{i}]"
         k = _dict(k, kw)
-        kept_items.append(Kept(_tag(k, kw, nullable=True), _digest(k, kw), _get(k, "reason", kw, (str,))))
+        cache_id, key, _ = _cache_pin(k, kw)
+        kept_items.append(Kept(_tag(k, kw, nullable=True), None if cache_id is not None else _digest(k, kw),
+                               _get(k, "reason", kw, (str,)), cache_id=cache_id, key=key))
     return TargetPlan(
         target=target,
         backend=_get(obj, "backend", where, (str,), required=False, default="oci"),
         reclaim_size=_get(obj, "reclaim_size", where, (int,)),
         actions=[_parse_action(a, f"{where}.actions[{i}]") for i, a in enumerate(actions)],
         kept=kept_items, notes=list(notes), errors=list(errors), warnings=list(warnings),
+        cache=_get(obj, "cache", where, (dict, type(None)), required=False),
     )
 
 

@@ -22,7 +22,7 @@ class Action:
 
     action: str  # "delete" | "untag" | "retag"
     tag: str | None
-    digest: str
+    digest: str | None               # None for an Actions-cache entry (pinned by cache_id)
     to: str | None = None
     reclaim_size: int = 0
     rule: str | None = None
@@ -38,6 +38,10 @@ class Action:
     parents: list[str] | None = None
     reclaim_share: int = 0
     broken: str | None = None
+    # An Actions-cache entry: deleted by id only; key and ref pin what the id must still carry.
+    cache_id: int | None = None
+    key: str | None = None
+    ref: str | None = None
 
 
 @dataclass
@@ -45,8 +49,10 @@ class Kept:
     """A tag (or untagged digest, tag None) left alone, and why."""
 
     tag: str | None
-    digest: str
+    digest: str | None
     reason: str
+    cache_id: int | None = None
+    key: str | None = None
 
 
 @dataclass
@@ -61,6 +67,8 @@ class TargetPlan:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The Actions cache: usage and limit (bytes) when planned, and the usage the plan leaves.
+    cache: dict[str, Any] | None = None
 
 
 @dataclass
@@ -95,6 +103,7 @@ class Plan:
                     "notes": list(t.notes),
                     "errors": list(t.errors),
                     "warnings": list(t.warnings),
+                    **({"cache": dict(t.cache)} if t.cache is not None else {}),
                 }
                 for t in self.targets
             ],

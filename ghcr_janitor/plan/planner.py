@@ -19,7 +19,9 @@ if TYPE_CHECKING:                 # the caller's session gathers the facts; plan
 
 # Backends whose delete frees storage by itself (GHCR); registries need their own GC and
 # layouts need `janitor gc` (prune runs it).
-FREES_STORAGE = {"ghcr": True, "oci": False, "layout": False}
+FREES_STORAGE = {"ghcr": True, "oci": False, "layout": False, "gha": True}
+CACHE_BLOB_NOTE = ("buildkit-blob entries of a live ref are never deleted: the REST API cannot see which index "
+                   "generation still uses them; they go with their ref once it is closed or deleted")
 LAYOUT_NOTE = ("a local cache dir frees the blobs of deleted tags at `janitor gc` "
                "(`janitor prune` runs it after deleting unless --no-gc)")
 
@@ -105,6 +107,26 @@ def filtered_out_warnings(inventory: Inventory, policy: Policy) -> list[str]:
     return lines
 
 
+def _cache_facts(target_plan: TargetPlan, inventory: Inventory) -> None:
+    """The Actions cache: usage against the limit, before and after the plan."""
+    from ghcr_janitor.core.humanize import human_size
+
+    facts = inventory.facts
+    listed = inventory.total_size()
+    usage = facts.get("usage")
+    usage = usage if isinstance(usage, int) else listed
+    limit = facts.get("limit")
+    after = max(0, usage - target_plan.reclaim_size)
+    target_plan.cache = {"usage": usage, "limit": limit, "limit_source": facts.get("limit_source"),
+                         "entries_size": listed, "usage_after": after,
+                         "fits_after": after <= limit if isinstance(limit, int) else None}
+    target_plan.notes = [CACHE_BLOB_NOTE]
+    if isinstance(limit, int):
+        verdict = "fits" if after <= limit else "is still over"
+        target_plan.notes.append(f"usage {human_size(usage)} of limit {human_size(limit)} ({facts.get('limit_source')}); "
+                                 f"after the plan {human_size(after)}: {verdict} the limit")
+
+
 def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> TargetPlan:
     """Evaluate, then build the safe plan.
 
@@ -119,6 +141,8 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> Targe
         target_plan = build_target_plan(inventory, _referrer_decisions(inventory, policy, decisions, deleted), frees)
     if inventory.backend == "layout":
         target_plan.notes = [LAYOUT_NOTE]
+    if inventory.backend == "gha":
+        _cache_facts(target_plan, inventory)
     target_plan.warnings += filtered_out_warnings(inventory, policy)
     if inventory.unresolved:
         _block_deletes(target_plan, f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} "

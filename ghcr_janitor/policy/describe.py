@@ -10,7 +10,26 @@ def _quoted(items: tuple[str, ...]) -> str:
     return ", ".join(repr(i) for i in items)
 
 
+def _entry_selection(rule: Rule) -> str:
+    sel = rule.selector
+    parts = []
+    if sel.kind:
+        parts.append(" or ".join(sel.kind) + " entries")
+    else:
+        parts.append("Actions-cache entries")
+    if sel.keys or sel.key_regex:
+        keys = [repr(k) for k in sel.keys] + ([f"the regex {sel.key_regex!r}"] if sel.key_regex else [])
+        parts.append(f"with keys matching {' or '.join(keys)}")
+    if sel.refs:
+        parts.append(f"on refs matching {_quoted(sel.refs)}")
+    if sel.ref_state:
+        parts.append(f"whose ref is {' or '.join(sel.ref_state)}")
+    return " ".join(parts)
+
+
 def _selection(rule: Rule) -> str:
+    if rule.selector.for_entries:
+        return _entry_selection(rule)
     parts = []
     if rule.selector.tags:
         parts.append(f"tags matching {_quoted(rule.selector.tags)}")
@@ -32,8 +51,9 @@ def describe_rule(index: int, rule: Rule) -> str:
     if rule.older_than is not None:
         criteria.append(f"older than {format_duration(rule.older_than)}")
     only_count = rule.older_than is None and rule.max_total_size is None
+    unit = f"per {' and '.join(rule.per)}" if rule.per else "distinct digests" if not rule.selector.for_entries else "entries"
     if rule.keep_newest is not None and only_count:
-        criteria.append(f"beyond the newest {rule.keep_newest} (distinct digests)")
+        criteria.append(f"beyond the newest {rule.keep_newest} ({unit})")
     if rule.max_total_size is not None:
         criteria.append(f"once the newer ones kept exceed {format_size(rule.max_total_size)} (deduplicated)")
     text = f"rule {index} {rule.name!r}: {_selection(rule)} not decided by an earlier rule: "
@@ -42,9 +62,15 @@ def describe_rule(index: int, rule: Rule) -> str:
     else:
         text += f"{verb} those " + " or ".join(criteria)
         if rule.keep_newest is not None and not only_count:
-            text += f", but always keep the newest {rule.keep_newest} (distinct digests)"
+            text += f", but always keep the newest {rule.keep_newest} ({unit})"
     if rule.older_than is not None or rule.keep_newest is not None or rule.max_total_size is not None:
-        text += "; artifacts of unknown age are kept and reported"
+        if rule.selector.for_entries:
+            text += f"; ages by {'created' if rule.age == 'created' else 'last access'}"
+        else:
+            text += "; artifacts of unknown age are kept and reported"
+    if rule.selector.for_entries:
+        text += (" (never the newest index generation of a live ref, a live ref's buildkit-blob entries, "
+                 "or the default branch's newest of a family)")
     return text + "."
 
 

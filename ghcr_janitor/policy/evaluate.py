@@ -55,10 +55,17 @@ class _Cand:
     tag: str | None
     digest: str
     artifact: Artifact
+    by_created: bool = False        # an Actions-cache rule with age = "created"
 
     @property
     def created(self) -> datetime | None:
+        if self.by_created:
+            return _aware(self.artifact.labels.get("created_at"))
         return _aware(self.artifact.created)
+
+    @property
+    def age_source(self) -> str | None:
+        return "gha/created_at" if self.by_created else self.artifact.age_source
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -69,15 +76,17 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def _order_key(c: _Cand) -> tuple:
     created = c.created
-    # Unknown age first (newest), then created descending, then tags by name, untagged by digest.
+    # A store's keep order first (the Actions cache ranks what a person keeps longest; registries
+    # rank everything 0); then unknown age first (newest), created descending, tags by name,
+    # untagged by digest.
     stamp = -created.timestamp() if created is not None else float("-inf")
-    return (stamp, c.tag is None, c.tag or "", c.digest)
+    return (c.artifact.labels.get("keep_rank", 0), stamp, c.tag is None, c.tag or "", c.digest)
 
 
 def _created_text(c: _Cand) -> str:
     created = c.created
     assert created is not None
-    source = f" ({c.artifact.age_source})" if c.artifact.age_source else ""
+    source = f" ({c.age_source})" if c.age_source else ""
     return f"created {created.strftime('%Y-%m-%d')}{source}"
 
 
@@ -89,8 +98,27 @@ def tag_selected(rule: Rule, tag: str) -> bool:
     return sel.regex is not None and re.fullmatch(sel.regex, tag) is not None
 
 
+def _entry_selected(sel, labels: dict, kind: str) -> bool:
+    """Every criterion the selector sets matches the cache entry (keys: any glob or the regex)."""
+    if labels.get("foreign") and not (sel.keys or sel.key_regex):
+        return False                    # another writer's index keys: only explicit key rules touch them
+    key = labels.get("key") or ""
+    if (sel.keys or sel.key_regex) and not (any(fnmatchcase(key, g) for g in sel.keys)
+                                            or (sel.key_regex is not None and re.fullmatch(sel.key_regex, key))):
+        return False
+    if sel.refs and not any(fnmatchcase(labels.get("ref") or "", g) for g in sel.refs):
+        return False
+    if sel.ref_state and labels.get("ref_state") not in sel.ref_state:
+        return False
+    return not sel.kind or kind in sel.kind
+
+
 def _selects(rule: Rule, c: _Cand) -> bool:
     sel = rule.selector
+    if "cache_id" in c.artifact.labels:
+        return sel.for_entries and _entry_selected(sel, c.artifact.labels, c.artifact.kind)
+    if not sel.for_registry or (sel.kind and c.artifact.kind not in sel.kind):
+        return False
     if sel.broken and not c.artifact.broken:
         return False
     if sel.broken and not sel.by_tag and not sel.untagged:
@@ -103,22 +131,26 @@ def _selects(rule: Rule, c: _Cand) -> bool:
 def _apply_rule(rule: Rule, cands: list[_Cand], now: datetime) -> list[tuple[_Cand, bool, str]]:
     """(candidate, acted_on, reason) for each candidate, in newest-first order."""
     out = []
-    floor: set[str] = set()
+    floors: dict[tuple, set[str]] = {}
     kept_bytes: dict[str, int] = {}
     over_budget = False
     # keep_newest acts on the rest only when it is the rule's only criterion; otherwise a floor.
     only_count = rule.older_than is None and rule.max_total_size is None
+    if rule.age == "created":
+        cands = [_Cand(c.tag, c.digest, c.artifact, by_created=True) for c in cands]
+    per = f" per {', '.join(rule.per)}" if rule.per else ""
     for c in sorted(cands, key=_order_key):
         created = c.created
         acts: list[str] = []
         keeps: list[str] = []
         in_floor = False
         if rule.keep_newest is not None:
+            floor = floors.setdefault(_group_of(rule, c), set())
             if c.digest in floor or len(floor) < rule.keep_newest:
                 floor.add(c.digest)
                 in_floor = True
             elif only_count and created is not None:
-                acts.append(f"beyond keep_newest={rule.keep_newest}")
+                acts.append(f"beyond keep_newest={rule.keep_newest}{per}")
         if rule.older_than is not None:
             limit = format_duration(rule.older_than)
             if created is None:
@@ -142,10 +174,10 @@ def _apply_rule(rule: Rule, cands: list[_Cand], now: datetime) -> list[tuple[_Ca
         if rule.max_total_size is not None and over_budget and created is None:
             keeps.append(f"age unknown: not acted on by max_total_size={format_size(rule.max_total_size)}")
         if not rule.has_criteria:
-            out.append((c, True, "selected (rule has no criteria: every match is acted on)"))
+            out.append((c, True, _selected_reason(rule, c)))
             continue
         if in_floor:
-            act, reason = False, f"within keep_newest={rule.keep_newest}"
+            act, reason = False, f"within keep_newest={rule.keep_newest}{per}"
         elif acts:
             act, reason = True, "; ".join(acts)
         else:
@@ -154,6 +186,23 @@ def _apply_rule(rule: Rule, cands: list[_Cand], now: datetime) -> list[tuple[_Ca
             kept_bytes.update(c.artifact.closure)
         out.append((c, act, reason))
     return out
+
+
+DEAD_REFS = {"closed": "its pull request is closed or merged", "deleted": "its branch or tag is gone"}
+
+
+def _selected_reason(rule: Rule, c: _Cand) -> str:
+    """Why a rule without criteria acts: for a dead ref's cache entry, say what is dead."""
+    labels = c.artifact.labels
+    if "cache_id" in labels and labels.get("ref_state") in DEAD_REFS and rule.selector.ref_state:
+        return f"{labels['ref']}: {DEAD_REFS[labels['ref_state']]}; nothing can restore its caches"
+    return "selected (rule has no criteria: every match is acted on)"
+
+
+def _group_of(rule: Rule, c: _Cand) -> tuple:
+    """The keep_newest group of a candidate: its values of the rule's `per` labels."""
+    labels = c.artifact.labels
+    return tuple(c.artifact.kind if name == "kind" else labels.get(name) for name in rule.per)
 
 
 def _retag(rule: Rule, c: _Cand, reason: str, inv: Inventory, now: datetime) -> Decision:

@@ -6,6 +6,11 @@ Schema (keys are checked; anything else is an error)::
     [[rule]]
     name = "stale branch caches"            # optional, default "rule N"; unique
     select = { tags = ["cache-*-*"], regex = "cache-pr-[0-9]+", untagged = false, broken = false }
+    # or, for Actions-cache entries (gha: targets):
+    # select = { keys = ["Linux-buildx-*"], key_regex = "...", refs = ["refs/pull/*"],
+    #            ref_state = ["closed", "deleted"], kind = ["buildkit-index"] }
+    per = ["family", "ref"]                 # Actions cache: keep_newest counted per group
+    age = "created"                         # Actions cache: age by created (default: last_accessed)
     older_than = "30d"                      # optional duration
     keep_newest = 4                         # optional, >= 0, counted over distinct digests
     max_total_size = "20GiB"                # optional size (string or integer bytes)
@@ -24,14 +29,17 @@ from pathlib import Path
 from typing import Any
 
 from ghcr_janitor.core.errors import PolicyError
+from ghcr_janitor.core.models import CACHE_KINDS, KINDS, REF_STATES
 from ghcr_janitor.policy import template
 from ghcr_janitor.policy.model import ACTIONS, DELETE, RETAG, Policy, Rule, Selector
 from ghcr_janitor.policy.units import parse_duration, parse_size
 
 DEFAULT_SOURCE = "default.toml (packaged)"
 _TOP_KEYS = ("protect", "rule")
-_RULE_KEYS = ("name", "select", "older_than", "keep_newest", "max_total_size", "action", "to")
-_SELECT_KEYS = ("tags", "regex", "untagged", "broken")
+_RULE_KEYS = ("name", "select", "older_than", "keep_newest", "max_total_size", "action", "to", "per", "age")
+_SELECT_KEYS = ("tags", "regex", "untagged", "broken", "keys", "key_regex", "refs", "ref_state", "kind")
+_GROUP_LABELS = ("family", "ref", "scope", "kind", "version")
+_AGES = ("last_accessed", "created")
 
 
 class _Invalid(Exception):
@@ -72,6 +80,7 @@ def _string_list(value: Any, key: str, what: str) -> tuple[str, ...]:
 
 
 def _selector(value: Any, where: str, action: str) -> Selector:
+    """The `select` table of rule `where` (see the module docstring for its keys)."""
     key = f"{where}.select"
     if not isinstance(value, dict):
         raise _Invalid(key, f"expected a table like {{ tags = [\"cache-*\"] }}, got {_type_name(value)}")
@@ -81,27 +90,73 @@ def _selector(value: Any, where: str, action: str) -> Selector:
         tags = _string_list(value["tags"], f"{key}.tags", "tag globs")
         if not tags:
             raise _Invalid(f"{key}.tags", "empty list selects nothing (give at least one glob, e.g. \"cache-*\")")
-    regex = value.get("regex")
-    if regex is not None:
-        if not isinstance(regex, str) or not regex:
-            raise _Invalid(f"{key}.regex", f"expected a non-empty string, got {_short(regex)}")
-        try:
-            re.compile(regex)
-        except (re.error, RecursionError, OverflowError, ValueError) as exc:
-            raise _Invalid(f"{key}.regex", f"invalid regex {_short(regex)}: {exc}") from None
+    regex = _regex(value, "regex", key)
+    keys = _globs(value, "keys", key, "key globs", "\"Linux-buildx-*\"")
+    refs = _globs(value, "refs", key, "ref globs", "\"refs/pull/*\"")
+    key_regex = _regex(value, "key_regex", key)
+    ref_state = _choices(value, "ref_state", key, REF_STATES)
+    kind = _choices(value, "kind", key, KINDS + CACHE_KINDS)
     untagged = value.get("untagged", False)
     if not isinstance(untagged, bool):
         raise _Invalid(f"{key}.untagged", f"expected true or false, got {_type_name(untagged)}")
     broken = value.get("broken", False)
     if not isinstance(broken, bool):
         raise _Invalid(f"{key}.broken", f"expected true or false, got {_type_name(broken)}")
-    if not tags and regex is None and not untagged and not broken:
-        raise _Invalid(key, "selects nothing: give tags = [...], regex = \"...\", untagged = true or broken = true")
+    selector = Selector(tags=tags, regex=regex, untagged=untagged, broken=broken, keys=keys, key_regex=key_regex,
+                        refs=refs, ref_state=ref_state, kind=kind)
+    if not selector.for_registry and not selector.for_entries:
+        raise _Invalid(key, "selects nothing: give tags = [...], regex = \"...\", untagged = true or broken = true "
+                            "(registries), or keys, key_regex, refs, ref_state, kind (the Actions cache)")
+    if selector.for_registry and selector.for_entries:
+        raise _Invalid(key, "a rule selects registry tags (tags, regex, untagged, broken) or Actions-cache entries "
+                            "(keys, key_regex, refs, ref_state, a cache kind), not both: write two rules")
+    if selector.for_entries and set(kind) - set(CACHE_KINDS):
+        raise _Invalid(f"{key}.kind", f"{sorted(set(kind) - set(CACHE_KINDS))[0]!r} is not an Actions-cache kind "
+                                      f"({', '.join(CACHE_KINDS)})")
+    if selector.for_registry and set(kind) & set(CACHE_KINDS):
+        raise _Invalid(f"{key}.kind", "Actions-cache kinds do not go with tags, regex, untagged or broken")
     if untagged and action == RETAG:
         raise _Invalid(f"{key}.untagged", "a retag rule cannot select untagged artifacts")
     if broken and action == RETAG:
         raise _Invalid(f"{key}.broken", "a retag rule cannot select broken images (retag keeps them broken)")
-    return Selector(tags=tags, regex=regex, untagged=untagged, broken=broken)
+    if selector.for_entries and action == RETAG:
+        raise _Invalid(f"{where}.action", "Actions-cache entries cannot be retagged: use action = \"delete\"")
+    return selector
+
+
+def _regex(value: dict, name: str, key: str) -> str | None:
+    regex = value.get(name)
+    if regex is None:
+        return None
+    if not isinstance(regex, str) or not regex:
+        raise _Invalid(f"{key}.{name}", f"expected a non-empty string, got {_short(regex)}")
+    try:
+        re.compile(regex)
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+        raise _Invalid(f"{key}.{name}", f"invalid regex {_short(regex)}: {exc}") from None
+    return regex
+
+
+def _globs(value: dict, name: str, key: str, what: str, example: str) -> tuple[str, ...]:
+    if name not in value:
+        return ()
+    globs = _string_list(value[name], f"{key}.{name}", what)
+    if not globs:
+        raise _Invalid(f"{key}.{name}", f"empty list selects nothing (give at least one glob, e.g. {example})")
+    return globs
+
+
+def _choices(value: dict, name: str, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    if name not in value:
+        return ()
+    raw = value[name]
+    items = _string_list([raw] if isinstance(raw, str) else raw, f"{key}.{name}", "names")
+    if not items:
+        raise _Invalid(f"{key}.{name}", f"empty list selects nothing (one of {', '.join(allowed)})")
+    for i, item in enumerate(items):
+        if item not in allowed:
+            raise _Invalid(f"{key}.{name}[{i + 1}]", f"unknown {name} {_short(item)} (one of {', '.join(allowed)})")
+    return items
 
 
 def _rule(table: Any, index: int, names: set[str]) -> Rule:
@@ -152,8 +207,21 @@ def _rule(table: Any, index: int, names: set[str]) -> Rule:
             template.validate(to)
         except ValueError as exc:
             raise _Invalid(f"{where}.to", str(exc)) from None
+    per: tuple[str, ...] = ()
+    if "per" in table:
+        if not selector.for_entries:
+            raise _Invalid(f"{where}.per", "only Actions-cache rules group keep_newest (registries count per rule)")
+        if keep_newest is None:
+            raise _Invalid(f"{where}.per", "groups keep_newest: give keep_newest = N too")
+        per = _choices(table, "per", where, _GROUP_LABELS)
+    age = table.get("age")
+    if age is not None:
+        if not selector.for_entries:
+            raise _Invalid(f"{where}.age", "only Actions-cache rules choose their age (registries use created)")
+        if age not in _AGES:
+            raise _Invalid(f"{where}.age", f"unknown age {_short(age)} (one of {', '.join(_AGES)})")
     return Rule(name=name, selector=selector, older_than=older_than, keep_newest=keep_newest,
-                max_total_size=max_total_size, action=action, to=to)
+                max_total_size=max_total_size, action=action, to=to, per=per, age=age)
 
 
 def parse_policy(text: str, source: str) -> Policy:

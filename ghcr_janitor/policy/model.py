@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ghcr_janitor.core.models import CACHE_KINDS
+
 DELETE = "delete"
 RETAG = "retag"
 KEEP = "keep"
@@ -24,10 +26,27 @@ class Selector:
     regex: str | None = None
     untagged: bool = False
     broken: bool = False
+    # Actions-cache entries (`gha:` targets): key globs or regex, ref globs, ref states, kinds.
+    keys: tuple[str, ...] = ()
+    key_regex: str | None = None
+    refs: tuple[str, ...] = ()
+    ref_state: tuple[str, ...] = ()
+    kind: tuple[str, ...] = ()
 
     @property
     def by_tag(self) -> bool:
         return bool(self.tags) or self.regex is not None
+
+    @property
+    def for_registry(self) -> bool:
+        """Does it select registry tags or untagged artifacts?"""
+        return self.by_tag or self.untagged or self.broken
+
+    @property
+    def for_entries(self) -> bool:
+        """Does it select Actions-cache entries?"""
+        return bool(self.keys or self.key_regex is not None or self.refs or self.ref_state
+                    or set(self.kind) & set(CACHE_KINDS))
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,10 @@ class Rule:
     max_total_size: int | None = None
     action: str = DELETE
     to: str | None = None
+    # Actions cache: count keep_newest per group of these labels (e.g. family and ref), and
+    # age by "last_accessed" (the default) or "created".
+    per: tuple[str, ...] = ()
+    age: str | None = None
 
     @property
     def has_criteria(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ghcr_janitor.core.digests import short
 from ghcr_janitor.core.models import Artifact, Inventory
-from ghcr_janitor.report.humanize import human_age, human_size
+from ghcr_janitor.core.humanize import human_age, human_size
 from ghcr_janitor.core.timeparse import format_time
 
 JSON_VERSION = 1
@@ -31,7 +31,45 @@ def listed_digests(inv: Inventory) -> list[str]:
     return sorted({inv.tags[t] for t in inv.listed} | set(inv.untagged))
 
 
+def cache_entry(art: Artifact) -> dict[str, Any]:
+    """One Actions-cache entry as `ls -O json` shows it (cli.md, `gha:` targets)."""
+    labels = art.labels
+    return {"id": labels["cache_id"], "key": labels["key"], "ref": labels["ref"], "version": labels["version"],
+            "kind": art.kind, "family": labels["family"], "ref_state": labels["ref_state"],
+            "scope": labels.get("scope"), "generation": labels.get("generation"), "sig": labels.get("sig", False),
+            "foreign": labels.get("foreign", False), "newest": labels.get("newest", False), "size": art.size,
+            "created": format_time(labels.get("created_at")), "last_accessed": format_time(labels.get("last_accessed_at"))}
+
+
+def _sums(items: list[tuple[str, int]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for name, size in items:
+        slot = out.setdefault(name, {"entries": 0, "size": 0})
+        slot["entries"] += 1
+        slot["size"] += size
+    return dict(sorted(out.items()))
+
+
+def cache_dict(inv: Inventory) -> dict[str, Any]:
+    """A `gha:` target: its entries, totals per ref, kind and ref state, usage and limit."""
+    arts = [inv.artifacts[d] for d in inv.untagged]
+    facts = inv.facts
+    return {
+        "target": inv.target, "backend": "gha", "tags": [], "untagged": [],
+        "entries": [cache_entry(a) for a in arts],
+        "totals": {"entries": len(arts), "size": sum(a.size for a in arts), "usage": facts.get("usage"),
+                   "limit": facts.get("limit"), "limit_source": facts.get("limit_source"),
+                   "default_branch": facts.get("default_branch"),
+                   "per_ref": _sums([(a.labels["ref"], a.size) for a in arts]),
+                   "per_kind": _sums([(a.kind, a.size) for a in arts]),
+                   "per_ref_state": _sums([(a.labels["ref_state"], a.size) for a in arts])},
+        "errors": inv.errors, "warnings": inv.warnings,
+    }
+
+
 def inventory_dict(inv: Inventory) -> dict[str, Any]:
+    if inv.backend == "gha":
+        return cache_dict(inv)
     tags = []
     for tag in inv.listed:
         art = inv.artifacts[inv.tags[tag]]
@@ -103,9 +141,36 @@ def ls_rows(inv: Inventory, now: datetime) -> list[list[str]]:
 LS_HEADERS = ["tag", "digest", "kind", "size", "unique", "created", "age", "age source"]
 
 
+CACHE_HEADERS = ["id", "key", "ref", "kind", "ref state", "size", "last used", "created"]
+
+
+def cache_table(inv: Inventory, now: datetime) -> str:
+    from tabulate import tabulate
+
+    doc = cache_dict(inv)
+    rows = [[e["id"], e["key"], e["ref"], e["kind"] + (" (newest)" if e["newest"] else ""), e["ref_state"],
+             human_size(e["size"]), human_age(inv.artifacts[f"cache:{e['id']}"].labels.get("last_accessed_at"), now),
+             human_age(inv.artifacts[f"cache:{e['id']}"].labels.get("created_at"), now)] for e in doc["entries"]]
+    totals = doc["totals"]
+    lines = [inv.target, tabulate(rows, headers=CACHE_HEADERS, tablefmt="simple") if rows else "(no cache entries)"]
+    kinds = ", ".join(f"{k} {human_size(v['size'])} ({v['entries']})" for k, v in totals["per_kind"].items())
+    states = ", ".join(f"{k} {human_size(v['size'])} ({v['entries']})" for k, v in totals["per_ref_state"].items())
+    usage = totals["usage"]
+    lines.append(f"total: {totals['entries']} entries, {human_size(totals['size'])} ({totals['size']} bytes); "
+                 f"usage {human_size(usage) if usage is not None else 'unknown'} of limit "
+                 f"{human_size(totals['limit'])} ({totals['limit_source']})")
+    if kinds:
+        lines.append(f"per kind: {kinds}; per ref state: {states}")
+    for error in inv.errors:
+        lines.append(f"error: {error}")
+    return "\n".join(lines)
+
+
 def ls_table(inv: Inventory, now: datetime) -> str:
     from tabulate import tabulate
 
+    if inv.backend == "gha":
+        return cache_table(inv, now)
     doc = inventory_dict(inv)
     totals = doc["totals"]
     body = tabulate(ls_rows(inv, now), headers=LS_HEADERS, tablefmt="simple") if totals["artifacts"] else "(no matching tags)"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable
 
-from ghcr_janitor.report.humanize import human_size
+from ghcr_janitor.core.humanize import human_size
 
 ACTION_KINDS = ("delete", "untag", "retag")
 MAX_LISTED_PROBLEMS = 20       # errors / skipped / failed lines in a step summary
@@ -46,10 +46,13 @@ def _bullets(lines: list[str], limit: int = MAX_LISTED_PROBLEMS) -> list[str]:
 
 def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = None) -> str:
     """One section per repository: the tag table, totals, errors."""
-    from ghcr_janitor.report.inventory_view import LS_HEADERS, inventory_dict, ls_rows
+    from ghcr_janitor.report.inventory_view import LS_HEADERS, cache_table, inventory_dict, ls_rows
 
     out: list[str] = []
     for inv in inventories:
+        if inv.backend == "gha":
+            out += [f"### {code(inv.target)}", "", "```", cache_table(inv, now), "```", ""]
+            continue
         totals = inventory_dict(inv)["totals"]
         out.append(f"### {code(inv.target)}")
         out.append("")
@@ -120,7 +123,7 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
 
 def results_markdown(results: list) -> str:
     """What an apply did: per repository a table of actions with their status."""
-    from ghcr_janitor.core.digests import short
+    from ghcr_janitor.core.digests import label_of, pin_of
     from ghcr_janitor.report.plan_view import RESULT_HEADERS
 
     out = ["## Applied", ""]
@@ -128,8 +131,8 @@ def results_markdown(results: list) -> str:
         out += [f"### {code(tr.target)}", ""]
         if tr.error:
             out += [f"- error: {cell(tr.error)}", ""]
-        rows = [[cell(r.action if not r.to else f"{r.action} -> {r.to}"), code(r.tag) if r.tag else "*untagged*",
-                 code(short(r.digest)), _status(r.status), cell(r.reason)] for r in tr.results]
+        rows = [[cell(r.action if not r.to else f"{r.action} -> {r.to}"), code(label_of(r)) if r.tag or r.key else "*untagged*",
+                 code(pin_of(r)), _status(r.status), cell(r.reason)] for r in tr.results]
         if rows:
             out += [table(rows, RESULT_HEADERS), ""]
         statuses = [r.status for r in tr.results]
@@ -153,7 +156,7 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     Works for `ls` (inventories only), `plan`/`prune --dry-run` (plan), `prune --yes` and
     `apply` (plan and results); `apply` has no inventory, so tags and bytes show `-` there.
     """
-    from ghcr_janitor.core.digests import short
+    from ghcr_janitor.core.digests import label_of, pin_of
     from ghcr_janitor.report.inventory_view import inventory_dict
     from ghcr_janitor.report.metrics import repository_errors
 
@@ -195,8 +198,14 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
         inv, tp, tr = by_inv.get(repo), by_plan.get(repo), by_result.get(repo)
         if inv is not None:
             totals = inventory_dict(inv)["totals"]
-            tags = str(totals["tags"]) + (f" (+{len(inv.untagged)} untagged)" if inv.untagged else "")
-            size = human_size(totals["size"])
+            if inv.backend == "gha":
+                usage, limit = totals.get("usage"), totals.get("limit")
+                tags = f"{totals['entries']} cache entries"
+                size = human_size(totals["size"]) + (f" (usage {human_size(usage)} of {human_size(limit)})"
+                                                      if isinstance(usage, int) and isinstance(limit, int) else "")
+            else:
+                tags = str(totals["tags"]) + (f" (+{len(inv.untagged)} untagged)" if inv.untagged else "")
+                size = human_size(totals["size"])
         elif tp is not None:
             tags, size = str(len({a.tag for a in tp.actions if a.tag} | {k.tag for k in tp.kept if k.tag})), "-"
         else:
@@ -220,8 +229,8 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
         if tr is not None:
             if tr.error:
                 problems.append(f"{code(repo)}: {cell(tr.error)}")
-            problems += [f"{code(repo)}: {r.status} {r.action} {code(r.tag) if r.tag else 'untagged'} "
-                         f"({code(short(r.digest))}): {cell(r.reason)}"
+            problems += [f"{code(repo)}: {r.status} {r.action} {code(label_of(r)) if r.tag or r.key else 'untagged'} "
+                         f"({code(pin_of(r))}): {cell(r.reason)}"
                          for r in tr.results if r.status in ("skipped", "failed")]
     if rows:
         align = ["right" if h not in ("repository", "actions") else "left" for h in headers]
@@ -244,21 +253,21 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
 
 def _action_details(plan, results) -> str:
     """Every action (capped), collapsed: the reader opens it only when curious."""
-    from ghcr_janitor.core.digests import short
+    from ghcr_janitor.core.digests import label_of, pin_of
 
     rows = []
     if results is not None:
         for tr in results:
             for r in tr.results:
                 rows.append([code(tr.target), cell(r.action if not r.to else f"{r.action} -> {r.to}"),
-                             code(r.tag) if r.tag else "*untagged*", code(short(r.digest)), _status(r.status),
+                             code(label_of(r)) if r.tag or r.key else "*untagged*", code(pin_of(r)), _status(r.status),
                              human_size(r.reclaim_size), cell(r.reason)])
         headers = ["repository", "action", "tag", "digest", "status", "reclaimed", "reason"]
     elif plan is not None:
         for tp in plan.targets:
             for a in tp.actions:
                 rows.append([code(tp.target), cell(a.action if not a.to else f"{a.action} -> {a.to}"),
-                             code(a.tag) if a.tag else "*untagged*", code(short(a.digest)),
+                             code(label_of(a)) if a.tag or a.key else "*untagged*", code(pin_of(a)),
                              human_size(a.reclaim_size), cell(a.reason)])
         headers = ["repository", "action", "tag", "digest", "reclaim", "reason"]
     if not rows:

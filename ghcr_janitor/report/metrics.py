@@ -16,6 +16,9 @@ Metric names (all gauges; every one describes the run that wrote the file):
 ``ghcr_janitor_reclaimed_bytes{repository}``                   what the apply freed (done actions)
 ``ghcr_janitor_actions{repository,action,status}``             action = delete|untag|retag,
                                                                status = planned|done|skipped|failed
+``ghcr_janitor_actions_cache_usage_bytes{repository}``         a gha: target's cache usage (GitHub's figure)
+``ghcr_janitor_actions_cache_limit_bytes{repository}``         its cache storage limit
+``ghcr_janitor_actions_cache_bytes{repository,kind,ref_state}``  its entries' bytes per kind and ref state
 ``ghcr_janitor_repository_errors{repository}``                 errors met on that repository
 ``ghcr_janitor_errors``                                        errors in the whole run
 ``ghcr_janitor_repositories``                                  repositories in this run
@@ -121,6 +124,10 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
     reclaimed_g = gauge("reclaimed_bytes", "Bytes freed by actions done in this run", ("repository",))
     actions_g = gauge("actions", "Actions by kind and status (planned, done, skipped, failed)",
                       ("repository", "action", "status"))
+    usage_g = gauge("actions_cache_usage_bytes", "Actions cache usage of the repository", ("repository",))
+    limit_g = gauge("actions_cache_limit_bytes", "Actions cache storage limit of the repository", ("repository",))
+    cache_g = gauge("actions_cache_bytes", "Actions cache entries' bytes per kind and ref state",
+                    ("repository", "kind", "ref_state"))
     repo_errors_g = gauge("repository_errors", "Errors met on the repository in this run", ("repository",))
     errors_g = gauge("errors", "Errors in this run")
     repos_g = gauge("repositories", "Repositories in this run")
@@ -139,7 +146,20 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
     total_errors = errors or 0
     for repo in repositories:
         inv, tp, tr = by_inventory.get(repo), by_plan.get(repo), by_result.get(repo)
-        if inv is not None:
+        if inv is not None and inv.backend == "gha":
+            facts = inv.facts
+            if isinstance(facts.get("usage"), int):
+                usage_g.labels(repo).set(facts["usage"])
+            if isinstance(facts.get("limit"), int):
+                limit_g.labels(repo).set(facts["limit"])
+            sums: dict[tuple[str, str], int] = {}
+            for art in inv.artifacts.values():
+                slot = (art.kind, str(art.labels.get("ref_state")))
+                sums[slot] = sums.get(slot, 0) + art.size
+            for (kind, state), size in sorted(sums.items()):
+                cache_g.labels(repo, kind, state).set(size)
+            repo_bytes_g.labels(repo).set(inv.total_size())
+        elif inv is not None:
             per_stage: dict[str, list] = {}         # stage -> [tag count, digests]
             for tag in inv.listed:
                 entry = per_stage.setdefault(stage_of(tag), [0, set()])

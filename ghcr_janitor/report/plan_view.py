@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ghcr_janitor.core.digests import short
-from ghcr_janitor.report.humanize import human_age, human_size
+from ghcr_janitor.core.digests import label_of, pin_of
+from ghcr_janitor.core.humanize import human_age, human_size
 from ghcr_janitor.core.timeparse import parse_time
 
 PLAN_HEADERS = ["tag", "digest", "kind", "size", "reclaim", "age", "action", "reason"]
@@ -17,11 +17,11 @@ def plan_rows(target_plan, now: datetime, show_kept: bool = True) -> list[list[s
     for a in target_plan.actions:
         action = f"{a.action} -> {a.to}" if a.to else a.action
         kind = f"{a.kind} ({a.broken})" if a.kind and a.broken else a.kind or "-"
-        rows.append([a.tag or "<untagged>", short(a.digest), kind, human_size(a.size or 0),
+        rows.append([label_of(a), pin_of(a), kind, human_size(a.size or 0),
                      human_size(a.reclaim_size), human_age(parse_time(a.created), now), action, a.reason])
     if show_kept:
         for k in target_plan.kept:
-            rows.append([k.tag or "<untagged>", short(k.digest), "", "", "", "", "keep", k.reason])
+            rows.append([label_of(k), pin_of(k), "", "", "", "", "keep", k.reason])
     return rows
 
 
@@ -32,7 +32,8 @@ def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> st
     for tp in plan.targets:
         out.append(tp.target)
         rows = plan_rows(tp, now, show_kept)
-        out.append(tabulate(rows, headers=PLAN_HEADERS, tablefmt="simple") if rows else "(nothing selected)")
+        headers = ["key", "id", *PLAN_HEADERS[2:]] if tp.backend == "gha" else PLAN_HEADERS
+        out.append(tabulate(rows, headers=headers, tablefmt="simple") if rows else "(nothing selected)")
         counts = {kind: sum(1 for a in tp.actions if a.action == kind) for kind in ("delete", "untag", "retag")}
         verb = "would reclaim" if dry_run else "reclaims"
         out.append(f"{'dry run: ' if dry_run else ''}{counts['delete']} delete, {counts['untag']} untag, "
@@ -52,7 +53,7 @@ def results_table(results) -> str:
     out = []
     for tr in results:
         out.append(tr.target)
-        rows = [[r.action if not r.to else f"{r.action} -> {r.to}", r.tag or "<untagged>", short(r.digest),
+        rows = [[r.action if not r.to else f"{r.action} -> {r.to}", label_of(r), pin_of(r),
                  r.status, r.reason] for r in tr.results]
         if rows:
             out.append(tabulate(rows, headers=RESULT_HEADERS, tablefmt="simple"))

@@ -9,7 +9,7 @@ from typing import Mapping
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import UsageError
 from ghcr_janitor.net.http import RequestLog
-from ghcr_janitor.core.reference import GHCR, LAYOUT, Target, is_loopback
+from ghcr_janitor.core.reference import GHA, GHCR, LAYOUT, Target, is_loopback
 from ghcr_janitor.stores.base import Registry
 
 DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
@@ -45,6 +45,8 @@ def _oci(base_url: str, target: Target, options: ConnectOptions, credential_host
 
 def open_registry(target: Target, options: ConnectOptions) -> Registry:
     """A backend for `target`; nothing is contacted until a method is awaited."""
+    if target.kind == GHA:
+        raise UsageError(f"{target}: the Actions cache holds cache entries, not manifests: use ls, plan or prune")
     if target.kind == LAYOUT:
         from ghcr_janitor.stores.layout.registry import LayoutRegistry
 

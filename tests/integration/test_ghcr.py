@@ -24,7 +24,6 @@ from ghcr_janitor.stores.connect import ConnectOptions, open_registry
 from ghcr_janitor.core.errors import NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.inventory.gather import InventoryOptions, build_inventory
 from ghcr_janitor.core.reference import parse_target
-from ghcr_janitor.net import github as github_api
 from ghcr_janitor.stores.ghcr.registry import GhcrRegistry
 from tests.support.push import OCI_MANIFEST, Pusher, dumps, sha
 
@@ -127,19 +126,6 @@ class FakeGitHub:
         gone = self.pusher.client.delete(f"{self.pusher.base}/v2/{self.pusher.repo}/manifests/{found}")
         assert gone.status_code in (202, 404), gone.text
         return httpx.Response(204)
-
-
-@pytest.fixture
-def fast_sleep(monkeypatch):
-    """Every GitHub wait (rate limits, pacing, lookups) returns at once; the waits are recorded."""
-    waits: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        assert seconds > 0, "never spin"
-        waits.append(round(seconds, 1))
-
-    monkeypatch.setattr(github_api, "_sleep", sleep)
-    return waits
 
 
 @pytest.fixture

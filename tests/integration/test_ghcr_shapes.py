@@ -16,7 +16,7 @@ import respx
 
 from ghcr_janitor.apply import applier as apply_module
 from tests.integration.test_ghcr import (  # noqa: F401 (fixtures)
-    FakeGitHub, api_mock, fast_sleep, ghcr_env, make_package, serve,
+    FakeGitHub, api_mock, ghcr_env, make_package, serve,
 )
 from tests.support.push import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_MANIFEST, Pusher, dumps, sha
 

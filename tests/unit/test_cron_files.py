@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[2]
 CRON = ROOT / "cron"
 SEED_POLICY = ROOT / "policies" / "seed-stages.toml"
 EXPECTED_FILES = {"janitor.crontab", "janitor-cron.sh", "ghcr-janitor.service", "ghcr-janitor.timer",
-                  "github-actions.yml", "README.md"}
+                  "github-actions.yml", "github-actions-cache.yml", "README.md"}
+# `${{ }}` expressions a workflow's janitor lines may use, as a runner would fill them in.
+EXPRESSIONS = {"github.repository": "acme/app"}
 QUARTERLY = {"minute": {0}, "hour": {3}, "dom": {1}, "month": {1, 4, 7, 10}, "dow": set(range(7))}
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 _counter = itertools.count()
@@ -248,6 +250,19 @@ def test_workflow_shards_plans_uploads_and_applies_only_when_not_dry():
     assert "git+https://github.com/${{ github.repository }}" in text
 
 
+def test_actions_cache_workflow_is_fork_safe_and_least_privileged():
+    wf = yaml.safe_load(read("github-actions-cache.yml"))
+    on = wf[True]
+    assert on["pull_request_target"] == {"types": ["closed"]} and "schedule" in on
+    assert on["workflow_dispatch"]["inputs"]["dry_run"]["default"] is True
+    assert wf["permissions"] == {"actions": "write"}
+    steps = wf["jobs"]["cleanup"]["steps"]
+    assert not any(s.get("uses", "").startswith("actions/checkout") for s in steps)   # never the PR's code
+    assert "github.sha" in wf["env"]["JANITOR_SOURCE"] and "head" not in wf["env"]["JANITOR_SOURCE"]
+    lines = [c.args for c in janitor_commands_of("github-actions-cache.yml")]
+    assert lines == [["prune", "gha:acme/app", "--dry-run"], ["prune", "gha:acme/app", "--yes"]]
+
+
 def test_local_cache_job_replaces_the_rm_mv_hack_with_gc():
     job = workflow()["jobs"]["local-cache"]
     runs = all_runs(job)
@@ -349,10 +364,11 @@ def shell_texts(name: str) -> list[tuple[str, dict[str, str], dict[str, str]]]:
         for job in wf["jobs"].values():
             variables = {**wf.get("env", {}), **job.get("env", {})}
             matrix = job.get("strategy", {}).get("matrix", {})
-            expressions = {f"matrix.{k}": str(v[0]) for k, v in matrix.items() if isinstance(v, list)}
+            expressions = {**EXPRESSIONS, **{f"matrix.{k}": str(v[0]) for k, v in matrix.items() if isinstance(v, list)}}
+            variables = {k: substitute(str(v), {}, expressions) for k, v in variables.items()}
             for step in job["steps"]:
                 if "run" in step:
-                    out.append((step["run"], {k: str(v) for k, v in variables.items()}, expressions))
+                    out.append((step["run"], variables, expressions))
         return out
     if name.endswith(".md"):
         blocks = re.findall(r"^[ \t]*```(?:sh|bash|shell|console)\n(.*?)^[ \t]*```", text, flags=re.S | re.M)
@@ -383,6 +399,7 @@ def test_extraction_finds_the_commands_each_file_runs():
     assert by_file["janitor-cron.sh"] == ["prune"]
     assert by_file["ghcr-janitor.service"] == ["prune"]
     assert by_file["github-actions.yml"] == ["plan", "apply", "gc"]
+    assert by_file["github-actions-cache.yml"] == ["prune", "prune"]
     assert {"prune", "gc", "policy"} <= set(by_file["README.md"])
 
 
@@ -519,8 +536,21 @@ def runnable(args: list[str], targets: Path, layout_dir: Path, tmp: Path) -> lis
     return out
 
 
+@pytest.fixture
+def gha_stand_in(monkeypatch):
+    """The Actions-cache REST stand-in, for the workflows' gha: lines."""
+    from tests.support.gha_api import CacheRepo, GhaServer, seed
+
+    state = CacheRepo()
+    seed(state)
+    with GhaServer(state) as server:
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        monkeypatch.setenv("GITHUB_TOKEN", state.token)
+        yield state
+
+
 @pytest.mark.parametrize("source", sorted({c.source for c in ALL_COMMANDS}))
-def test_commands_run_against_the_test_registry(source, cli, targets_file, layout, tmp_path, monkeypatch):
+def test_commands_run_against_the_test_registry(source, cli, targets_file, layout, tmp_path, monkeypatch, gha_stand_in):
     commands = [c for c in ALL_COMMANDS if c.source == source]
     work = tmp_path / "work"
     work.mkdir()
@@ -547,6 +577,8 @@ def test_commands_run_against_the_test_registry(source, cli, targets_file, layou
             doc = json.loads(Path(args[args.index("-o") + 1]).read_text())
             assert doc["plan_version"] == 1 and doc["targets"]
     assert ran, f"no command of {source} was run"
+    if source == "github-actions-cache.yml":
+        assert ran == ["prune", "prune"] and {m for m, _, _ in gha_stand_in.requests} == {"GET"}
     if source == "github-actions.yml":
         assert ran == ["plan", "apply", "gc"]
         assert "ghcr-janitor" in summary.read_text()    # the step summary the workflow relies on

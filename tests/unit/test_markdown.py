@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ghcr_janitor.apply.applier import ActionResult, TargetResult
+from ghcr_janitor.apply.results import ActionResult, TargetResult
 from ghcr_janitor.plan.model import Action, Plan, TargetPlan
 from ghcr_janitor.report.markdown import (MAX_DETAIL_ROWS, MAX_LISTED_PROBLEMS, cell, ls_markdown, plan_markdown,
                                           results_markdown, step_summary)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ghcr_janitor.apply.applier import ActionResult, TargetResult
+from ghcr_janitor.apply.results import ActionResult, TargetResult
 from ghcr_janitor.core.models import Artifact, Inventory
 from ghcr_janitor.plan.model import Action, Kept, Plan, TargetPlan
 from ghcr_janitor.report.metrics import STAGES, stage_of, write_metrics

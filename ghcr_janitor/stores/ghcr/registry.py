@@ -21,7 +21,7 @@ from ghcr_janitor.core.digests import is_digest
 from ghcr_janitor.core.errors import JanitorError, NotFoundError, RegistryError, TagMovedError, UsageError
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.net.github import (
-    DEFAULT_API_URL, DEFAULT_DELETES_PER_MINUTE, Clock, GitHubPackages, PackageVersion, Sleep,
+    DEFAULT_API_URL, DEFAULT_DELETES_PER_MINUTE, Clock, GitHubPackages, PackageVersion, Sleep, token_and_rate,
 )
 from ghcr_janitor.stores.oci.registry import EMPTY_JSON, OciRegistry, is_placeholder, placeholder_manifest
 
@@ -256,12 +256,7 @@ def open_ghcr(target, options, oci_base: str, *, sleep: Sleep | None = None, clo
         raise UsageError(f"target {target}: expected ghcr.io/OWNER/NAME")
     env = options.env
     credentials = find_credentials("ghcr.io", options.username, options.password, env)
-    token = credentials.secret if credentials is not None and not credentials.identity_token else None
-    raw_rate = env.get(DELETES_PER_MINUTE_ENV) or ""
-    try:
-        rate = float(raw_rate) if raw_rate else DEFAULT_DELETES_PER_MINUTE
-    except ValueError:
-        raise UsageError(f"{DELETES_PER_MINUTE_ENV} must be a number, got {raw_rate!r}") from None
+    token, rate = token_and_rate(options, DELETES_PER_MINUTE_ENV, DEFAULT_DELETES_PER_MINUTE)
     api = GitHubPackages(owner, package, token, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
                          owner_type=options.owner_type, sleep=sleep, clock=clock, deletes_per_minute=rate,
                          log_to=options.log)

@@ -1,0 +1,55 @@
+"""What applying a plan did, per action and per target, and the exit code it means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+
+
+@dataclass
+class ActionResult:
+    action: str
+    tag: str | None
+    digest: str | None
+    status: str
+    reason: str
+    to: str | None = None
+    reclaim_size: int = 0
+    reclaim_share: int = 0          # a child's part of its image's reclaim_size
+    cache_id: int | None = None     # an Actions-cache entry (digest None)
+    key: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"action": self.action, "tag": self.tag, "digest": self.digest, "to": self.to,
+               "status": self.status, "reason": self.reason, "reclaim_size": self.reclaim_size}
+        if self.cache_id is not None:
+            out.update(cache_id=self.cache_id, key=self.key)
+        return out
+
+    @property
+    def label(self) -> str:
+        """What it acted on, for messages: the tag, the cache key, or the digest."""
+        return self.tag or self.key or self.digest or "?"
+
+
+@dataclass
+class TargetResult:
+    target: str
+    results: list[ActionResult] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def reclaimed(self) -> int:
+        """Bytes freed: what done actions reclaim, less the shares of children left behind."""
+        done = sum(r.reclaim_size for r in self.results if r.status == DONE)
+        return max(0, done - sum(r.reclaim_share for r in self.results if r.status != DONE))
+
+
+def exit_code(results: list[TargetResult]) -> int:
+    """0 all done, 1 any failure, 4 some actions skipped."""
+    if any(r.error for r in results) or any(a.status == FAILED for r in results for a in r.results):
+        return 1
+    if any(a.status == SKIPPED for r in results for a in r.results):
+        return 4
+    return 0

@@ -1,0 +1,210 @@
+"""REST calls for one repository's Actions cache (gha-cache.md §1): list every entry, delete
+by id, usage, storage limit, and the refs' states (default branch, branches, pull requests).
+
+Listing reads every page (`per_page=100`, `Link` followed as written) before anything is
+decided. Deleting is by id only: keys contain `#` and `:`, and delete-by-key without a ref
+hits every branch. Errors name the permission that is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping
+from urllib.parse import quote
+
+import httpx
+
+from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError
+from ghcr_janitor.core.timeparse import parse_time
+from ghcr_janitor.net.github import GitHubRest, _message, _unauthorised
+
+PER_PAGE = 100
+MAX_PAGES = 1_000                       # 100,000 entries
+DEFAULT_LIMIT = 10 * 1024 ** 3          # GitHub's default repository cache limit ("10 GB")
+TOKEN_MISSING = ("no GitHub token for the Actions cache API: set GITHUB_TOKEN or GH_TOKEN "
+                 "(in a workflow: env GITHUB_TOKEN: ${{ github.token }})")
+READ_NEEDS = ("Actions read permission (a workflow: `permissions: actions: read`; a fine-grained token: "
+              "Actions read; a classic token: repo)")
+WRITE_NEEDS = ("Actions write permission (a workflow: `permissions: actions: write`; a fine-grained token: "
+               "Actions write; a classic token: repo)")
+FORK_TOKEN = ("this run's GITHUB_TOKEN is read-only: workflows triggered by a pull request from a fork "
+              "(or by Dependabot) cannot delete caches; run the cleanup on `pull_request_target` or "
+              "`schedule` instead (see cron/github-actions-cache.yml)")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One entry as the REST API lists it."""
+
+    id: int
+    key: str
+    ref: str
+    version: str
+    size: int
+    created_at: datetime | None
+    last_accessed_at: datetime | None
+
+
+def parse_entry(item: object) -> CacheEntry:
+    """An `actions_caches[]` item as documented; RegistryError naming the field if malformed."""
+    if not isinstance(item, dict):
+        raise RegistryError("Actions cache listing: an entry is not an object")
+    for name, kind in (("id", int), ("key", str), ("ref", str), ("size_in_bytes", int)):
+        value = item.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise RegistryError(f"Actions cache listing: entry {item.get('id')!r}: {name} is missing or not {kind.__name__}")
+    if item["size_in_bytes"] < 0 or item["id"] < 0:
+        raise RegistryError(f"Actions cache listing: entry {item['id']}: negative number")
+    version = item.get("version") if isinstance(item.get("version"), str) else ""
+    return CacheEntry(item["id"], item["key"], item["ref"], version, item["size_in_bytes"],
+                      parse_time(item.get("created_at")), parse_time(item.get("last_accessed_at")))
+
+
+def fork_pull_request(env: Mapping[str, str]) -> bool:
+    """Does this process run in a workflow triggered by a pull request from a fork?"""
+    if env.get("GITHUB_EVENT_NAME") not in ("pull_request", "pull_request_review", "pull_request_review_comment"):
+        return False
+    try:
+        with open(env.get("GITHUB_EVENT_PATH") or "", encoding="utf-8") as handle:
+            event = json.load(handle)
+        return bool(event["pull_request"]["head"]["repo"]["fork"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return env.get("GITHUB_ACTOR") == "dependabot[bot]"
+
+
+class ActionsCacheApi(GitHubRest):
+    """The Actions cache REST endpoints of `owner/repo`."""
+
+    token_missing = TOKEN_MISSING
+
+    def __init__(self, owner: str, repo: str, token, *, env: Mapping[str, str] | None = None, **options):
+        super().__init__(token, **options)
+        self.owner, self.repo = owner, repo
+        self.env = os.environ if env is None else env
+        self.base = f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
+        self.short_listing: tuple[int, int] | None = None     # (listed, total_count) if fewer were seen
+
+    def __repr__(self) -> str:
+        return f"ActionsCacheApi({self.api_url}, {self.owner}/{self.repo})"
+
+    @property
+    def where(self) -> str:
+        return f"the Actions cache of {self.owner}/{self.repo}"
+
+    def _denied(self, response: httpx.Response, doing: str, needs: str) -> AuthError:
+        message = _message(response)
+        if needs is WRITE_NEEDS and fork_pull_request(self.env):
+            return AuthError(f"{doing} {self.where}: access denied (403: {message}); {FORK_TOKEN}", status=403)
+        return AuthError(f"{doing} {self.where}: access denied (403: {message}); the token needs {needs}", status=403)
+
+    def _check(self, response: httpx.Response, doing: str, needs: str = READ_NEEDS) -> None:
+        status = response.status_code
+        if status == 401:
+            raise _unauthorised(response)
+        if status == 403:
+            raise self._denied(response, doing, needs)
+        if status == 404:
+            raise NotFoundError(f"{doing} {self.where}: repository not found, or the token cannot see it "
+                                f"(it needs {needs})", status=404)
+        if status != 200:
+            raise RegistryError(f"{doing} {self.where}: GitHub API answered {status}: {_message(response)}",
+                                status=status)
+
+    @staticmethod
+    def _json(response: httpx.Response, doing: str) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise RegistryError(f"{doing}: the answer is not a JSON object")
+        return body
+
+    async def list_entries(self) -> list[CacheEntry]:
+        """Every entry, every page, before anything is decided (never delete while paging)."""
+        doing = "listing"
+        url: str | None = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}"
+        found: dict[int, CacheEntry] = {}
+        total = None
+        for _ in range(MAX_PAGES):
+            assert url is not None
+            response, _ = await self.request("GET", url)
+            self._check(response, doing)
+            body = self._json(response, f"listing {self.where}")
+            items = body.get("actions_caches")
+            if not isinstance(items, list):
+                raise RegistryError(f"listing {self.where}: actions_caches is not a list")
+            if isinstance(body.get("total_count"), int):
+                total = body["total_count"]
+            for item in items:
+                entry = parse_entry(item)
+                found[entry.id] = entry         # an entry that moved pages while we read is listed once
+            url = self.next_page(response, f"listing {self.where}")
+            if url is None or not items:
+                break
+        else:
+            raise RegistryError(f"listing {self.where}: more than {MAX_PAGES} pages")
+        if total is not None and len(found) < total:
+            # Entries evicted while paging is normal; entries we never saw are not: say so.
+            self.short_listing = (len(found), total)
+        return sorted(found.values(), key=lambda e: e.id)
+
+    async def delete(self, cache_id: int) -> bool:
+        """DELETE one entry by id: True if deleted, False if it was already gone (404)."""
+        response, retried = await self.request("DELETE", f"{self.api_url}{self.base}/actions/caches/{int(cache_id)}")
+        status = response.status_code
+        if status in (200, 202, 204):
+            return True
+        if status == 404:
+            return False if not retried else True
+        if status == 401:
+            raise _unauthorised(response)
+        if status == 403:
+            raise self._denied(response, f"deleting entry {cache_id} of", WRITE_NEEDS)
+        raise RegistryError(f"deleting entry {cache_id} of {self.where}: GitHub API answered {status}: "
+                            f"{_message(response)}", status=status)
+
+    async def default_branch(self) -> str:
+        response = await self._get(self.base)
+        self._check(response, "reading the repository of")
+        branch = self._json(response, "reading the repository").get("default_branch")
+        if not isinstance(branch, str) or not branch:
+            raise RegistryError(f"reading {self.owner}/{self.repo}: no default_branch in the answer")
+        return branch
+
+    async def exists(self, path: str) -> bool | None:
+        """200 -> True, 404 -> False, anything else -> None (unknown)."""
+        response = await self._get(f"{self.base}{path}")
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        return None
+
+    async def pull_state(self, number: int) -> str | None:
+        """"open" / "closed" (merged PRs are closed), or None if it cannot be read."""
+        response = await self._get(f"{self.base}/pulls/{int(number)}")
+        if response.status_code != 200:
+            return None
+        state = self._json(response, f"reading pull request {number}").get("state")
+        return state if state in ("open", "closed") else None
+
+    async def usage(self) -> int | None:
+        response = await self._get(f"{self.base}/actions/cache/usage")
+        if response.status_code != 200:
+            return None
+        value = self._json(response, "reading cache usage").get("active_caches_size_in_bytes")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+    async def limit(self) -> int | None:
+        """The repository's cache storage limit in bytes, or None where it cannot be read."""
+        response = await self._get(f"{self.base}/actions/cache/storage-limit")
+        if response.status_code != 200:
+            return None
+        value = self._json(response, "reading the cache storage limit").get("max_cache_size_gb")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return int(value * 1024 ** 3)
+        return None

@@ -1,0 +1,53 @@
+"""The Actions cache as a store: open it for a target, gather its facts, act on it (delete by id)."""
+
+from __future__ import annotations
+
+from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.core.reference import Target
+from ghcr_janitor.net.github import DEFAULT_API_URL, token_and_rate
+from ghcr_janitor.stores.gha.api import ActionsCacheApi, CacheEntry
+from ghcr_janitor.stores.gha.gather import build_cache_inventory
+
+DELETES_PER_MINUTE_ENV = "JANITOR_GHA_DELETES_PER_MINUTE"
+# A DELETE costs 5 of the 900 points a minute per endpoint (about 180 a minute): stay well below.
+DEFAULT_DELETES_PER_MINUTE = 120.0
+# Waiting out an hourly budget is not worth holding a CI job for: stop and let a rerun continue.
+MAX_WAIT_SECONDS = 300.0
+
+
+class CacheStore:
+    """`gha:OWNER/REPO`: facts from the REST listing, deletes by cache id only."""
+
+    kind = "gha"
+
+    def __init__(self, target: Target, api: ActionsCacheApi):
+        self.target, self.api = target, api
+        self.name = target.repository
+
+    def __repr__(self) -> str:
+        return f"CacheStore({self.name}, api={self.api.api_url})"
+
+    async def inventory(self) -> Inventory:
+        return await build_cache_inventory(self.api, self.name)
+
+    async def entries(self) -> dict[int, CacheEntry]:
+        """A fresh, complete listing by id (apply re-checks every pin against it)."""
+        return {e.id: e for e in await self.api.list_entries()}
+
+    async def delete(self, cache_id: int) -> bool:
+        """True if deleted now, False if it was already gone."""
+        return await self.api.delete(cache_id)
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+
+
+def open_cache(target: Target, options, *, sleep=None, clock=None) -> CacheStore:
+    """A CacheStore for `gha:OWNER/REPO`; the token comes from the same places as for ghcr.io."""
+    env = options.env
+    owner, _, repo = target.name.partition("/")
+    token, rate = token_and_rate(options, DELETES_PER_MINUTE_ENV, DEFAULT_DELETES_PER_MINUTE)
+    api = ActionsCacheApi(owner, repo, token, env=env, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
+                          sleep=sleep, clock=clock, deletes_per_minute=rate, max_wait=MAX_WAIT_SECONDS,
+                          log_to=options.log)
+    return CacheStore(target, api)
