@@ -113,7 +113,7 @@ async def build_cache_inventory(api: ActionsCacheApi, target: str) -> Inventory:
         seen, total = api.short_listing
         warnings.append(f"listed {seen} entries, the API counted {total}: entries were added or evicted while listing")
     facts = {"usage": usage, "limit": limit if limit is not None else DEFAULT_LIMIT,
-             "limit_source": "storage-limit" if limit is not None else "assumed: GitHub's 10 GB default (storage-limit not readable)",
+             "limit_source": "storage-limit" if limit is not None else "assumed: GitHub's 10 GB default, storage-limit not readable",
              "default_branch": default_branch, "ref_states": states}
     return Inventory(target=target, tags={}, artifacts=items, listed=[], untagged=sorted(items, key=_by_id),
                      backend="gha", warnings=warnings, facts=facts)
