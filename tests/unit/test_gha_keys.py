@@ -114,3 +114,40 @@ def test_cache_rule_mistakes_are_one_line_errors(select, extra, problem):
 def test_a_cache_rule_cannot_retag():
     with pytest.raises(PolicyError, match="cannot be retagged"):
         parse_policy('[[rule]]\nselect = { kind = ["actions-cache"] }\naction = "retag"\nto = "x"\n', "p.toml")
+
+
+def test_a_budget_evicts_dead_refs_first_then_old_generations_then_lru_and_the_default_newest_last():
+    from datetime import datetime, timedelta, timezone
+
+    from ghcr_janitor.core.models import Inventory
+    from ghcr_janitor.plan.build import build_target_plan
+    from ghcr_janitor.policy import evaluate
+    from ghcr_janitor.stores.gha.api import CacheEntry
+    from ghcr_janitor.stores.gha.gather import _newest, identity, to_item
+
+    now = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    day = timedelta(days=1)
+    plain = "v" * 64
+    rows = [  # (id, key, ref, age in days): every entry 100 bytes
+        (1, f"Linux-buildx-{'1' * 40}", MAIN, 1),              # default branch, newest of its family
+        (2, f"Linux-buildx-{'2' * 40}", MAIN, 5),              # default branch, older member
+        (3, f"Linux-buildx-{'3' * 40}", "refs/heads/dev", 0),  # live branch, newest
+        (4, f"Linux-buildx-{'4' * 40}", "refs/heads/dev", 9),  # live branch, older member
+        (5, f"Linux-buildx-{'5' * 40}", "refs/pull/9/merge", 0),   # closed pull request, used today
+    ]
+    states = {MAIN: "default", "refs/heads/dev": "live", "refs/pull/9/merge": "closed"}
+    entries = [CacheEntry(i, key, ref, plain, 100, now - age * day, now - age * day) for i, key, ref, age in rows]
+    classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
+    newest = _newest(classified)
+    items = {identity(e.id): to_item(e, f, states[e.ref], e.id in newest) for e, f in classified}
+    inv = Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
+    policy = parse_policy('[[rule]]\nname = "budget"\nselect = { kind = ["actions-cache"] }\n'
+                          'max_total_size = 250\naction = "delete"\n', "p.toml")
+    plan = build_target_plan(inv, evaluate(inv, policy, now), backend_frees_storage=True)
+    # Kept while they fit, in keep order: 1 (default newest), 3 (live newest); then over budget:
+    # the older members and the closed pull request's entry, although it was used most recently.
+    assert sorted(a.cache_id for a in plan.actions) == [2, 4, 5]
+    tight = parse_policy('[[rule]]\nname = "budget"\nselect = { kind = ["actions-cache"] }\n'
+                         'max_total_size = 0\naction = "delete"\n', "p.toml")
+    plan = build_target_plan(inv, evaluate(inv, tight, now), backend_frees_storage=True)
+    assert 1 not in {a.cache_id for a in plan.actions}          # the floor: the default branch's newest stays
