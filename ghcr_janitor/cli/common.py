@@ -104,7 +104,8 @@ def read_password(password_stdin: bool) -> str | None:
 
 
 def gather_targets(targets: list[str] | None, targets_file: Path | None, shard: str | None) -> list[str]:
-    """Positional targets plus --targets-file lines, then --shard I/N."""
+    """Positional targets plus --targets-file lines (--shard is checked here and applied by the
+    session, after globs are expanded: `shard_spec`)."""
     found = list(targets or [])
     if targets_file is not None:
         try:
@@ -117,9 +118,14 @@ def gather_targets(targets: list[str] | None, targets_file: Path | None, shard: 
                 found.append(line)
     if not found:
         raise UsageError("no target given: name at least one TARGET (or --targets-file)")
-    if shard:
-        from ghcr_janitor.core.shard import parse_shard, select_shard
-
-        index, count = parse_shard(shard)
-        found = select_shard(found, index, count)
+    shard_spec(shard)
     return found
+
+
+def shard_spec(shard: str | None) -> tuple[int, int] | None:
+    """--shard I/N parsed (UsageError, exit 2, when malformed), or None."""
+    if not shard:
+        return None
+    from ghcr_janitor.core.shard import parse_shard
+
+    return parse_shard(shard)

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.cli.progress import progress_bar
 
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard)
             with progress_bar() as bar:
                 session.progress = bar
                 results = await session.inventories(names)

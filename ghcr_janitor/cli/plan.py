@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
             loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard)
             with progress_bar() as bar:
                 session.progress = bar
                 the_plan, inventories = await make_plan(session, names, loaded, name)

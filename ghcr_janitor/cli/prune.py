@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             if not dry_run:
                 refuse_unless_confirmable(yes, CONFIRM_HINT)
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard)
             with progress_bar() as bar:
                 session.progress = bar
                 the_plan, inventories = await make_plan(session, names, loaded, name)

@@ -18,6 +18,8 @@ GHA = "gha"
 GHCR_HOST = "ghcr.io"
 _NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+GLOB_CHARS = "*?["
+_GLOB_PART = re.compile(r"^[A-Za-z0-9._\-*?\[\]!]+$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 PREFIXES = ("oci-layout:", "gha:")
@@ -67,6 +69,7 @@ class Target:
     name: str
     tag: str | None = None
     digest: str | None = None
+    glob: bool = False          # the last part of the name is a glob: expanded before planning
 
     @property
     def repository(self) -> str:
@@ -123,10 +126,12 @@ def _split_layout(path: str) -> Target:
 def _gha(rest: str, text: str) -> Target:
     """`gha:OWNER/REPO`: a repository's GitHub Actions cache."""
     owner, _, repo = rest.partition("/")
-    if "*" in rest or "?" in rest:
-        raise UsageError(f"target {text!r}: globs over repositories are not supported yet; name each gha:OWNER/REPO")
+    glob = any(c in repo for c in GLOB_CHARS)
+    if glob and _GH_OWNER.match(owner) and _GLOB_PART.match(repo):
+        return Target(GHA, "", f"{owner}/{repo}", glob=True)
     if not _GH_OWNER.match(owner) or not _GH_REPO.match(repo) or repo in (".", ".."):
-        raise UsageError(f"target {text!r}: expected gha:OWNER/REPO (a GitHub repository, e.g. gha:acme/app)")
+        raise UsageError(f"target {text!r}: expected gha:OWNER/REPO (a GitHub repository, e.g. gha:acme/app) "
+                         "or gha:OWNER/* (its repositories with caches)")
     return Target(GHA, "", f"{owner}/{repo}")
 
 
@@ -166,9 +171,17 @@ def parse_target(text: str) -> Target:
         rest, tag = rest.rsplit(":", 1)
         if not TAG_PATTERN.match(tag):
             raise UsageError(f"target {text!r}: invalid tag {tag!r}")
+    kind = GHCR if host.lower() == GHCR_HOST else OCI
+    head, _, last = rest.rpartition("/")
+    if any(c in last for c in GLOB_CHARS):
+        if tag or digest or not _GLOB_PART.match(last) or (head and not _NAME.match(head)):
+            raise UsageError(f"target {text!r}: a glob may only be the last part of the name (HOST/team/*, "
+                             "ghcr.io/OWNER/app-*), without :TAG or @DIGEST")
+        if kind == GHCR and not head:
+            raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/GLOB (the owner's container packages)")
+        return Target(kind, host.lower() if kind == GHCR else host, rest, glob=True)
     if not _NAME.match(rest):
         raise UsageError(f"target {text!r}: invalid repository name {rest!r} (lowercase, digits, . _ - and /)")
-    kind = GHCR if host.lower() == GHCR_HOST else OCI
     if kind == GHCR and "/" not in rest:
         raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/NAME")
     return Target(kind, host.lower() if kind == GHCR else host, rest, tag, digest)

@@ -34,6 +34,8 @@ class Session:
     inventory: InventoryOptions
     use_cache: bool = True
     progress: Progress | None = None
+    shard: tuple[int, int] | None = None            # --shard I/N, applied after globs are expanded
+    announce: Callable[[str], None] | None = None   # where expansion lines go (stderr in the CLI)
     cache: ManifestCache | None = field(init=False, default=None)
     ledger: Ledger | None = field(init=False, default=None)
 
@@ -77,9 +79,29 @@ class Session:
                 return TargetResult(target, error=describe_error(exc))
             raise
 
-    async def inventories(self, targets: list[str]) -> list[TargetResult]:
+    async def targets(self, targets: list[str]) -> tuple[list[Target], list[TargetResult]]:
+        """Concrete targets (globs expanded, then --shard), and the globs that could not be expanded."""
         parsed = [parse_target(t) for t in targets]   # all usage errors before any contact
-        return [await self.inventory_of(t) for t in parsed]
+        failed: list[TargetResult] = []
+        if any(t.glob for t in parsed):
+            from ghcr_janitor.inventory.discover import expand
+
+            expansion = await expand(parsed, self.connect)
+            for line in expansion.lines:
+                if self.announce is not None:
+                    self.announce(line)
+            parsed = expansion.targets
+            failed = [TargetResult(t, error=why) for t, why in expansion.failures]
+        if self.shard is not None:
+            from ghcr_janitor.core.shard import select_shard
+
+            chosen = set(select_shard([str(t) for t in parsed], *self.shard))
+            parsed = [t for t in parsed if str(t) in chosen]
+        return parsed, failed
+
+    async def inventories(self, targets: list[str]) -> list[TargetResult]:
+        parsed, failed = await self.targets(targets)
+        return [await self.inventory_of(t) for t in parsed] + failed
 
     def close(self) -> None:
         if self.cache is not None:

@@ -404,6 +404,32 @@ class GitHubPackages(GitHubRest):
                 return
         raise RegistryError(f"listing versions of {self._where()}: more than {MAX_PAGES} pages")
 
+    async def list_packages(self) -> list[str]:
+        """Names of the owner's container packages (for `ghcr.io/OWNER/*`), every page."""
+        prefix = await self.prefix()
+        url: str | None = f"{self.api_url}{prefix}/packages?package_type=container&per_page={PER_PAGE}"
+        names: list[str] = []
+        for _ in range(MAX_PAGES):
+            assert url is not None
+            response, _ = await self.request("GET", url)
+            if response.status_code in (401, 403, 404):
+                raise AuthError(f"listing the container packages of {self.owner!r} answered {response.status_code} "
+                                f"({_message(response)}): it needs a token with read:packages that may list them; "
+                                "a workflow's GITHUB_TOKEN cannot list packages (use a PAT or a GitHub App token), "
+                                "or name each package", status=response.status_code)
+            if response.status_code != 200:
+                raise RegistryError(f"listing the container packages of {self.owner!r}: GitHub API answered "
+                                    f"{response.status_code}: {_message(response)}", status=response.status_code)
+            try:
+                items = response.json()
+                names += [item["name"] for item in items if isinstance(item.get("name"), str)]
+            except (ValueError, TypeError, AttributeError, KeyError):
+                raise RegistryError(f"listing the container packages of {self.owner!r}: malformed answer") from None
+            url = self.next_page(response, "listing packages")
+            if url is None:
+                return sorted(set(names))
+        raise RegistryError(f"listing the container packages of {self.owner!r}: more than {MAX_PAGES} pages")
+
     async def list_versions(self) -> list[PackageVersion]:
         """Every active version of the package."""
         found: list[PackageVersion] = []

@@ -90,6 +90,8 @@ class CacheRepo:
                     del self.faults[i]
                     return fault.status, fault.body, {**limits, **fault.headers}
             base = f"/repos/{self.owner}/{self.repo}"
+            if method == "GET" and path == f"/orgs/{self.owner}/actions/cache/usage-by-repository":
+                return self._usage_page(query, limits)
             if method == "GET" and path == base:
                 return 200, {"full_name": f"{self.owner}/{self.repo}", "default_branch": self.default_branch}, limits
             if method == "GET" and path == f"{base}/actions/caches":
@@ -135,6 +137,18 @@ class CacheRepo:
         return 200, {"total_count": len(ordered), "actions_caches": ordered[(page - 1) * per_page: page * per_page]}, headers
 
     base_url = ""
+    org_repositories: list[str] = []        # other repositories the organisation reports, with ours
+
+    def _usage_page(self, query: dict, limits: dict) -> tuple[int, dict, dict]:
+        names = sorted({f"{self.owner}/{self.repo}", *self.org_repositories})
+        per_page, page = min(int(query.get("per_page", ["30"])[0]), 100), int(query.get("page", ["1"])[0])
+        chunk = names[(page - 1) * per_page: page * per_page]
+        headers = dict(limits)
+        if page * per_page < len(names):
+            headers["link"] = (f'<{self.base_url}/orgs/{self.owner}/actions/cache/usage-by-repository'
+                               f'?per_page={per_page}&page={page + 1}>; rel="next"')
+        return 200, {"total_count": len(names), "repository_cache_usages": [
+            {"full_name": n, "active_caches_size_in_bytes": 1, "active_caches_count": 1} for n in chunk]}, headers
 
 
 class GhaServer:

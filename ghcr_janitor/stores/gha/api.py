@@ -167,6 +167,28 @@ class ActionsCacheApi(GitHubRest):
         raise RegistryError(f"deleting entry {cache_id} of {self.where}: GitHub API answered {status}: "
                             f"{_message(response)}", status=status)
 
+    async def org_repositories(self) -> list[str]:
+        """`OWNER/REPO` of the organisation's repositories with cache usage (for `gha:OWNER/*`)."""
+        url: str | None = f"{self.api_url}/orgs/{quote(self.owner, safe='')}/actions/cache/usage-by-repository?per_page={PER_PAGE}"
+        names: list[str] = []
+        for _ in range(MAX_PAGES):
+            assert url is not None
+            response, _ = await self.request("GET", url)
+            if response.status_code in (401, 403, 404):
+                raise AuthError(f"listing the repositories with caches of {self.owner!r} answered {response.status_code} "
+                                f"({_message(response)}): it needs an organisation and a token with the organisation's "
+                                "Administration read permission (classic: read:org); or name each gha:OWNER/REPO",
+                                status=response.status_code)
+            self._check(response, "listing the repositories with caches for")
+            items = self._json(response, "listing repositories with caches").get("repository_cache_usages")
+            if not isinstance(items, list):
+                raise RegistryError("listing repositories with caches: repository_cache_usages is not a list")
+            names += [i["full_name"] for i in items if isinstance(i, dict) and isinstance(i.get("full_name"), str)]
+            url = self.next_page(response, "listing repositories with caches")
+            if url is None or not items:
+                return sorted(set(names))
+        raise RegistryError(f"listing repositories with caches of {self.owner!r}: more than {MAX_PAGES} pages")
+
     async def default_branch(self) -> str:
         response = await self._get(self.base)
         self._check(response, "reading the repository of")

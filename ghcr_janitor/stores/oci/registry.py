@@ -11,7 +11,7 @@ import httpx
 
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import digest_of, is_digest, verify
-from ghcr_janitor.core.errors import ManifestError, NotFoundError, RegistryError, TagMovedError
+from ghcr_janitor.core.errors import AuthError, ManifestError, NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.net.status import raise_for_status
@@ -57,31 +57,45 @@ class OciRegistry:
 
     # --- read -------------------------------------------------------------------
     async def list_tags(self) -> list[str]:
-        url: str | None = self._url(f"tags/list?n={TAG_PAGE_SIZE}")
-        tags: set[str] = set()
+        return await self._paged(self._url(f"tags/list?n={TAG_PAGE_SIZE}"), f"listing tags of {self.name}", "tags",
+                                 f"repository {self.name} not found on {self.base_url}")
+
+    async def catalog(self) -> list[str]:
+        """Every repository the registry lists (`/v2/_catalog`, `n`/`Link` paginated)."""
+        try:
+            return await self._paged(f"{self.base_url}/v2/_catalog?n={TAG_PAGE_SIZE}",
+                                     f"listing the repositories of {self.base_url}", "repositories",
+                                     "the registry has no catalog (GET /v2/_catalog -> 404)")
+        except (NotFoundError, AuthError, RegistryError) as exc:
+            raise RegistryError(f"{self.base_url} refuses to list its repositories ({exc}); "
+                                "name each repository instead of a glob", status=exc.status) from None
+
+    async def _paged(self, url: str | None, what: str, field: str, missing: str) -> list[str]:
+        """A `Link`-paginated list of strings (tags, repositories), deduplicated and sorted."""
+        found: set[str] = set()
         visited: set[str] = set()
         for _ in range(MAX_TAG_PAGES):
             assert url is not None
             response = await self._send("GET", url)
             if response.status_code == 404:
-                raise NotFoundError(f"repository {self.name} not found on {self.base_url}", status=404)
-            raise_for_status(response, f"listing tags of {self.name}")
+                raise NotFoundError(missing, status=404)
+            raise_for_status(response, what)
             try:
                 doc = response.json()
-                page = doc.get("tags") or []
+                page = doc.get(field) or []
             except (ValueError, AttributeError):
-                raise RegistryError(f"listing tags of {self.name}: the registry's answer is not JSON") from None
+                raise RegistryError(f"{what}: the registry's answer is not JSON") from None
             if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
-                raise RegistryError(f"listing tags of {self.name}: 'tags' is not a list of strings")
-            tags.update(page)
+                raise RegistryError(f"{what}: {field!r} is not a list of strings")
+            found.update(page)
             link = next_link(response.headers.get("link"))
             if not link:
-                return sorted(tags)
+                return sorted(found)
             url = urljoin(str(response.request.url), link)
             if url in visited:
-                raise RegistryError(f"listing tags of {self.name}: the registry's Link header loops back to {link}")
+                raise RegistryError(f"{what}: the registry's Link header loops back to {link}")
             visited.add(url)
-        raise RegistryError(f"listing tags of {self.name}: more than {MAX_TAG_PAGES} pages")
+        raise RegistryError(f"{what}: more than {MAX_TAG_PAGES} pages")
 
     async def list_versions(self) -> list[Version] | None:
         return None

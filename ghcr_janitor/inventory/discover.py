@@ -1,0 +1,86 @@
+"""Expand target globs before planning: `HOST/*`, `HOST/team/*` from the registry's catalog,
+`ghcr.io/OWNER/*` from the owner's container packages, `gha:OWNER/*` from the organisation's
+repositories with cache usage. Each expansion is one line for the user; a glob that cannot be
+expanded is an error of that target, the others go on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from ghcr_janitor.core.errors import JanitorError, UsageError
+from ghcr_janitor.core.reference import GHA, GHCR, OCI, Target, parse_target
+from ghcr_janitor.net.http import describe_error
+
+
+@dataclass
+class Expansion:
+    targets: list[Target] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)          # "expanded X: N targets"
+    failures: list[tuple[Target, str]] = field(default_factory=list)
+
+
+async def _names(target: Target, connect) -> list[str]:
+    """Every concrete target the glob's store lists (unfiltered), as target strings."""
+    if target.kind == GHA:
+        from ghcr_janitor.stores.gha.store import open_cache
+
+        store = open_cache(Target(GHA, "", target.name.split("/")[0] + "/x"), connect)
+        try:
+            return [f"gha:{name}" for name in await store.api.org_repositories()]
+        finally:
+            await store.aclose()
+    if target.kind == GHCR:
+        from ghcr_janitor.stores.connect import open_registry
+
+        owner = target.name.split("/")[0]
+        registry = open_registry(Target(GHCR, target.host, f"{owner}/x"), connect)
+        try:
+            return [f"{target.host}/{owner}/{name}" for name in await registry.api.list_packages()]
+        finally:
+            await registry.aclose()
+    assert target.kind == OCI
+    from ghcr_janitor.stores.connect import open_registry
+
+    registry = open_registry(Target(OCI, target.host, "x"), connect)
+    try:
+        return [f"{target.host}/{name}" for name in await registry.catalog()]
+    finally:
+        await registry.aclose()
+
+
+async def expand(targets: list[Target], connect) -> Expansion:
+    """Concrete targets in the given order, globs replaced by what they match (deduplicated)."""
+    out = Expansion()
+    seen: set[str] = set()
+    for target in targets:
+        if not target.glob:
+            found = [target]
+        else:
+            try:
+                names = await _names(target, connect)
+            except (JanitorError, OSError) as exc:
+                out.failures.append((target, describe_error(exc)))
+                continue
+            except Exception as exc:            # network trouble after the retries
+                import httpx
+
+                if not isinstance(exc, httpx.HTTPError):
+                    raise
+                out.failures.append((target, describe_error(exc)))
+                continue
+            pattern = str(target)
+            found = []
+            for name in names:
+                if fnmatchcase(name, pattern):
+                    try:
+                        found.append(parse_target(name))
+                    except UsageError:          # a name the registry lists but no target can say
+                        out.lines.append(f"skipped {name!r} listed for {pattern}: not a valid target")
+            shown = ", ".join(str(t) for t in found[:5]) + (", ..." if len(found) > 5 else "")
+            out.lines.append(f"expanded {pattern}: {len(found)} target(s){': ' + shown if found else ''}")
+        for t in found:
+            if str(t) not in seen:
+                seen.add(str(t))
+                out.targets.append(t)
+    return out
