@@ -20,7 +20,20 @@ from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.net.github import RateLimitError
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.stores.gha.api import CacheEntry
+from ghcr_janitor.stores.gha.gather import newest_of_groups
+from ghcr_janitor.stores.gha.keys import classify
 from ghcr_janitor.stores.gha.store import CacheStore, open_cache
+
+
+def _floor(action, entry: CacheEntry, newest: set[int]) -> str | None:
+    """The plan builder's safety floor, checked again on the fresh listing (a plan edited by
+    hand, or a newer generation deleted meanwhile, must not take a live ref's newest)."""
+    from ghcr_janitor.core.models import Artifact
+    from ghcr_janitor.plan.build import cache_floor
+
+    facts = classify(entry.key, entry.version, entry.ref)
+    labels = {"cache_id": entry.id, "ref_state": action.ref_state or "unknown", "newest": entry.id in newest}
+    return cache_floor(Artifact(f"cache:{entry.id}", "", facts.kind, {}, labels=labels))
 
 
 def _changed(action, entry: CacheEntry) -> str | None:
@@ -53,15 +66,16 @@ class CacheApplier:
         except (JanitorError, httpx.HTTPError) as exc:
             result.error = f"could not list the cache entries: {describe_error(exc)}; nothing applied"
             return result
+        newest = newest_of_groups([(e, classify(e.key, e.version, e.ref)) for e in entries.values()])
         stop: str | None = None
         for action in actions:
             key = action_key(target, "delete", None, f"cache:{action.cache_id}", None)
             if key in self.journal.done:
                 outcome = self._result(action, DONE, "already done (apply journal)")
             elif stop is not None:
-                outcome = self._result(action, FAILED, stop)
+                outcome = self._result(action, SKIPPED, stop)
             else:
-                outcome = await self._one(action, entries.get(action.cache_id))
+                outcome = await self._one(action, entries.get(action.cache_id), newest)
                 if outcome.status == FAILED and outcome.reason.startswith(("budget:", "permission:")):
                     stop = f"not attempted: {outcome.reason}"
                 self.journal.record(key, outcome.status)
@@ -70,7 +84,7 @@ class CacheApplier:
                 self.progress("apply", 1)
         return result
 
-    async def _one(self, action, entry: CacheEntry | None) -> ActionResult:
+    async def _one(self, action, entry: CacheEntry | None, newest: set[int] = frozenset()) -> ActionResult:
         if action.cache_id is None:
             return self._result(action, FAILED, "not an Actions-cache action (no cache_id)")
         if entry is None:
@@ -78,6 +92,9 @@ class CacheApplier:
         changed = _changed(action, entry)
         if changed is not None:
             return self._result(action, SKIPPED, f"id {action.cache_id} now carries other data ({changed}): left alone")
+        floor = _floor(action, entry, newest)
+        if floor is not None:
+            return self._result(action, SKIPPED, f"kept: {floor}")
         try:
             deleted = await self.store.delete(action.cache_id)
         except RateLimitError as exc:

@@ -50,7 +50,7 @@ def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime
         if result.error:
             typer.echo(f"error: {result.target}: {result.error}", err=True)
         for failed in (r for r in result.results if r.status == "failed"):
-            typer.echo(f"error: {result.target}: {failed.action} {failed.tag or failed.digest}: {failed.reason}", err=True)
+            typer.echo(f"error: {result.target}: {failed.action} {failed.label}: {failed.reason}", err=True)
     emit_summaries(plan=plan, results=results, now=now, dry_run=False, metrics_file=metrics_file,
                    inventories=inventories)
 

@@ -92,10 +92,14 @@ class Session:
                     self.announce(line)
             parsed = expansion.targets
             failed = [TargetResult(t, error=why) for t, why in expansion.failures]
+        unique: dict[str, Target] = {}
+        for target in parsed:                          # a target named twice is inventoried once
+            unique.setdefault(str(target), target)
+        parsed = list(unique.values())
         if self.shard is not None:
             from ghcr_janitor.core.shard import select_shard
 
-            chosen = set(select_shard([str(t) for t in parsed], *self.shard))
+            chosen = set(select_shard(list(unique), *self.shard))
             parsed = [t for t in parsed if str(t) in chosen]
         return parsed, failed
 

@@ -115,14 +115,18 @@ def cache_floor(art: models.Artifact) -> str | None:
 
 
 def _pin_entries(actions: list[Action], kept: list[Kept], inventory: Inventory) -> None:
-    """Actions-cache items are pinned by cache id (plus key and ref), not by a digest."""
+    """Actions-cache items are pinned by cache id plus what the id must still carry: key, ref,
+    size and creation time (`created` is the entry's created_at, never its last access)."""
     for item in [*actions, *kept]:
         art = inventory.artifacts.get(item.digest or "")
         if art is None or "cache_id" not in art.labels:
             continue
-        item.cache_id, item.key, item.digest = art.labels["cache_id"], art.labels["key"], None
+        labels = art.labels
+        item.cache_id, item.key, item.digest = labels["cache_id"], labels["key"], None
         if isinstance(item, Action):
-            item.ref = art.labels["ref"]
+            item.ref, item.ref_state = labels["ref"], labels["ref_state"]
+            item.created = format_time(labels.get("created_at"))
+            item.age_source = "gha/created_at" if labels.get("created_at") else None
 
 
 def _label(digest: str, decisions: list) -> str:

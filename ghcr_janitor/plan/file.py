@@ -108,6 +108,7 @@ def _parse_action(raw: Any, where: str) -> Action:
     return Action(
         action=kind, tag=tag, digest=None if cache_id is not None else _digest(obj, where), to=to,
         cache_id=cache_id, key=key, ref=ref,
+        ref_state=_get(obj, "ref_state", where, opt, required=False),
         reclaim_size=_get(obj, "reclaim_size", where, (int,)),
         rule=_get(obj, "rule", where, opt, required=False),
         reason=_get(obj, "reason", where, (str,)),

@@ -42,6 +42,7 @@ class Action:
     cache_id: int | None = None
     key: str | None = None
     ref: str | None = None
+    ref_state: str | None = None
 
 
 @dataclass

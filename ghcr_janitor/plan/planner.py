@@ -121,6 +121,11 @@ def _cache_facts(target_plan: TargetPlan, inventory: Inventory) -> None:
                          "entries_size": listed, "usage_after": after,
                          "fits_after": after <= limit if isinstance(limit, int) else None}
     target_plan.notes = [CACHE_BLOB_NOTE]
+    floored = [k for k in target_plan.kept if k.reason.startswith("kept: ")]
+    if floored:
+        size = sum(inventory.artifacts[f"cache:{k.cache_id}"].size for k in floored if k.cache_id is not None)
+        target_plan.notes.append(f"{len(floored)} entries ({human_size(size)}) that the policy would delete are kept "
+                                 "by the safety floor; a budget that counts them cannot be reached by deleting")
     if isinstance(limit, int):
         verdict = "fits" if after <= limit else "is still over"
         target_plan.notes.append(f"usage {human_size(usage)} of limit {human_size(limit)} ({facts.get('limit_source')}); "

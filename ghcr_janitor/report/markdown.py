@@ -101,7 +101,8 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
         rows = [[code(r[0]) if r[0] != "<untagged>" else "*untagged*", code(r[1]), *[cell(v) for v in r[2:]]]
                 for r in plan_rows(tp, now)]
         if rows:
-            out.append(table(rows, PLAN_HEADERS, ("left", "left", "left", "right", "right", "right", "left", "left")))
+            headers = ["key", "id", *PLAN_HEADERS[2:]] if tp.backend == "gha" else PLAN_HEADERS
+            out.append(table(rows, headers, ("left", "left", "left", "right", "right", "right", "left", "left")))
         else:
             out.append("*(nothing selected)*")
         c = _counts(tp.actions)

@@ -125,11 +125,11 @@ def test_an_interrupted_apply_completes_on_rerun(gha, cli, tmp_path, monkeypatch
     real = cache_applier.CacheApplier._one
     calls = []
 
-    async def dies(self, action, entry):
+    async def dies(self, action, entry, *rest):
         if len(calls) == 40:
             raise Killed()
         calls.append(action.cache_id)
-        return await real(self, action, entry)
+        return await real(self, action, entry, *rest)
 
     monkeypatch.setattr(cache_applier.CacheApplier, "_one", dies)
     with pytest.raises(Killed):
@@ -171,6 +171,7 @@ def test_missing_write_permission_and_a_fork_token_are_explained(gha, cli, tmp_p
     assert result.exit_code == 1
     assert "Actions write" in result.stderr and "permissions: actions: write" in result.stderr
     assert "not attempted" in result.stdout                 # it stopped instead of failing 200 times
+    assert "delete None" not in result.stderr and result.stderr.count("error:") == 1
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"head": {"repo": {"fork": True}}}}))
     monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
@@ -214,3 +215,51 @@ def test_summaries_metrics_and_markdown_cover_the_actions_cache(gha, cli, tmp_pa
     assert TARGET in text and "cache entries" in text and "usage" in text
     markdown = cli("ls", TARGET, "-O", "markdown")
     assert markdown.exit_code == 0 and "buildkit-index" in markdown.stdout
+
+
+def test_apply_re_checks_the_floor_on_a_hand_edited_plan(gha, cli, tmp_path):
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", TARGET, "-o", plan_file).exit_code == 0
+    doc = json.loads(plan_file.read_text())
+    newest = gha.ids_by_role["main-index-newest"][0]
+    entry = gha.entries[newest]
+    doc["targets"][0]["actions"].insert(0, {
+        "action": "delete", "tag": None, "digest": None, "cache_id": newest, "key": entry["key"], "ref": entry["ref"],
+        "ref_state": "default", "size": entry["size_in_bytes"], "created": entry["created_at"].replace(".000Z", "Z"),
+        "reclaim_size": 2048, "rule": "edited", "reason": "by hand"})
+    plan_file.write_text(json.dumps(doc))
+    result = cli("apply", plan_file, "--yes", "-O", "json")
+    assert result.exit_code == 4, result.stdout + result.stderr
+    outcome = {r["cache_id"]: r for r in json.loads(result.stdout)["targets"][0]["results"]}
+    assert outcome[newest]["status"] == "skipped" and "newest index generation" in outcome[newest]["reason"]
+    assert newest in gha.entries
+
+
+def test_degraded_facts_are_said_and_listings_without_link_are_complete(gha, cli, monkeypatch):
+    import tests.support.gha_api as stand_in
+
+    original = stand_in.CacheRepo._page
+
+    def no_link(self, query, limits):
+        status, body, headers = original(self, query, limits)
+        headers.pop("link", None)
+        return status, body, headers
+
+    monkeypatch.setattr(stand_in.CacheRepo, "_page", no_link)
+    gha.branches.discard("feature/live")
+    gha.fail("GET", 500, {"message": "Server Error"})          # answered to the first lookup, retried
+    gha.pulls.pop(8)                                          # a pull request the API cannot find
+    result = cli("ls", TARGET, "-O", "json")
+    assert result.exit_code == 0, result.stderr
+    target = json.loads(result.stdout)["targets"][0]
+    assert len(target["entries"]) == len(gha.entries)          # pages by number when Link is missing
+    assert any("refs/pull/8/merge" in w and "treated as live" in w for w in target["warnings"])
+    assert "warning:" in result.stderr
+
+
+def test_an_entry_without_a_version_is_a_one_line_error_and_nothing_is_planned(gha, cli):
+    del gha.entries[gha.ids_by_role["main-blob"][0]]["version"]
+    result = cli("prune", TARGET, "--dry-run", "-O", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["targets"][0]["actions"] == []
+    assert "version is missing" in result.stderr

@@ -59,8 +59,10 @@ class CacheRepo:
     def add(self, key: str, ref: str, size: int, created: datetime, accessed: datetime | None = None,
             version: str = ACTIONS_VERSION) -> int:
         cache_id = next(self.ids)
+        # Restores bump last_accessed_at: like real entries, it is later than created_at.
+        accessed = accessed or created + timedelta(hours=3)
         self.entries[cache_id] = {"id": cache_id, "ref": ref, "key": key, "version": version,
-                                  "last_accessed_at": stamp(accessed or created), "created_at": stamp(created),
+                                  "last_accessed_at": stamp(accessed), "created_at": stamp(created),
                                   "size_in_bytes": size}
         return cache_id
 

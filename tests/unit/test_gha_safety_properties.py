@@ -15,7 +15,7 @@ from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Policy, evaluate
 from ghcr_janitor.policy.model import Rule, Selector
 from ghcr_janitor.stores.gha.api import CacheEntry
-from ghcr_janitor.stores.gha.gather import _newest, identity, to_item
+from ghcr_janitor.stores.gha.gather import newest_of_groups, identity, to_item
 from ghcr_janitor.stores.gha.keys import BUILDKIT_VERSION, classify, ref_hash
 
 NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -43,7 +43,7 @@ def caches(draw) -> Inventory:
         accessed = created + timedelta(hours=draw(st.integers(0, 200)))
         entries.append(CacheEntry(100 + i, key, ref, version, draw(st.integers(0, 10_000)), created, accessed))
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
-    newest = _newest(classified)
+    newest = newest_of_groups(classified)
     items = {identity(e.id): to_item(e, f, REFS[e.ref], e.id in newest) for e, f in classified}
     return Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
 

@@ -58,7 +58,10 @@ def parse_entry(item: object) -> CacheEntry:
             raise RegistryError(f"Actions cache listing: entry {item.get('id')!r}: {name} is missing or not {kind.__name__}")
     if item["size_in_bytes"] < 0 or item["id"] < 0:
         raise RegistryError(f"Actions cache listing: entry {item['id']}: negative number")
-    version = item.get("version") if isinstance(item.get("version"), str) else ""
+    version = item.get("version")
+    if not isinstance(version, str):
+        # Without it a BuildKit entry cannot be told from an actions/cache one: refuse to guess.
+        raise RegistryError(f"Actions cache listing: entry {item['id']}: version is missing or not a string")
     return CacheEntry(item["id"], item["key"], item["ref"], version, item["size_in_bytes"],
                       parse_time(item.get("created_at")), parse_time(item.get("last_accessed_at")))
 
@@ -129,6 +132,7 @@ class ActionsCacheApi(GitHubRest):
         url: str | None = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}"
         found: dict[int, CacheEntry] = {}
         total = None
+        page = 1
         for _ in range(MAX_PAGES):
             assert url is not None
             response, _ = await self.request("GET", url)
@@ -143,6 +147,9 @@ class ActionsCacheApi(GitHubRest):
                 entry = parse_entry(item)
                 found[entry.id] = entry         # an entry that moved pages while we read is listed once
             url = self.next_page(response, f"listing {self.where}")
+            if url is None and items and total is not None and len(found) < total:
+                page += 1                       # no Link header: page numbers, as total_count says
+                url = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}&page={page}"
             if url is None or not items:
                 break
         else:

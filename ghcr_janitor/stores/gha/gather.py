@@ -63,7 +63,7 @@ def _group(entry: CacheEntry, facts: KeyFacts) -> tuple | None:
     return (facts.kind, facts.family, entry.ref, entry.version)
 
 
-def _newest(entries: list[tuple[CacheEntry, KeyFacts]]) -> set[int]:
+def newest_of_groups(entries: list[tuple[CacheEntry, KeyFacts]]) -> set[int]:
     """Ids that are the newest of their group (highest generation, else newest created)."""
     best: dict[tuple, tuple] = {}
     for entry, facts in entries:
@@ -106,9 +106,11 @@ async def build_cache_inventory(api: ActionsCacheApi, target: str) -> Inventory:
     states = await ref_states(api, {e.ref for e in entries}, default_branch)
     usage, limit = await api.usage(), await api.limit()
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
-    newest = _newest(classified)
+    newest = newest_of_groups(classified)
     items = {identity(e.id): to_item(e, f, states.get(e.ref, "unknown"), e.id in newest) for e, f in classified}
-    warnings = []
+    warnings = [f"{ref}: its state could not be read from the REST API: treated as live (nothing of it is "
+                "deleted as a dead ref)" for ref, state in sorted(states.items())
+                if state == "unknown" and (ref.startswith(("refs/heads/", "refs/tags/")) or _PULL.match(ref))]
     if api.short_listing:
         seen, total = api.short_listing
         warnings.append(f"listed {seen} entries, the API counted {total}: entries were added or evicted while listing")
