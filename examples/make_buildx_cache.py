@@ -161,6 +161,10 @@ def build(dest: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].startswith("-")):
+        print(f"usage: {Path(argv[0]).name} [DEST]   (default: examples/buildx-cache; DEST is replaced)",
+              file=sys.stderr)
+        return 0 if len(argv) == 2 and argv[1] in ("-h", "--help") else 2
     dest = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent / "buildx-cache"
     if dest.exists():
         if not (dest / "oci-layout").is_file() and any(dest.iterdir()):

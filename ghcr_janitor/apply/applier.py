@@ -194,17 +194,41 @@ class Applier:
         return res(DONE, f"tagged {action.to}")
 
 
+def _rest_requests_needed(target_plan, journal: Journal) -> int:
+    """About how many GitHub REST requests applying this target takes (what is journaled: none)."""
+    todo = [a for a in target_plan.actions
+            if action_key(target_plan.target, a.action, a.tag, a.digest or f"cache:{a.cache_id}", a.to)
+            not in journal.done]
+    per_action = {"delete": 1, "untag": 4, "retag": 0}
+    return sum(per_action.get(a.action, 1) for a in todo) + 3 + len(todo) // 100
+
+
+def _not_started(target_plan, why: str) -> TargetResult:
+    """A target the budget cannot finish: every action reported as skipped, nothing sent."""
+    result = TargetResult(target_plan.target)
+    for a in target_plan.actions:
+        result.results.append(ActionResult(a.action, a.tag, a.digest, SKIPPED, f"not started: {why}", a.to, 0,
+                                           cache_id=a.cache_id, key=a.key))
+    return result
+
+
 async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, int], None] | None = None) -> list[TargetResult]:
     """Apply every target of a plan; one target's failure does not stop the others."""
     from ghcr_janitor.stores.connect import open_registry
-    from ghcr_janitor.core.reference import GHA, parse_target
+    from ghcr_janitor.core.reference import GHA, GHCR, parse_target
 
     results = []
+    stopped: str | None = None
     for target_plan in plan.targets:
         if not target_plan.actions:
             results.append(TargetResult(target_plan.target))
             continue
         target = parse_target(target_plan.target)
+        if target.kind in (GHA, GHCR):          # GitHub REST: one budget for the whole run
+            stopped = stopped or connect.budget.affordable(_rest_requests_needed(target_plan, journal))
+            if stopped:
+                results.append(_not_started(target_plan, stopped))
+                continue
         if target.kind == GHA:
             from ghcr_janitor.apply.cache_applier import apply_cache_plan
 

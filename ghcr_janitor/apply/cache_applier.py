@@ -17,6 +17,7 @@ from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, Targ
 from ghcr_janitor.core.errors import AuthError, JanitorError
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.timeparse import format_time
+from ghcr_janitor.net.budget import BudgetSpent
 from ghcr_janitor.net.github import RateLimitError
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.stores.gha.api import CacheEntry
@@ -97,7 +98,7 @@ class CacheApplier:
             return self._result(action, SKIPPED, f"kept: {floor}")
         try:
             deleted = await self.store.delete(action.cache_id)
-        except RateLimitError as exc:
+        except (RateLimitError, BudgetSpent) as exc:
             return self._result(action, FAILED, f"budget: {exc}")
         except AuthError as exc:
             return self._result(action, FAILED, f"permission: {exc}")

@@ -39,9 +39,14 @@ class TargetResult:
     results: list[ActionResult] = field(default_factory=list)
     error: str | None = None
 
+    # Where the bytes go only later (a layout's gc), what that step really freed.
+    freed: int | None = None
+
     @property
     def reclaimed(self) -> int:
         """Bytes freed: what done actions reclaim, less the shares of children left behind."""
+        if self.freed is not None:
+            return self.freed
         done = sum(r.reclaim_size for r in self.results if r.status == DONE)
         return max(0, done - sum(r.reclaim_share for r in self.results if r.status != DONE))
 

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         username: c.UsernameOpt = None,
         password_stdin: c.PasswordStdinOpt = False,
         owner_type: c.OwnerTypeOpt = None,
+        max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
@@ -46,7 +47,8 @@ def register(app: typer.Typer) -> None:
             if count:
                 confirm_or_refuse(f"Apply {count} actions from {plan_file}?", yes,
                                   "add --yes to apply the plan")
-            session = build_session(None, False, concurrency, insecure, username, password_stdin, owner_type)
+            session = build_session(None, False, concurrency, insecure, username, password_stdin, owner_type,
+                                    max_requests=max_requests)
             with progress_bar() as bar:
                 if bar is not None:
                     bar.set_total("apply", count)

@@ -13,12 +13,13 @@ DEFAULT_TAG_GLOBS = ["cache-*"]
 
 def build_session(tag: list[str] | None, all_tags: bool, concurrency: int, insecure: bool,
                   username: str | None, password_stdin: bool, owner_type: str | None = None,
-                  shard: str | None = None) -> Session:
+                  shard: str | None = None, max_requests: int | None = None) -> Session:
     if owner_type is not None and owner_type not in ("org", "user"):
         raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
     connect = ConnectOptions(insecure=insecure, username=username, password=read_password(password_stdin),
                              concurrency=concurrency, owner_type=owner_type)
     inventory = InventoryOptions(tag_globs=list(tag) if tag else list(DEFAULT_TAG_GLOBS), all_tags=all_tags,
                                  concurrency=concurrency)
+    connect.budget.max_requests = max_requests
     session = Session(connect, inventory, shard=shard_spec(shard), announce=echo_err)
     return session

@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         targets_file: c.TargetsFileOpt = None,
         shard: c.ShardOpt = None,
         owner_type: c.OwnerTypeOpt = None,
+        max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.cli.progress import progress_bar
 
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
             with progress_bar() as bar:
                 session.progress = bar
                 results = await session.inventories(names)

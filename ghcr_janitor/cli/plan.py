@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         targets_file: c.TargetsFileOpt = None,
         shard: c.ShardOpt = None,
         owner_type: c.OwnerTypeOpt = None,
+        max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
             loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
             with progress_bar() as bar:
                 session.progress = bar
                 the_plan, inventories = await make_plan(session, names, loaded, name)

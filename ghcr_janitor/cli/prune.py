@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         targets_file: c.TargetsFileOpt = None,
         shard: c.ShardOpt = None,
         owner_type: c.OwnerTypeOpt = None,
+        max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
             if not dry_run:
                 refuse_unless_confirmable(yes, CONFIRM_HINT)
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
             with progress_bar() as bar:
                 session.progress = bar
                 the_plan, inventories = await make_plan(session, names, loaded, name)
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
                 results = await apply_plan(the_plan, session.connect, Journal(None), progress=bar)
             code = exit_code(results)
             if not no_gc:
-                code = max(code, await _gc_layouts(the_plan, grace, output))
+                code = max(code, await _gc_layouts(the_plan, grace, output, results))
             if output == c.OutputFormat.table:
                 typer.echo("")
             emit_results(results, code, output, plan=the_plan, now=now, metrics_file=metrics_file,
@@ -99,8 +100,9 @@ def _duration(parse, text: str):
         raise UsageError(f"--keep-recent {text!r}: {exc}") from None
 
 
-async def _gc_layouts(plan, grace, output) -> int:
-    """Run gc on every oci-layout target that had deletions (its blobs go only now)."""
+async def _gc_layouts(plan, grace, output, results) -> int:
+    """Run gc on every oci-layout target that had deletions (its blobs go only now); what gc
+    freed becomes that target's reclaimed bytes."""
     from datetime import datetime, timezone
 
     from ghcr_janitor.core.reference import LAYOUT, parse_target
@@ -114,6 +116,9 @@ async def _gc_layouts(plan, grace, output) -> int:
         from ghcr_janitor.stores.layout.gc import run_gc
 
         report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
+        for result in results:
+            if result.target == target_plan.target:
+                result.freed = report.bytes_freed
         if output == c.OutputFormat.table:
             from ghcr_janitor.core.humanize import human_size
 

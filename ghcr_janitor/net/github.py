@@ -23,6 +23,7 @@ from urllib.parse import quote
 import httpx
 
 from ghcr_janitor.net.auth.secret import Secret
+from ghcr_janitor.net.budget import RequestBudget
 from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError, UsageError
 from ghcr_janitor.net.http import RequestLog, retry_after_seconds
 from ghcr_janitor.core.reference import is_loopback
@@ -140,7 +141,8 @@ class GitHubRest:
     def __init__(self, token: Secret | None, *, api_url: str = DEFAULT_API_URL,
                  client: httpx.AsyncClient | None = None, sleep: Sleep | None = None, clock: Clock | None = None,
                  deletes_per_minute: float = DEFAULT_DELETES_PER_MINUTE,
-                 max_wait: float = DEFAULT_MAX_WAIT, log_to: RequestLog | None = None):
+                 max_wait: float = DEFAULT_MAX_WAIT, log_to: RequestLog | None = None,
+                 budget: RequestBudget | None = None):
         if deletes_per_minute <= 0:
             raise UsageError("deletes per minute must be positive")
         api = httpx.URL(api_url.rstrip("/"))
@@ -158,6 +160,7 @@ class GitHubRest:
         self.max_wait = max_wait
         self.log_to = log_to
         self.calls: list[tuple[str, str, int]] = []
+        self.budget_shared = budget if budget is not None else RequestBudget()
         self._pace_lock = asyncio.Lock()
         self._last_delete: float | None = None
         self._remaining: int | None = None
@@ -189,6 +192,7 @@ class GitHubRest:
         reset = _int_header(response, "x-ratelimit-reset")
         if remaining is not None:
             self._remaining, self._reset = remaining, float(reset) if reset is not None else None
+            self.budget_shared.note(self._remaining, self._reset)
 
     async def _wait(self, seconds: float, why: str) -> None:
         if seconds > self.max_wait:
@@ -241,6 +245,7 @@ class GitHubRest:
             if method == "DELETE":
                 await self._pace_delete()
             attempts += 1
+            self.budget_shared.spend()
             target = httpx.URL(url)
             try:
                 response = await self.client.request(method, target, headers=headers)

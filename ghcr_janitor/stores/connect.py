@@ -8,6 +8,7 @@ from typing import Mapping
 
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import UsageError
+from ghcr_janitor.net.budget import RequestBudget
 from ghcr_janitor.net.http import RequestLog
 from ghcr_janitor.core.reference import GHA, GHCR, LAYOUT, Target, is_loopback
 from ghcr_janitor.stores.base import Registry
@@ -24,6 +25,8 @@ class ConnectOptions:
     owner_type: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
     log: RequestLog = field(default_factory=RequestLog)
+    # GitHub REST requests of every target of the run share one budget (--max-requests, rate limits).
+    budget: RequestBudget = field(default_factory=RequestBudget)
 
 
 def base_url_for(host: str, insecure: bool) -> str:

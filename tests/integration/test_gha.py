@@ -263,3 +263,33 @@ def test_an_entry_without_a_version_is_a_one_line_error_and_nothing_is_planned(g
     assert result.exit_code == 1
     assert json.loads(result.stdout)["targets"][0]["actions"] == []
     assert "version is missing" in result.stderr
+
+
+def test_one_request_budget_for_the_run_stops_between_targets_and_a_rerun_finishes(cli, tmp_path, monkeypatch,
+                                                                                   fast_sleep):
+    first, second = CacheRepo(repo="app"), CacheRepo(repo="web")
+    seed(first)
+    seed(second)
+    with GhaServer(first, second) as server:
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        monkeypatch.setenv("GITHUB_TOKEN", first.token)
+        second.token = first.token
+        plan_file = tmp_path / "plan.json"
+        assert cli("plan", "gha:acme/app", "gha:acme/web", "-o", plan_file).exit_code == 0
+        planned = [len(t["actions"]) for t in json.loads(plan_file.read_text())["targets"]]
+        server.remaining = planned[0] + 3 + 40           # the first target fits, then 40 requests are left
+        stopped = cli("apply", plan_file, "--yes", "-O", "json")
+        assert stopped.exit_code == 4, stopped.stdout + stopped.stderr
+        targets = json.loads(stopped.stdout)["targets"]
+        assert {r["status"] for r in targets[0]["results"]} == {"done"}
+        assert {r["status"] for r in targets[1]["results"]} == {"skipped"}
+        assert "budget: 40 requests left, resets at 2100-01-01" in targets[1]["results"][0]["reason"]
+        assert not [p for m, p, _ in second.requests if m == "DELETE"]      # stopped before starting it
+        server.remaining, first.remaining, second.remaining = None, 5000, 5000      # the hour is over
+        seen = len(first.requests)
+        rerun = cli("apply", plan_file, "--yes")
+        assert rerun.exit_code == 0, rerun.stdout + rerun.stderr
+        assert len([p for m, p, _ in second.requests if m == "DELETE"]) == planned[1]
+        assert not [p for m, p, _ in first.requests[seen:] if m == "DELETE"]         # journaled: not redone
+        capped = cli("ls", "gha:acme/app", "gha:acme/web", "--max-requests", "5")
+        assert capped.exit_code == 1 and "--max-requests 5 used up" in capped.stderr

@@ -154,16 +154,23 @@ class CacheRepo:
 
 
 class GhaServer:
-    """Serve a CacheRepo on 127.0.0.1 (a free port) until stopped."""
+    """Serve CacheRepos (one per repository; the first also answers for the organisation) on
+    127.0.0.1, a free port, until stopped. `remaining`, when set, is one token's budget shared by
+    all of them, as GitHub counts it."""
 
-    def __init__(self, state: CacheRepo):
-        self.state = state
+    def __init__(self, state: CacheRepo, *others: CacheRepo):
+        self.state, self.states = state, [state, *others]
+        self.remaining: int | None = None
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def _serve(self) -> None:
-                status, body, headers = owner.state.answer(self.command, self.path, self.headers.get("authorization"))
-                owner.state.requests.append((self.command, self.path, status))
+                repo = next((s for s in owner.states if self.path.startswith(f"/repos/{s.owner}/{s.repo}")), owner.state)
+                if owner.remaining is not None:
+                    owner.remaining = max(0, owner.remaining - 1)
+                    repo.remaining = owner.remaining + 1
+                status, body, headers = repo.answer(self.command, self.path, self.headers.get("authorization"))
+                repo.requests.append((self.command, self.path, status))
                 data = json.dumps(body).encode() if body is not None else b""
                 self.send_response(status)
                 for name, value in headers.items():
@@ -181,7 +188,8 @@ class GhaServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        state.base_url = self.url
+        for each in self.states:
+            each.base_url = self.url
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> "GhaServer":

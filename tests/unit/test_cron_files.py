@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CRON = ROOT / "cron"
 SEED_POLICY = ROOT / "policies" / "seed-stages.toml"
 EXPECTED_FILES = {"janitor.crontab", "janitor-cron.sh", "ghcr-janitor.service", "ghcr-janitor.timer",
-                  "github-actions.yml", "github-actions-cache.yml", "README.md"}
+                  "github-actions.yml", "github-actions-long.yml", "github-actions-cache.yml", "README.md"}
 # `${{ }}` expressions a workflow's janitor lines may use, as a runner would fill them in.
 EXPRESSIONS = {"github.repository": "acme/app"}
 QUARTERLY = {"minute": {0}, "hour": {3}, "dom": {1}, "month": {1, 4, 7, 10}, "dow": set(range(7))}
@@ -212,7 +212,7 @@ def test_systemd_agrees_with_the_calendar_and_the_units():
 # --- GitHub Actions workflow ---------------------------------------------------------------------
 
 def workflow() -> dict:
-    return yaml.safe_load(read("github-actions.yml"))
+    return yaml.safe_load(read("github-actions-long.yml"))
 
 
 def all_runs(job: dict) -> str:
@@ -245,9 +245,21 @@ def test_workflow_shards_plans_uploads_and_applies_only_when_not_dry():
     apply = steps[apply_i]
     assert "--yes" in apply["run"] and "DRY_RUN" in apply["if"]
     assert "inputs.dry_run" in wf["env"]["DRY_RUN"]
-    text = read("github-actions.yml")
+    text = read("github-actions-long.yml")
     assert not re.search(r"pip install\s+['\"]?ghcr-janitor", text)    # not on PyPI
     assert "git+https://github.com/${{ github.repository }}" in text
+
+
+def test_short_workflow_uses_the_action_with_inputs_it_declares():
+    wf = yaml.safe_load(read("github-actions.yml"))
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    step = next(s for s in wf["jobs"]["prune"]["steps"] if s.get("uses") == "./")
+    assert set(step["with"]) <= set(action["inputs"]) and "targets" in step["with"]
+    assert "'true'" in step["with"]["dry-run"]                # a dry run unless the variable says otherwise
+    assert (ROOT / step["with"]["policy"]).is_file()
+    assert cron_schedule(wf[True]["schedule"][0]["cron"].split()) == QUARTERLY
+    upload = next(s for s in wf["jobs"]["prune"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "steps.janitor.outputs.plan" in upload["with"]["path"] and set(action["outputs"]) >= {"plan"}
 
 
 def test_actions_cache_workflow_is_fork_safe_and_least_privileged():
@@ -267,7 +279,7 @@ def test_local_cache_job_replaces_the_rm_mv_hack_with_gc():
     job = workflow()["jobs"]["local-cache"]
     runs = all_runs(job)
     assert "rm -rf /tmp/.buildx-cache" not in runs and "mv /tmp/.buildx-cache-new" not in runs
-    gc = [c for c in janitor_commands_of("github-actions.yml") if c.args[0] == "gc" and "--dry-run" not in c.args]
+    gc = [c for c in janitor_commands_of("github-actions-long.yml") if c.args[0] == "gc" and "--dry-run" not in c.args]
     assert gc and gc[0].args[1] == "oci-layout:/tmp/.buildx-cache" and "--keep-recent" in gc[0].args
     build = next(s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push-action@"))
     assert build["with"]["cache-to"].startswith("type=local,dest=/tmp/.buildx-cache,")
@@ -398,7 +410,7 @@ def test_extraction_finds_the_commands_each_file_runs():
         by_file.setdefault(c.source, []).append(c.args[0])
     assert by_file["janitor-cron.sh"] == ["prune"]
     assert by_file["ghcr-janitor.service"] == ["prune"]
-    assert by_file["github-actions.yml"] == ["plan", "apply", "gc"]
+    assert by_file["github-actions-long.yml"] == ["plan", "apply", "gc"]
     assert by_file["github-actions-cache.yml"] == ["prune", "prune"]
     assert {"prune", "gc", "policy"} <= set(by_file["README.md"])
 
@@ -579,7 +591,7 @@ def test_commands_run_against_the_test_registry(source, cli, targets_file, layou
     assert ran, f"no command of {source} was run"
     if source == "github-actions-cache.yml":
         assert ran == ["prune", "prune"] and {m for m, _, _ in gha_stand_in.requests} == {"GET"}
-    if source == "github-actions.yml":
+    if source == "github-actions-long.yml":
         assert ran == ["plan", "apply", "gc"]
         assert "ghcr-janitor" in summary.read_text()    # the step summary the workflow relies on
 

@@ -162,3 +162,5 @@ def test_prune_says_why_gc_freed_nothing_in_every_format(tmp_path, cli, fmt):
     assert f"error: gc oci-layout:{f.root}: nothing deleted:" in result.stderr
     assert arm["digest"] in result.stderr
     assert ("nothing deleted (" in result.stdout) == (fmt == "table")
+    if fmt == "json":                     # what gc freed is what was reclaimed: nothing
+        assert json.loads(result.stdout)["targets"][0]["reclaimed_size"] == 0

@@ -49,5 +49,5 @@ def open_cache(target: Target, options, *, sleep=None, clock=None) -> CacheStore
     token, rate = token_and_rate(options, DELETES_PER_MINUTE_ENV, DEFAULT_DELETES_PER_MINUTE)
     api = ActionsCacheApi(owner, repo, token, env=env, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
                           sleep=sleep, clock=clock, deletes_per_minute=rate, max_wait=MAX_WAIT_SECONDS,
-                          log_to=options.log)
+                          log_to=options.log, budget=options.budget)
     return CacheStore(target, api)
