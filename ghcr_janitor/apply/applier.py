@@ -57,6 +57,15 @@ class Applier:
         self.deleted: set[str] = set()             # digests deleted by this run (or its journal)
         self.new_users: dict[str, str] = {}        # child digest -> a tag pushed since planning that uses it
 
+    async def _gone(self, digest: str) -> bool:
+        """Is `digest` really gone? A delete that became an untag, or a tag that was already gone
+        while its index stayed, must not release the index's children."""
+        try:
+            versions = await self.registry.list_versions()
+        except (JanitorError, httpx.HTTPError):
+            return False
+        return versions is not None and digest not in {v.digest for v in versions}
+
     async def _children_of_new_tags(self, known: set[str]) -> dict[str, str]:
         """Children of indexes tagged since planning (a rebuild may reuse platform manifests)."""
         from ghcr_janitor.core.manifests import parse_manifest
@@ -83,6 +92,7 @@ class Applier:
         except (JanitorError, httpx.HTTPError) as exc:
             result.error = f"could not read the current tags: {describe_error(exc)}; nothing applied"
             return result
+        followed = {p for a in actions if a.parent for p in (a.parents or [a.parent])}
         removing: dict[str, set[str]] = {}
         for a in actions:
             if a.action in ("delete", "untag") and a.tag:
@@ -101,8 +111,8 @@ class Applier:
             else:
                 outcome = await self._one(action, removing)
                 self.journal.record(key, outcome.status)
-            if action.action == "delete" and outcome.status == DONE:
-                self.deleted.add(action.digest)
+            if action.digest in followed and outcome.status == DONE and await self._gone(action.digest):
+                self.deleted.add(action.digest)     # verified gone: what follows it may go now
             outcome.reclaim_share = getattr(action, "reclaim_share", 0)
             result.results.append(outcome)
             if self.progress:

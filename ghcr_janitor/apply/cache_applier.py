@@ -68,6 +68,7 @@ class CacheApplier:
             result.error = f"could not list the cache entries: {describe_error(exc)}; nothing applied"
             return result
         newest = newest_of_groups([(e, classify(e.key, e.version, e.ref)) for e in entries.values()])
+        self.short = self.store.api.short_listing is not None     # then "not listed" is not "gone"
         stop: str | None = None
         for action in actions:
             key = action_key(target, "delete", None, f"cache:{action.cache_id}", None)
@@ -88,6 +89,8 @@ class CacheApplier:
     async def _one(self, action, entry: CacheEntry | None, newest: set[int] = frozenset()) -> ActionResult:
         if action.cache_id is None:
             return self._result(action, FAILED, "not an Actions-cache action (no cache_id)")
+        if entry is None and getattr(self, "short", False):
+            return self._result(action, SKIPPED, "not in the listing, which came back short: left alone; rerun")
         if entry is None:
             return self._result(action, DONE, "already gone (evicted, or deleted by another job)")
         changed = _changed(action, entry)

@@ -70,15 +70,20 @@ async def expand(targets: list[Target], connect) -> Expansion:
                 out.failures.append((target, describe_error(exc)))
                 continue
             pattern = str(target)
+            # GitHub owners and repositories are case-insensitive; registry repositories are lowercase.
+            fold = (lambda text: text.lower()) if target.kind in (GHA, GHCR) else (lambda text: text)
             found = []
             for name in names:
-                if fnmatchcase(name, pattern):
+                if fnmatchcase(fold(name), fold(pattern)):
                     try:
                         found.append(parse_target(name))
                     except UsageError:          # a name the registry lists but no target can say
                         out.lines.append(f"skipped {name!r} listed for {pattern}: not a valid target")
+            if not found:                   # a typo must not look like a clean, empty run
+                out.failures.append((target, f"{pattern} matches none of the {len(names)} listed"))
+                continue
             shown = ", ".join(str(t) for t in found[:5]) + (", ..." if len(found) > 5 else "")
-            out.lines.append(f"expanded {pattern}: {len(found)} target(s){': ' + shown if found else ''}")
+            out.lines.append(f"expanded {pattern}: {len(found)} target(s): {shown}")
         for t in found:
             if str(t) not in seen:
                 seen.add(str(t))

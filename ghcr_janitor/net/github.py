@@ -299,7 +299,7 @@ class GitHubPackages(GitHubRest):
     """REST access to one container package `owner/package` (package may contain `/`)."""
 
     def __init__(self, owner: str, package: str, token: Secret | None, *, owner_type: str | None = None,
-                 **options):
+                 known_owners: dict[str, str] | None = None, **options):
         if owner_type not in (None, "org", "user"):
             raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
         super().__init__(token, **options)
@@ -309,6 +309,8 @@ class GitHubPackages(GitHubRest):
         self.token_login: str | None = None     # the token's user, when GET /user told us
         self._prefix: str | None = None
         self._detect_lock = asyncio.Lock()
+        # Owner -> endpoint prefix learned by another target of the same run (one lookup per owner).
+        self.known_owners = known_owners if known_owners is not None else {}
 
     def __repr__(self) -> str:
         return f"GitHubPackages({self.api_url}, {self.owner}/{self.package}, owner_type={self.owner_type})"
@@ -331,6 +333,10 @@ class GitHubPackages(GitHubRest):
         async with self._detect_lock:
             if self._prefix is not None:
                 return self._prefix
+            if self.owner_type is None and self.owner.lower() in self.known_owners:
+                self._prefix = self.known_owners[self.owner.lower()]
+                self.owner_type = "org" if self._prefix.startswith("/orgs/") else "user"
+                return self._prefix
             owner = quote(self.owner, safe="")
             if self.owner_type is None:
                 response = await self._get(f"/orgs/{owner}")
@@ -347,6 +353,8 @@ class GitHubPackages(GitHubRest):
                 self.token_login = await self._login()
                 same = self.token_login is not None and self.token_login.lower() == self.owner.lower()
                 self._prefix = "/user" if same else f"/users/{owner}"
+            if not self.owner_type_given:
+                self.known_owners[self.owner.lower()] = self._prefix
             return self._prefix
 
     def _versions_path(self, prefix: str) -> str:

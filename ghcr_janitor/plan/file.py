@@ -170,11 +170,18 @@ def _parse_target(raw: Any, where: str) -> TargetPlan:
         cache_id, key, _ = _cache_pin(k, kw)
         kept_items.append(Kept(_tag(k, kw, nullable=True), None if cache_id is not None else _digest(k, kw),
                                _get(k, "reason", kw, (str,)), cache_id=cache_id, key=key))
+    actions_parsed = [_parse_action(a, f"{where}.actions[{i}]") for i, a in enumerate(actions)]
+    entries = target.startswith("gha:")
+    for i, a in enumerate(actions_parsed):
+        if (a.cache_id is not None) != entries:
+            what = "an Actions-cache target's actions need cache_id" if entries else \
+                "cache_id belongs to gha: targets only"
+            raise _Bad(f"{where}.actions[{i}].cache_id", what)
     return TargetPlan(
         target=target,
         backend=_get(obj, "backend", where, (str,), required=False, default="oci"),
         reclaim_size=_get(obj, "reclaim_size", where, (int,)),
-        actions=[_parse_action(a, f"{where}.actions[{i}]") for i, a in enumerate(actions)],
+        actions=actions_parsed,
         kept=kept_items, notes=list(notes), errors=list(errors), warnings=list(warnings),
         cache=_get(obj, "cache", where, (dict, type(None)), required=False),
     )

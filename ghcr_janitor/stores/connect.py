@@ -27,6 +27,7 @@ class ConnectOptions:
     log: RequestLog = field(default_factory=RequestLog)
     # GitHub REST requests of every target of the run share one budget (--max-requests, rate limits).
     budget: RequestBudget = field(default_factory=RequestBudget)
+    github_owners: dict[str, str] = field(default_factory=dict, repr=False)   # owner -> REST prefix
 
 
 def base_url_for(host: str, insecure: bool) -> str:

@@ -127,3 +127,17 @@ def test_gha_globs_expand_from_the_organisations_cache_usage(cli, monkeypatch, f
     assert [t["target"] for t in json.loads(result.stdout)["targets"]] == ["gha:acme/app"]
     assert "expanded gha:acme/ap*: 1 target(s): gha:acme/app" in result.stderr
     assert len(usage_pages) == 2                                 # 151 repositories, 100 a page
+
+
+def test_github_globs_ignore_case_and_a_glob_that_matches_nothing_is_an_error(cli, monkeypatch, fast_sleep):
+    state = CacheRepo()
+    seed(state)
+    state.org_repositories = ["ACME/Other"]
+    with GhaServer(state) as server:
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        monkeypatch.setenv("GITHUB_TOKEN", state.token)
+        found = cli("ls", "gha:acme/oth*", "-O", "json")
+        none = cli("ls", "gha:acme/zzz*", "-O", "json")
+    assert "expanded gha:acme/oth*: 1 target(s): gha:ACME/Other" in found.stderr
+    assert none.exit_code == 1 and "matches none of the 2 listed" in none.stderr
+    assert json.loads(none.stdout)["targets"][0]["errors"]

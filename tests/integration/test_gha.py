@@ -61,7 +61,7 @@ def test_ls_lists_every_entry_with_kind_family_and_ref_state(gha, cli):
     assert set(methods) == {"GET"}
     pages = [p for _, p, _ in gha.requests if "/actions/caches" in p]
     assert len(pages) == -(-len(gha.entries) // 100)
-    assert len(gha.requests) == len(pages) + 1 + 6 + 2
+    assert len(gha.requests) == len(pages) + 1 + 1 + 6 + 2     # + the default-branch probe
     table = cli("ls", TARGET)
     assert "buildkit-index (newest)" in table.stdout and "per kind:" in table.stdout
 

@@ -368,3 +368,17 @@ def test_apply_keeps_a_child_that_an_index_tagged_since_planning_uses(shapes, cl
     versions, tags = s.remaining()
     assert {rebuilt, f["p_amd"], f["shared"]} <= versions and f["pr"] not in versions
     assert tags == ["latest", "pr-8"]
+
+
+def test_children_stay_when_their_parent_gained_a_tag_and_was_only_untagged(shapes, cli, tmp_path):
+    s = shapes
+    f = build_two_images(s)
+    policy = write(tmp_path, POLICY)
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", s.target, "--policy", policy, "--all-tags", "-o", plan_file).exit_code == 0
+    s.pusher.manifest("release-1", s.bodies[f["pr"]], OCI_INDEX)           # pr-7's index gains a tag
+    result = cli("apply", plan_file, "--yes", "-O", "json")
+    assert result.exit_code == 4, result.stdout + result.stderr
+    versions, tags = s.remaining()
+    assert {f["pr"], f["p_amd"], f["p_att"], f["shared"]} <= versions     # release-1 is whole
+    assert "release-1" in tags and "pr-7" not in tags

@@ -3,6 +3,7 @@ policies, and the wheel installed into a clean venv runs the quick start (not fr
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -27,6 +28,11 @@ def test_the_wheel_in_a_clean_venv_runs_the_quick_start(tmp_path):
         assert not [n for n in archive.namelist() if n.startswith("tests/")]
     with tarfile.open(sdist) as archive:
         assert any(n.endswith("ghcr_janitor/policies/default.toml") for n in archive.getnames())
+
+    pipx_env = {**os.environ, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "pipx-bin")}
+    ran = subprocess.run([sys.executable, "-m", "pipx", "run", "--spec", str(wheel), "janitor", "--version"],
+                         capture_output=True, text=True, timeout=600, env=pipx_env, cwd=tmp_path)
+    assert ran.returncode == 0 and ghcr_janitor.__version__ in ran.stdout, ran.stderr
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

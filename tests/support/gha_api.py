@@ -125,10 +125,15 @@ class CacheRepo:
     def _page(self, query: dict, limits: dict) -> tuple[int, dict, dict]:
         per_page = min(int(query.get("per_page", ["30"])[0]), 100)
         page = int(query.get("page", ["1"])[0])
-        ordered = sorted(self.entries.values(), key=lambda e: e["last_accessed_at"], reverse=True)
+        if query.get("sort", [""])[0] == "created_at":
+            ordered = sorted(self.entries.values(), key=lambda e: (e["created_at"], e["id"]),
+                             reverse=query.get("direction", ["desc"])[0] != "asc")
+        else:
+            ordered = sorted(self.entries.values(), key=lambda e: e["last_accessed_at"], reverse=True)
         last = max(1, -(-len(ordered) // per_page))
         headers = dict(limits)
-        link = f"{self.base_url}/repos/{self.owner}/{self.repo}/actions/caches?per_page={per_page}&page="
+        kept = "".join(f"&{k}={query[k][0]}" for k in ("sort", "direction") if k in query)   # as GitHub keeps them
+        link = f"{self.base_url}/repos/{self.owner}/{self.repo}/actions/caches?per_page={per_page}{kept}&page="
         rels = []
         if page < last:
             rels += [f'<{link}{page + 1}>; rel="next"', f'<{link}{last}>; rel="last"']

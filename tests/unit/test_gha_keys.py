@@ -45,8 +45,11 @@ def test_not_buildkit_without_its_version_or_with_another_refs_hash():
 @pytest.mark.parametrize("key,family", [
     (f"Linux-buildx-{SHA}", "Linux-buildx-"),
     (f"Windows-node-{hashlib.sha256(b'lock').hexdigest()}", "Windows-node-"),
-    ("build-cache-1234", "build-cache-"),
-    ("run_42", "run_"),
+    ("build-cache-9876543210", "build-cache-"),              # a run id
+    ("build-cache-1234", "build-cache-1234"),                # short numbers are versions, not runs
+    ("Linux-node-18", "Linux-node-18"),
+    ("pip-3.12", "pip-3.12"),
+    ("deps-ubuntu-22.04", "deps-ubuntu-22.04"),
     ("node-modules", "node-modules"),
     ("v2", "v2"),                                   # a digit without a separator is part of the name
     ("index-buildkit-1-f921bd05#12", "index-buildkit-1-f921bd05"),
@@ -73,14 +76,21 @@ class FakeApi:
 
 
 def test_ref_states_one_call_per_distinct_ref_and_none_for_the_default():
-    api = FakeApi({"feature/x"}, {7: "open", 5: "closed"}, tags={"v1"})
+    api = FakeApi({"feature/x", "main"}, {7: "open", 5: "closed"}, tags={"v1"})
     refs = {MAIN, "refs/heads/feature/x", "refs/heads/gone", "refs/pull/7/merge", "refs/pull/5/merge",
             "refs/pull/9/merge", "refs/tags/v1", "refs/heads/flaky", "weird"}
     states = asyncio.run(ref_states(api, refs, "main"))
     assert states == {MAIN: "default", "refs/heads/feature/x": "live", "refs/heads/gone": "deleted",
                       "refs/pull/7/merge": "live", "refs/pull/5/merge": "closed", "refs/pull/9/merge": "unknown",
                       "refs/tags/v1": "live", "refs/heads/flaky": "unknown", "weird": "unknown"}
-    assert len(api.calls) == len(refs) - 2 and len(set(api.calls)) == len(api.calls)
+    # One call per ref outside the default branch and "weird", plus one probe of the default branch.
+    assert len(api.calls) == len(refs) - 2 + 1 and len(set(api.calls)) == len(api.calls)
+
+
+def test_a_token_that_cannot_see_branches_makes_them_unknown_not_deleted():
+    api = FakeApi(set(), {5: "closed"})                # every branch answers 404, even the default one
+    states = asyncio.run(ref_states(api, {MAIN, "refs/heads/feature/x", "refs/pull/5/merge"}, "main"))
+    assert states == {MAIN: "default", "refs/heads/feature/x": "unknown", "refs/pull/5/merge": "closed"}
 
 
 def test_keep_rank_is_the_order_a_person_would_keep_things():

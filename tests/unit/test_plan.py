@@ -282,3 +282,21 @@ def test_read_plan_deeply_nested_json(tmp_path):
 def test_read_plan_directory(tmp_path):
     with pytest.raises(PlanError, match="cannot read plan"):
         read_plan(tmp_path)
+
+
+def test_a_plan_file_cannot_mix_cache_actions_and_registry_targets(tmp_path):
+    import json as _json
+
+    from ghcr_janitor.core.errors import PlanError
+    from ghcr_janitor.plan.file import read_plan
+
+    cache_action = {"action": "delete", "tag": None, "digest": None, "cache_id": 5, "key": "k", "ref": "refs/heads/x",
+                    "reclaim_size": 1, "reason": "r"}
+    for target, action, where in (("localhost:5000/acme/app", cache_action, "cache_id belongs to gha: targets only"),
+                                  ("gha:acme/app", {**cache_action, "cache_id": None, "digest": "sha256:" + "a" * 64},
+                                   "need cache_id")):
+        path = tmp_path / "plan.json"
+        path.write_text(_json.dumps({"plan_version": 1, "created": "2026-11-01T00:00:00Z", "policy": None,
+                                     "targets": [{"target": target, "reclaim_size": 0, "actions": [action], "kept": []}]}))
+        with pytest.raises(PlanError, match=where):
+            read_plan(path)

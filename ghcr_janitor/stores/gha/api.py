@@ -129,7 +129,10 @@ class ActionsCacheApi(GitHubRest):
     async def list_entries(self) -> list[CacheEntry]:
         """Every entry, every page, before anything is decided (never delete while paging)."""
         doing = "listing"
-        url: str | None = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}"
+        # Oldest first by creation: new entries land on the last page and a restore does not move an
+        # entry between pages (the default order, last_accessed_at desc, does).
+        order = "sort=created_at&direction=asc"
+        url: str | None = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}&{order}"
         found: dict[int, CacheEntry] = {}
         total = None
         page = 1
@@ -149,7 +152,7 @@ class ActionsCacheApi(GitHubRest):
             url = self.next_page(response, f"listing {self.where}")
             if url is None and items and total is not None and len(found) < total:
                 page += 1                       # no Link header: page numbers, as total_count says
-                url = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}&page={page}"
+                url = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}&{order}&page={page}"
             if url is None or not items:
                 break
         else:

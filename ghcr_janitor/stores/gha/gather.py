@@ -35,10 +35,16 @@ def identity(cache_id: int) -> str:
 async def ref_states(api: ActionsCacheApi, refs: set[str], default_branch: str) -> dict[str, str]:
     """One REST call per distinct ref (none for the default branch or refs of unknown shape)."""
     sem = asyncio.Semaphore(REF_LOOKUPS)
+    # GitHub answers 404 for what a token may not see: only trust a branch's or tag's 404 when the
+    # same token can see the default branch (else every branch would look deleted).
+    named = [r for r in refs if r.startswith(("refs/heads/", "refs/tags/")) and r != f"refs/heads/{default_branch}"]
+    readable = bool(named) and await api.exists(f"/branches/{quote(default_branch, safe='')}") is True
 
     async def one(ref: str) -> tuple[str, str]:
         if ref == f"refs/heads/{default_branch}":
             return ref, "default"
+        if ref in named and not readable:
+            return ref, "unknown"
         async with sem:
             if ref.startswith("refs/heads/"):
                 found = await api.exists(f"/branches/{quote(ref[len('refs/heads/'):], safe='')}")

@@ -19,8 +19,9 @@ BLOB_PREFIX = "buildkit-blob-1-"
 _BLOB = re.compile(r"^buildkit-blob-1-sha256:[0-9a-f]{64}(?P<sig>-sig)?$")
 _INDEX = re.compile(r"^index-(?P<scope>.+)-1-(?P<h8>[0-9a-f]{8})(?P<sig>-sig)?#(?P<n>[0-9]{1,9})$")
 _GENERATION = re.compile(r"#[0-9]+$")
-# A per-commit or per-run suffix: a full commit SHA, a sha256 hash, or a run number after a separator.
-_SUFFIX = re.compile(r"(?:[0-9a-f]{64}|[0-9a-f]{40}|(?<=[-_.])[0-9]+)$")
+# A per-commit or per-run suffix: a full commit SHA, a sha256 hash, or a run id (6 digits or more)
+# after a separator. Short numbers are versions (`Linux-node-18`, `pip-3.12`): part of the family.
+_SUFFIX = re.compile(r"(?:[0-9a-f]{64}|[0-9a-f]{40}|(?<=[-_])[0-9]{6,})$")
 
 
 @dataclass(frozen=True)

@@ -259,7 +259,7 @@ def open_ghcr(target, options, oci_base: str, *, sleep: Sleep | None = None, clo
     token, rate = token_and_rate(options, DELETES_PER_MINUTE_ENV, DEFAULT_DELETES_PER_MINUTE)
     api = GitHubPackages(owner, package, token, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
                          owner_type=options.owner_type, sleep=sleep, clock=clock, deletes_per_minute=rate,
-                         log_to=options.log, budget=options.budget)
+                         log_to=options.log, budget=options.budget, known_owners=options.github_owners)
     client = make_client(options.concurrency, RegistryAuth(credentials), base_url=oci_base)
     oci = OciRegistry(oci_base, target.name, client, options.log)
     return GhcrRegistry(target.name, oci, api, listing_ttl=listing_ttl)
