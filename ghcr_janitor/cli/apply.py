@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         owner_type: c.OwnerTypeOpt = None,
         max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
+        history: c.HistoryOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
     ) -> None:
@@ -55,7 +56,8 @@ def register(app: typer.Typer) -> None:
                 results = await apply_plan(the_plan, session.connect, Journal.for_plan(plan_file), progress=bar)
             session.close()
             code = exit_code(results)
-            emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file)
+            emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file,
+                         history=("apply", history))
             report_requests(session.connect.log, c.verbosity())
             return code
 

@@ -35,6 +35,7 @@ PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", "-p", help="polic
 MetricsOpt = Annotated[Optional[Path], typer.Option("--metrics-file", help="write Prometheus metrics to this file")]
 TargetsFileOpt = Annotated[Optional[Path], typer.Option("--targets-file", help="file with one target per line")]
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="I/N: only the I-th of N shares of the targets")]
+HistoryOpt = Annotated[Optional[Path], typer.Option("--history", help="run history file (sqlite; default: JANITOR_STATE_DIR/history.sqlite)")]
 MaxRequestsOpt = Annotated[Optional[int], typer.Option("--max-requests", min=1, help="GitHub REST: send at most N requests this run (shared by every target); stop between targets when the rest cannot finish")]
 OwnerTypeOpt = Annotated[Optional[str], typer.Option("--owner-type", help="ghcr.io: org or user (default: detect)")]
 

@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         owner_type: c.OwnerTypeOpt = None,
         max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
+        history: c.HistoryOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
     ) -> None:
@@ -64,7 +65,7 @@ def register(app: typer.Typer) -> None:
                     c.echo_err(f"warning: {inventory.target}: {warning}")
             from ghcr_janitor.cli.outputs import emit_summaries, report_requests
 
-            emit_summaries(now=session.inventory.now, metrics_file=metrics_file, inventories=inventories,
+            emit_summaries(now=session.inventory.now, metrics_file=metrics_file, inventories=inventories, history=("ls", history),
                            failures=failures)
             report_requests(session.connect.log, c.verbosity())
             bad = failures or any(i.errors for i in inventories)

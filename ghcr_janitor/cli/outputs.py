@@ -13,7 +13,7 @@ from ghcr_janitor.cli.common import OutputFormat
 
 
 def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_file: Path | None = None,
-              inventories: list | None = None, summaries: bool = True) -> None:
+              inventories: list | None = None, summaries: bool = True, history: tuple[str, Path | None] | None = None) -> None:
     from ghcr_janitor.report.plan_view import plan_table
 
     if fmt == OutputFormat.json:
@@ -31,11 +31,12 @@ def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_fil
             typer.echo(f"warning: {target_plan.target}: {warning}", err=True)
     if summaries:       # prune --yes shows the plan first, then summarises once, with the results
         emit_summaries(plan=plan, results=None, now=now, dry_run=dry_run, metrics_file=metrics_file,
-                       inventories=inventories)
+                       inventories=inventories, history=history)
 
 
 def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime | None = None,
-                 metrics_file: Path | None = None, inventories: list | None = None) -> None:
+                 metrics_file: Path | None = None, inventories: list | None = None,
+                 history: tuple[str, Path | None] | None = None) -> None:
     from ghcr_janitor.report.plan_view import results_document, results_table
 
     if fmt == OutputFormat.json:
@@ -52,16 +53,23 @@ def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime
         for failed in (r for r in result.results if r.status == "failed"):
             typer.echo(f"error: {result.target}: {failed.action} {failed.label}: {failed.reason}", err=True)
     emit_summaries(plan=plan, results=results, now=now, dry_run=False, metrics_file=metrics_file,
-                   inventories=inventories)
+                   inventories=inventories, history=history)
 
 
 def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run: bool = False,
                    metrics_file: Path | None = None, inventories: list | None = None,
-                   failures: list[dict] | None = None) -> None:
-    """GITHUB_STEP_SUMMARY (appended Markdown) and the Prometheus textfile, when asked for.
+                   failures: list[dict] | None = None, history: tuple[str, Path | None] | None = None) -> None:
+    """GITHUB_STEP_SUMMARY (appended Markdown), the Prometheus textfile when asked for, and one
+    history row per target (`history`: the command and --history; a failing history only warns).
 
     `failures`: targets whose inventory failed entirely (`ls`; plans carry theirs as target errors).
     """
+    if history is not None and now is not None:
+        from ghcr_janitor.report.history import record
+
+        warning = record(history[0], now, history[1], os.environ, inventories=inventories, plan=plan, results=results)
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         from ghcr_janitor.report.markdown import step_summary

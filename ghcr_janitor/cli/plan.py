@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         owner_type: c.OwnerTypeOpt = None,
         max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
+        history: c.HistoryOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
     ) -> None:
@@ -51,7 +52,7 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 write_plan(the_plan, out)
             fmt = output or (c.OutputFormat.table if out is not None else c.OutputFormat.json)
-            emit_plan(the_plan, fmt, session.inventory.now, dry_run=True, metrics_file=metrics_file,
+            emit_plan(the_plan, fmt, session.inventory.now, dry_run=True, metrics_file=metrics_file, history=("plan", history),
                       inventories=inventories)
             report_requests(session.connect.log, c.verbosity())
             return 1 if any(t.errors for t in the_plan.targets) else 0

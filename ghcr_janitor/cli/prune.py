@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
         owner_type: c.OwnerTypeOpt = None,
         max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
+        history: c.HistoryOpt = None,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
     ) -> None:
@@ -66,7 +67,8 @@ def register(app: typer.Typer) -> None:
             now = session.inventory.now
             planning_failed = any(t.errors for t in the_plan.targets)
             if dry_run:
-                emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file, inventories=inventories)
+                emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file, inventories=inventories,
+                          history=("prune", history))
                 report_requests(session.connect.log, c.verbosity())
                 return 1 if planning_failed else 0
             if output == c.OutputFormat.table:
@@ -84,6 +86,7 @@ def register(app: typer.Typer) -> None:
             if output == c.OutputFormat.table:
                 typer.echo("")
             emit_results(results, code, output, plan=the_plan, now=now, metrics_file=metrics_file,
+                         history=("prune", history),
                          inventories=inventories)
             report_requests(session.connect.log, c.verbosity())
             return 1 if planning_failed else code

@@ -1,0 +1,58 @@
+"""`janitor history export` / `janitor history import FILE`: the run history as JSON lines."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ghcr_janitor.cli import common as c
+
+history_app = typer.Typer(help="Move the run history (what reports draw from) as JSON lines.",
+                          no_args_is_help=True, rich_markup_mode=None)
+
+
+@history_app.command("export")
+def export(history: c.HistoryOpt = None, verbose: c.VerboseOpt = 0, quiet: c.QuietOpt = False) -> None:
+    """Print every history row as one JSON object a line, oldest first."""
+    c.set_verbosity(verbose, quiet)
+    from ghcr_janitor.core.errors import JanitorError
+    from ghcr_janitor.report.history import History, history_path, to_json_line
+
+    try:
+        for row in History(history_path(history, os.environ)).rows():
+            sys.stdout.write(to_json_line(row) + "\n")
+    except JanitorError as exc:
+        raise c.fail(exc) from None
+
+
+@history_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSON lines written by `janitor history export` (- for stdin)")],
+    history: c.HistoryOpt = None,
+    verbose: c.VerboseOpt = 0,
+    quiet: c.QuietOpt = False,
+) -> None:
+    """Add the rows of FILE to the history (rows already there are kept once)."""
+    c.set_verbosity(verbose, quiet)
+    from ghcr_janitor.core.errors import JanitorError, UsageError
+    from ghcr_janitor.report.history import History, from_json_line, history_path
+
+    try:
+        try:
+            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{file}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        rows = [from_json_line(line, f"{file}:{i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        added = History(history_path(history, os.environ)).append(rows)
+    except JanitorError as exc:
+        raise c.fail(exc) from None
+    typer.echo(f"imported {added} of {len(rows)} rows")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(history_app, name="history")
+
