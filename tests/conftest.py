@@ -43,6 +43,19 @@ def repo(registry) -> Pusher:
 
 
 @pytest.fixture
+def layout(tmp_path):
+    """The example BuildKit cache dir (examples/make_buildx_cache.py), freshly generated."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dest = tmp_path / "buildx-cache"
+    script = Path(__file__).resolve().parents[1] / "examples" / "make_buildx_cache.py"
+    subprocess.run([sys.executable, str(script), str(dest)], check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture
 def fast_sleep(monkeypatch):
     """Every GitHub REST wait (rate limits, pacing, lookups) returns at once; the waits are recorded."""
     from ghcr_janitor.net import github

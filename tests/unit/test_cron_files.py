@@ -512,14 +512,6 @@ def targets_file(registry, tmp_path):
     return path
 
 
-@pytest.fixture
-def layout(tmp_path):
-    dest = tmp_path / "buildx-cache"
-    subprocess.run([sys.executable, str(ROOT / "examples" / "make_buildx_cache.py"), str(dest)], check=True,
-                   capture_output=True)
-    return dest
-
-
 def runnable(args: list[str], targets: Path, layout_dir: Path, tmp: Path) -> list[str] | None:
     """The command with its machine-specific paths pointed at test fixtures; None if not safe to run."""
     sub = args[0]

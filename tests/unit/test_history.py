@@ -20,14 +20,6 @@ def row(i: int, target: str = "oci-layout:/c") -> h.Row:
                  i, 1000 + i, 500, None, None)
 
 
-@pytest.fixture
-def layout(tmp_path):
-    dest = tmp_path / "buildx-cache"
-    subprocess.run([sys.executable, str(ROOT / "examples" / "make_buildx_cache.py"), str(dest)], check=True,
-                   capture_output=True)
-    return dest
-
-
 def test_every_run_appends_one_row_per_target_and_export_import_round_trip(layout, cli, tmp_path):
     store = tmp_path / "h.sqlite"
     assert cli("ls", layout, "--history", store).exit_code == 0
