@@ -8,6 +8,7 @@ mkdir -p "$work"
 targets="$work/targets.txt"
 printf '%s\n' "${INPUT_TARGETS:-}" > "$targets"
 plan="$work/plan.json"
+rm -f "$plan"
 result="$work/result.json"
 
 # Flags apply takes too; plan also takes the targets and the shard.
@@ -18,15 +19,22 @@ common=(--targets-file "$targets" "${shared[@]}")
 policy=()
 [ -n "${INPUT_POLICY:-}" ] && policy=(--policy "$INPUT_POLICY")
 
+dry_run="$(printf '%s' "${INPUT_DRY_RUN:-true}" | tr '[:upper:]' '[:lower:]')"
+if [ "$dry_run" != true ] && [ "$dry_run" != false ]; then
+  echo "::error title=ghcr-janitor::dry-run must be \"true\" or \"false\", got '${INPUT_DRY_RUN}': nothing done"
+  echo "exit-code=2" >> "$GITHUB_OUTPUT"
+  exit 2
+fi
+
 case "${INPUT_MODE:-prune}" in
   prune|plan)
     janitor plan "${common[@]}" "${policy[@]}" -o "$plan" -O json > "$result"
     code=$?
-    if [ "$code" -eq 0 ] && [ "${INPUT_MODE:-prune}" = prune ] && [ "${INPUT_DRY_RUN:-true}" != true ]; then
+    if [ "$code" -eq 0 ] && [ "${INPUT_MODE:-prune}" = prune ] && [ "$dry_run" = false ]; then
       janitor apply "$plan" --yes -O json "${shared[@]}" > "$result"
       code=$?
     fi
-    echo "plan=$plan" >> "$GITHUB_OUTPUT"
+    if [ -f "$plan" ]; then echo "plan=$plan" >> "$GITHUB_OUTPUT"; else echo "plan=" >> "$GITHUB_OUTPUT"; fi
     ;;
   gc)
     code=0
@@ -36,7 +44,7 @@ case "${INPUT_MODE:-prune}" in
       line="$(echo "$line" | xargs)"
       [ -z "$line" ] && continue
       flags=()
-      [ "${INPUT_DRY_RUN:-true}" = true ] && flags=(--dry-run)
+      [ "$dry_run" = true ] && flags=(--dry-run)
       janitor gc "$line" "${flags[@]}" -O json >> "$result" || code=$?
     done < "$targets"
     echo "plan=" >> "$GITHUB_OUTPUT"

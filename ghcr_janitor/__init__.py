@@ -2,7 +2,7 @@
 
 import sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 # httpx's package __init__ imports its optional command-line client (click, rich, pygments;
 # ~60 ms of every run here) when those happen to be installed. The janitor never uses it;

@@ -80,7 +80,7 @@ async def expand(targets: list[Target], connect) -> Expansion:
                     except UsageError:          # a name the registry lists but no target can say
                         out.lines.append(f"skipped {name!r} listed for {pattern}: not a valid target")
             if not found:                   # a typo must not look like a clean, empty run
-                out.failures.append((target, f"{pattern} matches none of the {len(names)} listed"))
+                out.failures.append((target, f"the glob matches none of the {len(names)} listed"))
                 continue
             shown = ", ".join(str(t) for t in found[:5]) + (", ..." if len(found) > 5 else "")
             out.lines.append(f"expanded {pattern}: {len(found)} target(s): {shown}")

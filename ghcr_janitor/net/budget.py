@@ -29,7 +29,7 @@ class RequestBudget:
     def spend(self) -> None:
         """Before a request: refuse once --max-requests is reached."""
         if self.max_requests is not None and self.used >= self.max_requests:
-            raise BudgetSpent(f"budget: --max-requests {self.max_requests} used up; rerun to continue")
+            raise BudgetSpent(f"budget: --max-requests {self.max_requests} used up")
         self.used += 1
 
     def note(self, remaining: int | None, reset: float | None) -> None:

@@ -105,3 +105,25 @@ def test_exit_codes_map_to_step_outcomes(tmp_path, code, step_code):
     assert codes == [step_code] and out["exit-code"] == str(code)
     if code == 4:
         assert "::warning" in ACTION["runs"]["steps"][-1]["_log"]
+
+
+@pytest.mark.parametrize("value", ["yes", "TRUEISH", "0"])
+def test_a_dry_run_input_that_is_neither_true_nor_false_does_nothing(repo, tmp_path, value):
+    repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
+    before = repo.tags()
+    policy = tmp_path / "policy.toml"
+    policy.write_text(POLICY)
+    fake_path = tmp_path / "no-janitor"          # janitor must not even be called
+    fake_path.mkdir()
+    (fake_path / "janitor").write_text("#!/bin/sh\necho called >&2\nexit 0\n")
+    (fake_path / "janitor").chmod(0o755)
+    codes, out, _ = run_action({"targets": f"{repo.base.split('//', 1)[1]}/{repo.repo}", "policy": str(policy),
+                                "dry-run": value}, tmp_path, path_first=fake_path, skip_install=True)
+    assert codes == [2] and out["exit-code"] == "2"
+    assert "called" not in ACTION["runs"]["steps"][-1]["_log"] and repo.tags() == before
+
+
+def test_no_plan_output_when_planning_failed(tmp_path):
+    codes, out, _ = run_action({"targets": "127.0.0.1:5000/x", "policy": str(tmp_path / "missing.toml")}, tmp_path,
+                               skip_install=True)
+    assert codes == [2] and out["plan"] == "" and out["exit-code"] == "2"

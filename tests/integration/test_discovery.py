@@ -51,6 +51,52 @@ class _NoCatalog(BaseHTTPRequestHandler):
         pass
 
 
+class _SmallCatalog(BaseHTTPRequestHandler):
+    """A catalog capped at 2 a page (distribution's catalog.maxentries): a larger `n` is refused."""
+
+    def do_GET(self):
+        from urllib.parse import parse_qs, urlsplit
+
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        headers = {}
+        if url.path == "/v2/":
+            status, body = 200, {}
+        elif url.path == "/v2/_catalog" and int(query.get("n", ["2"])[0]) > 2:
+            status, body = 400, {"errors": [{"code": "PAGINATION_NUMBER_INVALID"}]}
+        elif url.path == "/v2/_catalog":
+            names = ["team/a", "team/b", "team/c"]
+            start = names.index(query["last"][0]) + 1 if "last" in query else 0
+            page = names[start:start + 2]
+            if start + 2 < len(names):
+                headers["Link"] = f'</v2/_catalog?last={page[-1]}&n=2>; rel="next"'
+            status, body = 200, {"repositories": page}
+        else:
+            status, body = 404, {"errors": [{"code": "NAME_UNKNOWN"}]}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {**headers, "content-type": "application/json", "content-length": str(len(data))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_catalog_with_a_small_page_size_is_followed_page_by_page(cli):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SmallCatalog)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        result = cli("ls", f"{host}/team/*", "-O", "json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert f"expanded {host}/team/*: 3 target(s)" in result.stderr
+    assert [t["target"] for t in json.loads(result.stdout)["targets"]] == [f"{host}/team/{n}" for n in "abc"]
+
+
 def test_a_registry_that_refuses_its_catalog_is_a_one_line_error(cli):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NoCatalog)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -63,7 +63,9 @@ class OciRegistry:
     async def catalog(self) -> list[str]:
         """Every repository the registry lists (`/v2/_catalog`, `n`/`Link` paginated)."""
         try:
-            return await self._paged(f"{self.base_url}/v2/_catalog?n={TAG_PAGE_SIZE}",
+            # No `n`: a registry that caps its page size (distribution's catalog.maxentries) refuses a
+            # larger n; without one it sends what it allows and a Link to the rest.
+            return await self._paged(f"{self.base_url}/v2/_catalog",
                                      f"listing the repositories of {self.base_url}", "repositories",
                                      "the registry has no catalog (GET /v2/_catalog -> 404)")
         except (NotFoundError, AuthError, RegistryError) as exc:
