@@ -140,9 +140,11 @@ class Inventory:
                 found.setdefault(art.subject, set()).add(digest)
         return found
 
-    def roots(self) -> set[str]:
-        """Listed artifacts that no other listed artifact references or refers to."""
-        followers = {d for deps in self.dependents().values() for d in deps}
+    def roots(self, dependents: dict[str, set[str]] | None = None) -> set[str]:
+        """Listed artifacts that no other listed artifact references or refers to
+        (`dependents`: `self.dependents()` if the caller has it already)."""
+        deps = self.dependents() if dependents is None else dependents
+        followers = {d for found in deps.values() for d in found}
         return set(self.artifacts) - followers
 
     def total_size(self, digests: list[str] | None = None) -> int:

@@ -243,7 +243,7 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
                         extra=dict(version.extra) if version else {})
 
 
-def compute_unique_sizes(inventory: Inventory) -> None:
+def compute_unique_sizes(inventory: Inventory, deps: dict[str, set[str]] | None = None) -> None:
     """`unique_size`: what deleting only this image would free.
 
     An image's bytes include what follows it (GHCR keeps platform manifests, attestations and
@@ -251,9 +251,9 @@ def compute_unique_sizes(inventory: Inventory) -> None:
     frees nothing on its own (its parent keeps it): 0.
     """
     arts = inventory.artifacts
-    deps = inventory.dependents()
+    deps = inventory.dependents() if deps is None else deps
     extended: dict[str, dict[str, int]] = {}
-    for root in inventory.roots():
+    for root in inventory.roots(deps):
         closure, stack, seen = dict(arts[root].closure), [root], {root}
         while stack:
             for follower in deps.get(stack.pop(), ()):
@@ -329,11 +329,12 @@ async def build_inventory(
         errors=errors, backend=registry.kind, unresolved=unresolved,
         tag_filter=None if options.all_tags else tuple(options.tag_globs),
     )
+    deps = inventory.dependents()          # computed once: roots and unique sizes both need it
     if registry.lists_untagged:
         # Untagged *roots*: platform manifests, attestations and referrers follow their parent.
-        roots_now = inventory.roots()
+        roots_now = inventory.roots(deps)
         inventory.untagged = sorted(d for d in by_digest if not by_digest[d].tags and d in roots_now)
-    compute_unique_sizes(inventory)
+    compute_unique_sizes(inventory, deps)
     shown = {tag_map[t] for t in inventory.listed} | set(inventory.untagged)
     inventory.warnings = broken_warnings({d: a for d, a in artifacts.items() if d in shown})
     return inventory

@@ -291,6 +291,21 @@ class GitHubRest:
                                 "to send the token there")
         return str(nxt)
 
+    async def get_pages(self, url: str, what: str, max_pages: int = MAX_PAGES) -> AsyncIterator[httpx.Response]:
+        """Every page of a listing: GET `url`, then each `Link: rel="next"` (at most `max_pages`).
+
+        The caller checks each answer; raising (or breaking) ends the listing.
+        """
+        next_url: str | None = url
+        for _ in range(max_pages):
+            assert next_url is not None
+            response, _ = await self.request("GET", next_url)
+            yield response
+            next_url = self.next_page(response, what)
+            if next_url is None:
+                return
+        raise RegistryError(f"{what}: more than {max_pages} pages")
+
     async def aclose(self) -> None:
         await self.client.aclose()
 
@@ -392,10 +407,8 @@ class GitHubPackages(GitHubRest):
     async def pages(self) -> AsyncIterator[list[PackageVersion]]:
         """Versions page by page (newest first, as GitHub lists them)."""
         path = self._versions_path(await self.prefix())
-        url: str | None = f"{self.api_url}{path}?per_page={PER_PAGE}"
-        for _ in range(MAX_PAGES):
-            assert url is not None
-            response, _ = await self.request("GET", url)
+        async for response in self.get_pages(f"{self.api_url}{path}?per_page={PER_PAGE}",
+                                             f"listing versions of {self._where()}"):
             if response.status_code == 404:
                 raise await self._not_found(path)
             if response.status_code == 403:
@@ -412,19 +425,13 @@ class GitHubPackages(GitHubRest):
             if not isinstance(items, list):
                 raise RegistryError(f"listing versions of {self._where()}: answer is not a list")
             yield [parse_version(item) for item in items]
-            url = self.next_page(response, "listing versions")
-            if url is None:
-                return
-        raise RegistryError(f"listing versions of {self._where()}: more than {MAX_PAGES} pages")
 
     async def list_packages(self) -> list[str]:
         """Names of the owner's container packages (for `ghcr.io/OWNER/*`), every page."""
         prefix = await self.prefix()
-        url: str | None = f"{self.api_url}{prefix}/packages?package_type=container&per_page={PER_PAGE}"
         names: list[str] = []
-        for _ in range(MAX_PAGES):
-            assert url is not None
-            response, _ = await self.request("GET", url)
+        async for response in self.get_pages(f"{self.api_url}{prefix}/packages?package_type=container&per_page={PER_PAGE}",
+                                             f"listing the container packages of {self.owner!r}"):
             if response.status_code in (401, 403, 404):
                 raise AuthError(f"listing the container packages of {self.owner!r} answered {response.status_code} "
                                 f"({_message(response)}): it needs a token with read:packages that may list them; "
@@ -438,10 +445,7 @@ class GitHubPackages(GitHubRest):
                 names += [item["name"] for item in items if isinstance(item.get("name"), str)]
             except (ValueError, TypeError, AttributeError, KeyError):
                 raise RegistryError(f"listing the container packages of {self.owner!r}: malformed answer") from None
-            url = self.next_page(response, "listing packages")
-            if url is None:
-                return sorted(set(names))
-        raise RegistryError(f"listing the container packages of {self.owner!r}: more than {MAX_PAGES} pages")
+        return sorted(set(names))
 
     async def list_versions(self) -> list[PackageVersion]:
         """Every active version of the package."""

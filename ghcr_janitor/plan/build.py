@@ -32,14 +32,14 @@ from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, GC_NOTE, RETAG, UNTAG, Action, Kept, TargetPlan
 
 
-def followers(inventory: Inventory, wanted: set[str]) -> dict[str, str]:
+def followers(inventory: Inventory, wanted: set[str], deps: dict[str, set[str]] | None = None) -> dict[str, str]:
     """Untagged, inspectable listed artifacts that follow a digest in `wanted` -> what they follow.
 
     Transitive: a referrer of a platform manifest of a deleted index follows it too.
     """
     arts = inventory.artifacts
     tagged = set(inventory.tags.values())
-    deps = inventory.dependents()
+    deps = inventory.dependents() if deps is None else deps
     found: dict[str, str] = {}
     work = sorted(wanted, reverse=True)
     while work:
@@ -52,13 +52,14 @@ def followers(inventory: Inventory, wanted: set[str]) -> dict[str, str]:
     return found
 
 
-def _kept_digests(inventory: Inventory, decisions: list) -> tuple[dict[str, str], set[str], dict[str, str]]:
+def _kept_digests(inventory: Inventory, decisions: list,
+                  deps: dict[str, set[str]]) -> tuple[dict[str, str], set[str], dict[str, str]]:
     """(kept digest -> why, digests to delete if nothing keeps them, follower -> parent)."""
     arts = inventory.artifacts
     deleting_tags = {d.tag for d in decisions if d.action == DELETE and d.tag is not None
                      and inventory.tags.get(d.tag) == d.digest}
     decided = {d.digest for d in decisions if d.action == DELETE}
-    follow = followers(inventory, decided)
+    follow = followers(inventory, decided, deps)
     wanted = decided | set(follow)
     kept: dict[str, str] = {}
     for tag in sorted(inventory.tags):
@@ -147,10 +148,9 @@ def _follower_reason(inventory: Inventory, digest: str, parent: str, decisions: 
     return f"{what} of {_label(parent, decisions)}, used by nothing kept"
 
 
-def _depths(inventory: Inventory, deleted: set[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
+def _depths(deps: dict[str, set[str]], deleted: set[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
     """For each deleted digest: how deep it stands below deleted ancestors (parents sort first),
     and the deleted artifacts it follows (closure or `subject`)."""
-    deps = inventory.dependents()
     parents: dict[str, set[str]] = {}
     for parent in deleted:
         for child in deps.get(parent, ()):
@@ -219,7 +219,8 @@ def _action(kind: str, d: Any, inventory: Inventory, reason: str | None = None) 
 def build_target_plan(inventory: Inventory, decisions: list, backend_frees_storage: bool) -> TargetPlan:
     """Apply the safety rules to `decisions` (policy.Decision objects) for one inventory."""
     arts = inventory.artifacts
-    kept, _, follow = _kept_digests(inventory, decisions)
+    deps = inventory.dependents()          # once: followers, kept set and delete order all need it
+    kept, _, follow = _kept_digests(inventory, decisions, deps)
     actions: list[Action] = []
     kept_entries: list[Kept] = []
     errors = list(inventory.errors)
@@ -257,7 +258,7 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
         if root in deleted:             # what it follows is kept (or only untagged): so is it
             actions.append(_action(DELETE, _Follower(None, digest, None, ""), inventory))
     deleted = {a.digest for a in actions if a.action == DELETE}
-    depth, parents_of = _depths(inventory, deleted)
+    depth, parents_of = _depths(deps, deleted)
     actions.sort(key=lambda a: (_ACTION_ORDER[a.action], depth.get(a.digest, 0) if a.action == DELETE else 0,
                                 a.tag is None, a.tag or "", a.digest, a.to or ""))
     _link_followers(actions, set(follow), parents_of, inventory, decisions)

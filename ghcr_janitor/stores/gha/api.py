@@ -169,7 +169,7 @@ class ActionsCacheApi(GitHubRest):
         if status in (200, 202, 204):
             return True
         if status == 404:
-            return False if not retried else True
+            return retried                  # a 404 on a retry: our first DELETE went through
         if status == 401:
             raise _unauthorised(response)
         if status == 403:
@@ -179,11 +179,9 @@ class ActionsCacheApi(GitHubRest):
 
     async def org_repositories(self) -> list[str]:
         """`OWNER/REPO` of the organisation's repositories with cache usage (for `gha:OWNER/*`)."""
-        url: str | None = f"{self.api_url}/orgs/{quote(self.owner, safe='')}/actions/cache/usage-by-repository?per_page={PER_PAGE}"
+        url = f"{self.api_url}/orgs/{quote(self.owner, safe='')}/actions/cache/usage-by-repository?per_page={PER_PAGE}"
         names: list[str] = []
-        for _ in range(MAX_PAGES):
-            assert url is not None
-            response, _ = await self.request("GET", url)
+        async for response in self.get_pages(url, f"listing repositories with caches of {self.owner!r}", MAX_PAGES):
             if response.status_code in (401, 403, 404):
                 raise AuthError(f"listing the repositories with caches of {self.owner!r} answered {response.status_code} "
                                 f"({_message(response)}): it needs an organisation and a token with the organisation's "
@@ -194,10 +192,9 @@ class ActionsCacheApi(GitHubRest):
             if not isinstance(items, list):
                 raise RegistryError("listing repositories with caches: repository_cache_usages is not a list")
             names += [i["full_name"] for i in items if isinstance(i, dict) and isinstance(i.get("full_name"), str)]
-            url = self.next_page(response, "listing repositories with caches")
-            if url is None or not items:
-                return sorted(set(names))
-        raise RegistryError(f"listing repositories with caches of {self.owner!r}: more than {MAX_PAGES} pages")
+            if not items:
+                break
+        return sorted(set(names))
 
     async def default_branch(self) -> str:
         response = await self._get(self.base)
