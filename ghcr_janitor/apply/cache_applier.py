@@ -15,11 +15,13 @@ import httpx
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, TargetResult
 from ghcr_janitor.core.errors import AuthError, JanitorError
+from ghcr_janitor.core.models import Artifact
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.net.budget import BudgetSpent
 from ghcr_janitor.net.github import RateLimitError
 from ghcr_janitor.net.http import describe_error
+from ghcr_janitor.plan.build import cache_floor
 from ghcr_janitor.stores.gha.api import CacheEntry
 from ghcr_janitor.stores.gha.gather import newest_of_groups
 from ghcr_janitor.stores.gha.keys import classify
@@ -29,9 +31,6 @@ from ghcr_janitor.stores.gha.store import CacheStore, open_cache
 def _floor(action, entry: CacheEntry, newest: set[int]) -> str | None:
     """The plan builder's safety floor, checked again on the fresh listing (a plan edited by
     hand, or a newer generation deleted meanwhile, must not take a live ref's newest)."""
-    from ghcr_janitor.core.models import Artifact
-    from ghcr_janitor.plan.build import cache_floor
-
     facts = classify(entry.key, entry.version, entry.ref)
     labels = {"cache_id": entry.id, "ref_state": action.ref_state or "unknown", "newest": entry.id in newest}
     return cache_floor(Artifact(f"cache:{entry.id}", "", facts.kind, {}, labels=labels))
@@ -55,6 +54,7 @@ class CacheApplier:
 
     def __init__(self, store: CacheStore, journal: Journal, progress: Callable[[str, int], None] | None = None):
         self.store, self.journal, self.progress = store, journal, progress
+        self.short = False              # the fresh listing came back short: "not listed" is not "gone"
 
     def _result(self, action, status: str, reason: str, reclaim: int = 0) -> ActionResult:
         return ActionResult(action.action, None, None, status, reason, None, reclaim,
@@ -68,7 +68,7 @@ class CacheApplier:
             result.error = f"could not list the cache entries: {describe_error(exc)}; nothing applied"
             return result
         newest = newest_of_groups([(e, classify(e.key, e.version, e.ref)) for e in entries.values()])
-        self.short = self.store.api.short_listing is not None     # then "not listed" is not "gone"
+        self.short = self.store.api.short_listing is not None
         stop: str | None = None
         for action in actions:
             key = action_key(target, "delete", None, f"cache:{action.cache_id}", None)
@@ -89,7 +89,7 @@ class CacheApplier:
     async def _one(self, action, entry: CacheEntry | None, newest: set[int] = frozenset()) -> ActionResult:
         if action.cache_id is None:
             return self._result(action, FAILED, "not an Actions-cache action (no cache_id)")
-        if entry is None and getattr(self, "short", False):
+        if entry is None and self.short:
             return self._result(action, SKIPPED, "not in the listing, which came back short: left alone; rerun")
         if entry is None:
             return self._result(action, DONE, "already gone (evicted, or deleted by another job)")

@@ -90,21 +90,21 @@ def _created_text(c: _Cand) -> str:
     return f"created {created.strftime('%Y-%m-%d')}{source}"
 
 
+def _matches(text: str, globs: tuple[str, ...], regex: str | None) -> bool:
+    """Any glob (fnmatchcase) or the regex (the whole text) matches."""
+    return any(fnmatchcase(text, g) for g in globs) or (regex is not None and re.fullmatch(regex, text) is not None)
+
+
 def tag_selected(rule: Rule, tag: str) -> bool:
     """Does the rule's tag part (globs, regex) match `tag`?"""
-    sel = rule.selector
-    if any(fnmatchcase(tag, g) for g in sel.tags):
-        return True
-    return sel.regex is not None and re.fullmatch(sel.regex, tag) is not None
+    return _matches(tag, rule.selector.tags, rule.selector.regex)
 
 
 def _entry_selected(sel, labels: dict, kind: str) -> bool:
     """Every criterion the selector sets matches the cache entry (keys: any glob or the regex)."""
     if labels.get("foreign") and not (sel.keys or sel.key_regex):
         return False                    # another writer's index keys: only explicit key rules touch them
-    key = labels.get("key") or ""
-    if (sel.keys or sel.key_regex) and not (any(fnmatchcase(key, g) for g in sel.keys)
-                                            or (sel.key_regex is not None and re.fullmatch(sel.key_regex, key))):
+    if (sel.keys or sel.key_regex) and not _matches(labels.get("key") or "", sel.keys, sel.key_regex):
         return False
     if sel.refs and not any(fnmatchcase(labels.get("ref") or "", g) for g in sel.refs):
         return False
