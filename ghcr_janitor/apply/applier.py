@@ -16,6 +16,7 @@ import httpx
 
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import JanitorError, NotFoundError, TagMovedError
+from ghcr_janitor.core.models import cache_item_id
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, TargetResult
@@ -207,7 +208,7 @@ class Applier:
 def _rest_requests_needed(target_plan, journal: Journal) -> int:
     """About how many GitHub REST requests applying this target takes (what is journaled: none)."""
     todo = [a for a in target_plan.actions
-            if action_key(target_plan.target, a.action, a.tag, a.digest or f"cache:{a.cache_id}", a.to)
+            if action_key(target_plan.target, a.action, a.tag, a.digest or cache_item_id(a.cache_id), a.to)
             not in journal.done]
     per_action = {"delete": 1, "untag": 4, "retag": 0}
     return sum(per_action.get(a.action, 1) for a in todo) + 3 + len(todo) // 100

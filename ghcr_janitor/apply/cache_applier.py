@@ -15,7 +15,7 @@ import httpx
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, TargetResult
 from ghcr_janitor.core.errors import AuthError, JanitorError
-from ghcr_janitor.core.models import Artifact
+from ghcr_janitor.core.models import Artifact, cache_item_id
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.net.budget import BudgetSpent
@@ -33,7 +33,7 @@ def _floor(action, entry: CacheEntry, newest: set[int]) -> str | None:
     hand, or a newer generation deleted meanwhile, must not take a live ref's newest)."""
     facts = classify(entry.key, entry.version, entry.ref)
     labels = {"cache_id": entry.id, "ref_state": action.ref_state or "unknown", "newest": entry.id in newest}
-    return cache_floor(Artifact(f"cache:{entry.id}", "", facts.kind, {}, labels=labels))
+    return cache_floor(Artifact(cache_item_id(entry.id), "", facts.kind, {}, labels=labels))
 
 
 def _changed(action, entry: CacheEntry) -> str | None:
@@ -71,7 +71,7 @@ class CacheApplier:
         self.short = self.store.api.short_listing is not None
         stop: str | None = None
         for action in actions:
-            key = action_key(target, "delete", None, f"cache:{action.cache_id}", None)
+            key = action_key(target, "delete", None, cache_item_id(action.cache_id), None)
             if key in self.journal.done:
                 outcome = self._result(action, DONE, "already done (apply journal)")
             elif stop is not None:

@@ -13,6 +13,11 @@ ACTIONS_CACHE = "actions-cache"
 CACHE_KINDS = (BUILDKIT_BLOB, BUILDKIT_INDEX, ACTIONS_CACHE)
 REF_STATES = ("default", "live", "closed", "deleted", "unknown")
 
+
+def cache_item_id(cache_id: int | None) -> str:
+    """The inventory key of an Actions-cache entry (it has no digest): `cache:<id>`."""
+    return f"cache:{cache_id}"
+
 # Artifact kinds, as they appear in JSON output (cli.md).
 BUILDKIT_CACHE = "buildkit-cache"
 IMAGE = "image"

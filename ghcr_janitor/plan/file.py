@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from ghcr_janitor.core.digests import is_digest
 from ghcr_janitor.core.errors import JanitorError, PlanError
+from ghcr_janitor.core.files import atomic_write
 from ghcr_janitor.core.reference import TAG_PATTERN
 from ghcr_janitor.core.timeparse import parse_time
 from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, PLAN_VERSION, RETAG, Action, Kept, Plan, TargetPlan
@@ -20,10 +19,7 @@ def write_plan(plan: Plan, path: str | Path) -> None:
     target = Path(path)
     text = json.dumps(plan.to_dict(), indent=2) + "\n"
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".plan-", dir=target.parent if str(target.parent) else ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
+        atomic_write(target, text.encode("utf-8"), like=target)
     except OSError as exc:
         raise JanitorError(f"{path}: cannot write plan: {exc.strerror or exc}") from None
 

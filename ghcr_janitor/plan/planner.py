@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.core.models import Inventory, cache_item_id
 from ghcr_janitor.plan.model import DELETE, Kept, Plan, TargetPlan, new_plan
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
@@ -123,7 +123,7 @@ def _cache_facts(target_plan: TargetPlan, inventory: Inventory) -> None:
     target_plan.notes = [CACHE_BLOB_NOTE]
     floored = [k for k in target_plan.kept if k.reason.startswith("kept: ")]
     if floored:
-        size = sum(inventory.artifacts[f"cache:{k.cache_id}"].size for k in floored if k.cache_id is not None)
+        size = sum(inventory.artifacts[cache_item_id(k.cache_id)].size for k in floored if k.cache_id is not None)
         target_plan.notes.append(f"{len(floored)} entries ({human_size(size)}) that the policy would delete are kept "
                                  "by the safety floor; a budget that counts them cannot be reached by deleting")
     if isinstance(limit, int):

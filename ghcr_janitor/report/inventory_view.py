@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from ghcr_janitor.core.digests import short
-from ghcr_janitor.core.models import Artifact, Inventory
+from ghcr_janitor.core.models import Artifact, Inventory, cache_item_id
 from ghcr_janitor.core.humanize import human_age, human_size
 from ghcr_janitor.core.timeparse import format_time
 
@@ -149,8 +149,8 @@ def cache_table(inv: Inventory, now: datetime) -> str:
 
     doc = cache_dict(inv)
     rows = [[e["id"], e["key"], e["ref"], e["kind"] + (" (newest)" if e["newest"] else ""), e["ref_state"],
-             human_size(e["size"]), human_age(inv.artifacts[f"cache:{e['id']}"].labels.get("last_accessed_at"), now),
-             human_age(inv.artifacts[f"cache:{e['id']}"].labels.get("created_at"), now)] for e in doc["entries"]]
+             human_size(e["size"]), human_age(inv.artifacts[cache_item_id(e['id'])].labels.get("last_accessed_at"), now),
+             human_age(inv.artifacts[cache_item_id(e['id'])].labels.get("created_at"), now)] for e in doc["entries"]]
     totals = doc["totals"]
     lines = [inv.target, tabulate(rows, headers=CACHE_HEADERS, tablefmt="simple") if rows else "(no cache entries)"]
     kinds = ", ".join(f"{k} {human_size(v['size'])} ({v['entries']})" for k, v in totals["per_kind"].items())

@@ -129,11 +129,11 @@ def test_a_cache_rule_cannot_retag():
 def test_a_budget_evicts_dead_refs_first_then_old_generations_then_lru_and_the_default_newest_last():
     from datetime import datetime, timedelta, timezone
 
-    from ghcr_janitor.core.models import Inventory
+    from ghcr_janitor.core.models import Inventory, cache_item_id
     from ghcr_janitor.plan.build import build_target_plan
     from ghcr_janitor.policy import evaluate
     from ghcr_janitor.stores.gha.api import CacheEntry
-    from ghcr_janitor.stores.gha.gather import newest_of_groups, identity, to_item
+    from ghcr_janitor.stores.gha.gather import newest_of_groups, to_item
 
     now = datetime(2026, 11, 20, tzinfo=timezone.utc)
     day = timedelta(days=1)
@@ -149,7 +149,7 @@ def test_a_budget_evicts_dead_refs_first_then_old_generations_then_lru_and_the_d
     entries = [CacheEntry(i, key, ref, plain, 100, now - age * day, now - age * day) for i, key, ref, age in rows]
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
     newest = newest_of_groups(classified)
-    items = {identity(e.id): to_item(e, f, states[e.ref], e.id in newest) for e, f in classified}
+    items = {cache_item_id(e.id): to_item(e, f, states[e.ref], e.id in newest) for e, f in classified}
     inv = Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
     policy = parse_policy('[[rule]]\nname = "budget"\nselect = { kind = ["actions-cache"] }\n'
                           'max_total_size = 250\naction = "delete"\n', "p.toml")

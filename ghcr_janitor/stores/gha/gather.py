@@ -14,7 +14,7 @@ import re
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from ghcr_janitor.core.models import BUILDKIT_BLOB, Artifact, Inventory
+from ghcr_janitor.core.models import BUILDKIT_BLOB, Artifact, Inventory, cache_item_id
 from ghcr_janitor.stores.gha.api import DEFAULT_LIMIT, ActionsCacheApi, CacheEntry
 from ghcr_janitor.stores.gha.keys import KeyFacts, classify
 
@@ -26,10 +26,6 @@ DEAD = ("closed", "deleted")
 REF_LOOKUPS = 8                                 # concurrent ref-state reads
 _PULL = re.compile(r"^refs/pull/([0-9]+)/(?:merge|head)$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def identity(cache_id: int) -> str:
-    return f"cache:{cache_id}"
 
 
 async def ref_states(api: ActionsCacheApi, refs: set[str], default_branch: str) -> dict[str, str]:
@@ -100,8 +96,8 @@ def to_item(entry: CacheEntry, facts: KeyFacts, ref_state: str, newest: bool) ->
               "generation": facts.generation, "sig": facts.sig, "foreign": facts.foreign, "newest": newest,
               "created_at": entry.created_at, "last_accessed_at": entry.last_accessed_at,
               "keep_rank": keep_rank(facts.kind, ref_state, newest)}
-    return Artifact(digest=identity(entry.id), media_type=MEDIA_TYPE, kind=facts.kind,
-                    closure={identity(entry.id): entry.size}, created=when, age_source=source if when else None,
+    return Artifact(digest=cache_item_id(entry.id), media_type=MEDIA_TYPE, kind=facts.kind,
+                    closure={cache_item_id(entry.id): entry.size}, created=when, age_source=source if when else None,
                     labels=labels, unique_size=entry.size)
 
 
@@ -113,7 +109,7 @@ async def build_cache_inventory(api: ActionsCacheApi, target: str) -> Inventory:
     usage, limit = await api.usage(), await api.limit()
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
     newest = newest_of_groups(classified)
-    items = {identity(e.id): to_item(e, f, states.get(e.ref, "unknown"), e.id in newest) for e, f in classified}
+    items = {cache_item_id(e.id): to_item(e, f, states.get(e.ref, "unknown"), e.id in newest) for e, f in classified}
     warnings = [f"{ref}: its state could not be read from the REST API: treated as live (nothing of it is "
                 "deleted as a dead ref)" for ref, state in sorted(states.items())
                 if state == "unknown" and (ref.startswith(("refs/heads/", "refs/tags/")) or _PULL.match(ref))]
