@@ -18,7 +18,7 @@ app = typer.Typer(
     rich_markup_mode=None,      # plain click usage errors: a short message, no boxes
 )
 
-COMMAND_MODULES = ("ls", "inspect", "plan", "prune", "apply", "gc", "policy", "history")
+COMMAND_MODULES = ("ls", "inspect", "plan", "prune", "apply", "gc", "policy", "report", "history")
 
 
 def _version(value: bool) -> None:

@@ -131,3 +131,16 @@ def shard_spec(shard: str | None) -> tuple[int, int] | None:
     from ghcr_janitor.core.shard import parse_shard
 
     return parse_shard(shard)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a whole output file atomically (`-`: stdout); a one-line error naming the file."""
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
+    from ghcr_janitor.core.files import atomic_write
+
+    try:
+        atomic_write(path, text.encode("utf-8"), like=path)
+    except OSError as exc:
+        raise JanitorError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -70,16 +70,10 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
         warning = record(history[0], now, history[1], os.environ, inventories=inventories, plan=plan, results=results)
         if warning:
             typer.echo(f"warning: {warning}", err=True)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
         from ghcr_janitor.report.markdown import step_summary
 
-        text = step_summary(plan, results, now, dry_run, inventories=inventories, failures=failures)
-        try:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-        except OSError as exc:       # a summary is a nicety: warn, do not fail the run
-            typer.echo(f"warning: GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}", err=True)
+        append_step_summary(step_summary(plan, results, now, dry_run, inventories=inventories, failures=failures))
     if metrics_file is not None:
         from ghcr_janitor.core.errors import JanitorError
         from ghcr_janitor.report.metrics import write_metrics
@@ -89,6 +83,18 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
                           errors=len(failures or []))
         except OSError as exc:
             raise JanitorError(f"--metrics-file {metrics_file}: {exc.strerror or exc}") from None
+
+
+def append_step_summary(text: str) -> None:
+    """Append Markdown to $GITHUB_STEP_SUMMARY when it is set (a failure only warns: a summary is a nicety)."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        return
+    try:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as exc:
+        typer.echo(f"warning: GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}", err=True)
 
 
 def report_requests(log, verbosity: int) -> None:

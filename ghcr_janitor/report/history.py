@@ -176,3 +176,18 @@ def record(command: str, now: datetime, explicit: Path | None, env, **facts) -> 
     except HistoryError as exc:
         return f"history not recorded: {exc}"
     return None
+
+
+def read_history(explicit: Path | None, env) -> tuple[dict[str, list[Row]], str | None]:
+    """Every target's rows, oldest first, and the warning to show if the history cannot be read
+    (no history file yet is not a warning: the report just has no history to draw)."""
+    path = history_path(explicit, env)
+    if not path.exists():
+        return {}, None
+    found: dict[str, list[Row]] = {}
+    try:
+        for row in History(path).rows():
+            found.setdefault(row.target, []).append(row)
+    except HistoryError as exc:
+        return {}, f"history not read: {exc}"
+    return found, None

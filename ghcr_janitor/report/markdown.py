@@ -279,3 +279,23 @@ def _action_details(plan, results) -> str:
         lines += ["", f"… and {len(rows) - len(shown)} more: see the job log or the plan artifact."]
     lines += ["", "</details>"]
     return "\n".join(lines)
+
+
+# --- `janitor report`: the text version --------------------------------------------------------
+
+def report_markdown(reports: list, out_name: str | None = None, families: int = 5) -> str:
+    """The HTML report in a few lines (step summaries): per target the reclaimable bytes, the
+    outlook, and the largest families."""
+    out = ["### ghcr-janitor: where the bytes are", ""]
+    if out_name:
+        out += [f"Full report: {code(out_name)}", ""]
+    rows = [[code(r.target), human_size(r.breakdown.total), human_size(r.plan.reclaim_size), cell(r.trend.sentence(r.what))]
+            for r in reports]
+    out.append(table(rows, ["target", "stored", "reclaimable", "outlook"], ["left", "right", "right", "left"])
+               if rows else "*(no targets)*")
+    for r in reports:
+        top = r.families[:families]
+        if top:
+            out += ["", f"Largest families of {code(r.target)}: "
+                    + ", ".join(f"{code(f.name)} {human_size(f.bytes)} ({human_size(f.only)} only there)" for f in top)]
+    return "\n".join(out).rstrip() + "\n"

@@ -15,7 +15,9 @@ from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Policy, evaluate
 from ghcr_janitor.policy.model import Rule, Selector
 from ghcr_janitor.stores.gha.api import CacheEntry
-from ghcr_janitor.stores.gha.gather import newest_of_groups, identity, to_item
+from ghcr_janitor.core.models import cache_item_id
+from ghcr_janitor.report.storage import breakdown
+from ghcr_janitor.stores.gha.gather import newest_of_groups, to_item
 from ghcr_janitor.stores.gha.keys import BUILDKIT_VERSION, classify, ref_hash
 
 NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -44,7 +46,7 @@ def caches(draw) -> Inventory:
         entries.append(CacheEntry(100 + i, key, ref, version, draw(st.integers(0, 10_000)), created, accessed))
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
     newest = newest_of_groups(classified)
-    items = {identity(e.id): to_item(e, f, REFS[e.ref], e.id in newest) for e, f in classified}
+    items = {cache_item_id(e.id): to_item(e, f, REFS[e.ref], e.id in newest) for e, f in classified}
     return Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
 
 
@@ -77,12 +79,15 @@ def test_the_floor_holds_whatever_the_policy_says(inv, policy):
     tp = build_target_plan(inv, evaluate(inv, policy, NOW), backend_frees_storage=True)
     for action in tp.actions:
         assert action.digest is None and action.tag is None and action.action == "delete"
-        art = inv.artifacts[identity(action.cache_id)]
+        art = inv.artifacts[cache_item_id(action.cache_id)]
         state, newest = art.labels["ref_state"], art.labels["newest"]
         assert not (art.kind == "buildkit-index" and newest and state in LIVE), "newest generation of a live ref"
         assert not (art.kind == "buildkit-blob" and state in LIVE), "a live ref's blob"
         assert not (state == "default" and newest), "the default branch's newest of a family"
         assert (action.key, action.ref) == (art.labels["key"], art.labels["ref"])
-    assert tp.reclaim_size == sum(inv.artifacts[identity(a.cache_id)].size for a in tp.actions)
+    assert tp.reclaim_size == sum(inv.artifacts[cache_item_id(a.cache_id)].size for a in tp.actions)
     pinned = {a.cache_id for a in tp.actions} | {k.cache_id for k in tp.kept}
     assert pinned == {a.labels["cache_id"] for a in inv.artifacts.values()}      # every entry decided once
+    # The report's breakdown shows this plan's reclaim and partitions the entries' bytes.
+    parts = {p.key: p.bytes for p in breakdown(inv, tp).parts}
+    assert parts == {"reclaimable": tp.reclaim_size, "kept-only": inv.total_size() - tp.reclaim_size, "kept-shared": 0}

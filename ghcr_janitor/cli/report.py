@@ -1,0 +1,74 @@
+"""`janitor report TARGET... [--policy FILE] -o REPORT.html`: where the bytes are, as one HTML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ghcr_janitor.cli import common as c
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("report")
+    def report(
+        targets: c.Targets = None,
+        out: Annotated[Path, typer.Option("-o", "--out", help="write the HTML report to this file (- for stdout)")] = ...,
+        policy: c.PolicyOpt = None,
+        tag: c.TagOpt = None,
+        all_tags: c.AllTagsOpt = False,
+        concurrency: c.ConcurrencyOpt = c.DEFAULT_CONCURRENCY,
+        insecure: c.InsecureOpt = False,
+        username: c.UsernameOpt = None,
+        password_stdin: c.PasswordStdinOpt = False,
+        targets_file: c.TargetsFileOpt = None,
+        shard: c.ShardOpt = None,
+        owner_type: c.OwnerTypeOpt = None,
+        max_requests: c.MaxRequestsOpt = None,
+        history: c.HistoryOpt = None,
+        verbose: c.VerboseOpt = 0,
+        quiet: c.QuietOpt = False,
+    ) -> None:
+        """Write a self-contained HTML report: storage breakdown, cache families, shared layers, the plan, history."""
+        c.set_verbosity(verbose, quiet)
+
+        async def body() -> int:
+            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.outputs import append_step_summary, report_requests
+            from ghcr_janitor.cli.progress import progress_bar
+            from ghcr_janitor.plan.planner import load, make_plan
+            from ghcr_janitor.report import html
+            from ghcr_janitor.report.history import read_history, record
+            from ghcr_janitor.report.markdown import report_markdown
+
+            html.require_jinja2()                  # before anything is contacted
+            loaded, name = load(policy)
+            names = c.gather_targets(targets, targets_file, shard)
+            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
+            with progress_bar() as bar:
+                session.progress = bar
+                the_plan, inventories = await make_plan(session, names, loaded, name)
+            session.close()
+            now = session.inventory.now
+            warning = record("report", now, history, os.environ, inventories=inventories, plan=the_plan)
+            rows, read_warning = read_history(history, os.environ)
+            for line in filter(None, (warning, read_warning)):
+                c.echo_err(f"warning: {line}")
+            plans = {t.target: t for t in the_plan.targets}
+            reports = [html.target_report(inv, plans[inv.target], rows.get(inv.target, [])) for inv in inventories]
+            failures = [{"target": t.target, "error": "; ".join(t.errors)} for t in the_plan.targets
+                        if t.errors and t.target not in {i.target for i in inventories}]
+            document = html.render(reports, now, the_plan.policy, failures)
+            c.write_text(out, document)
+            for tp in the_plan.targets:
+                for error in tp.errors:
+                    c.echo_err(f"error: {tp.target}: {error}")
+            append_step_summary(report_markdown(reports, None if str(out) == "-" else out.name))
+            if str(out) != "-":
+                c.echo_err(f"wrote {out}: {len(reports)} target(s), reclaimable {the_plan.reclaim_size} bytes")
+            report_requests(session.connect.log, c.verbosity())
+            return 1 if any(t.errors for t in the_plan.targets) else 0
+
+        raise typer.Exit(c.run(body))

@@ -1,0 +1,131 @@
+"""`janitor report`: one self-contained HTML file (inline CSS and SVG, no script, nothing fetched).
+
+`target_report` gathers what a target's page shows (pure: inventory, plan, history rows in);
+`render` fills the Jinja2 templates in `report/templates/`. Jinja2 comes with the `report`
+extra (`pip install 'ghcr-janitor[report]'`); without it `require_jinja2` says so in one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ghcr_janitor.core.digests import short
+from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.core.humanize import human_size
+from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.core.timeparse import format_time, parse_time
+from ghcr_janitor.plan.model import TargetPlan
+from ghcr_janitor.report import projection, storage, svg
+from ghcr_janitor.report.history import Row
+
+MAX_PLAN_ROWS = 300
+MAX_FAMILY_ROWS = 20
+INSTALL_HINT = "janitor report needs Jinja2: pip install 'ghcr-janitor[report]'"
+PART_COLOURS = {"reclaimable": "vermillion", "kept-only": "blue", "kept-shared": "sky", "other": "grey"}
+
+
+@dataclass
+class TargetReport:
+    """Everything one target's section shows."""
+
+    target: str
+    backend: str
+    plan: TargetPlan
+    breakdown: storage.Breakdown
+    families: list[storage.Family]
+    sharing: tuple[list[str], list[list[int]]]
+    kinds: list[tuple[str, str, int, int]]
+    history: list[Row]
+    trend: projection.Trend
+    weekly: list[tuple[datetime, int, int | None]]
+    limit: int | None
+    charts: dict[str, svg.Chart] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def what(self) -> str:
+        return "the Actions cache" if self.backend == "gha" else "this repository"
+
+
+def require_jinja2() -> None:
+    """JanitorError with the install hint when the `report` extra is missing."""
+    try:
+        import jinja2  # noqa: F401
+    except ImportError:
+        raise JanitorError(INSTALL_HINT) from None
+
+
+def _series(rows: list[Row], name: str) -> list[tuple[datetime, int]]:
+    out = []
+    for row in rows:
+        when, value = parse_time(row.time), getattr(row, name)
+        if when is not None and value is not None:
+            out.append((when, value))
+    return out
+
+
+def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row]) -> TargetReport:
+    """One target's figures and charts; `rows`: its history, oldest first."""
+    parts = storage.breakdown(inv, plan)
+    fams = storage.families(inv)
+    limit = (plan.cache or {}).get("limit") if inv.backend == "gha" else None
+    limit = limit if isinstance(limit, int) else None
+    total = _series(rows, "bytes")
+    report = TargetReport(inv.target, inv.backend, plan, parts, fams,
+                          storage.sharing(fams) if inv.backend != "gha" else ([], []),
+                          storage.per_kind_and_state(inv) if inv.backend == "gha" else [],
+                          rows, projection.trend(total, limit), projection.weekly(total), limit,
+                          errors=list(inv.errors) + list(plan.errors))
+    report.charts["breakdown"] = svg.stacked([(p.label, p.bytes, PART_COLOURS[p.key]) for p in parts.parts])
+    top = fams[:MAX_FAMILY_ROWS]
+    report.charts["families"] = svg.bars([(f.name, f.bytes, f.only) for f in top])
+    if report.kinds:
+        report.charts["kinds"] = svg.bars([(f"{k} · {s}", b, None) for k, s, _, b in report.kinds], outer="orange")
+    if len(total) >= 2:
+        lines = [("bytes", "blue", total)]
+        if inv.backend != "gha":
+            lines.append(("unique bytes", "orange", _series(rows, "unique_bytes")))
+        lines.append(("reclaimable", "vermillion", _series(rows, "reclaimable")))
+        report.charts["history"] = svg.lines(lines, limit)
+    return report
+
+
+def summary_chart(reports: list[TargetReport]) -> svg.Chart:
+    """Bytes per target, the reclaimable part darker."""
+    return svg.bars([(r.target, r.breakdown.total, r.plan.reclaim_size) for r in reports], outer="sky", inner="vermillion")
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("ghcr_janitor.report", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["human"] = human_size
+    env.filters["bytes"] = lambda n: f"{n:,}".replace(",", "\u202f")
+    env.filters["member"] = lambda m: short(m) if m.startswith("sha256:") else m
+    env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]
+    env.filters["clip"] = lambda text, n=48: text if len(text) <= n else text[: n - 1] + "…"
+    env.filters["day"] = lambda t: t.strftime("%Y-%m-%d")
+    env.globals["colour"] = svg.colour
+    return env
+
+
+def render(reports: list[TargetReport], now: datetime, policy: str | None, failures: list[dict]) -> str:
+    """The whole HTML document."""
+    require_jinja2()
+    growers = sorted((r for r in reports if r.trend.per_week is not None), key=lambda r: -(r.trend.per_week or 0))
+    template = _environment().get_template("report.html.j2")
+    return template.render(reports=reports, now=format_time(now), policy=policy, failures=failures,
+                           growers=growers, summary=summary_chart(reports) if len(reports) > 1 else None,
+                           total=sum(r.breakdown.total for r in reports),
+                           reclaimable=sum(r.plan.reclaim_size for r in reports),
+                           max_plan_rows=MAX_PLAN_ROWS, part_colours=PART_COLOURS, version=_version())
+
+
+def _version() -> str:
+    from ghcr_janitor import __version__
+
+    return __version__
