@@ -4,6 +4,6 @@
 set -euo pipefail
 venv="${RUNNER_TEMP:-/tmp}/ghcr-janitor-venv"
 python -m venv --system-site-packages "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$GITHUB_ACTION_PATH"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${GITHUB_ACTION_PATH}[report]"
 echo "$venv/bin" >> "$GITHUB_PATH"
 "$venv/bin/janitor" --version

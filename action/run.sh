@@ -19,12 +19,21 @@ common=(--targets-file "$targets" "${shared[@]}")
 policy=()
 [ -n "${INPUT_POLICY:-}" ] && policy=(--policy "$INPUT_POLICY")
 
-dry_run="$(printf '%s' "${INPUT_DRY_RUN:-true}" | tr '[:upper:]' '[:lower:]')"
-if [ "$dry_run" != true ] && [ "$dry_run" != false ]; then
-  echo "::error title=ghcr-janitor::dry-run must be \"true\" or \"false\", got '${INPUT_DRY_RUN}': nothing done"
+boolean() {    # boolean NAME VALUE: prints true or false; anything else is an error and nothing is done
+  local value
+  value="$(printf '%s' "$2" | tr '[:upper:]' '[:lower:]')"
+  if [ "$value" != true ] && [ "$value" != false ]; then
+    echo "::error title=ghcr-janitor::$1 must be \"true\" or \"false\", got '$2': nothing done" >&2
+    return 1
+  fi
+  printf '%s' "$value"
+}
+if ! dry_run="$(boolean dry-run "${INPUT_DRY_RUN:-true}")" || ! report="$(boolean report "${INPUT_REPORT:-true}")"; then
   echo "exit-code=2" >> "$GITHUB_OUTPUT"
   exit 2
 fi
+report_file="$work/report.html"
+rm -f "$report_file"
 
 case "${INPUT_MODE:-prune}" in
   prune|plan)
@@ -54,6 +63,21 @@ case "${INPUT_MODE:-prune}" in
     code=2
     ;;
 esac
+
+# The HTML report of what is there now (after an apply: what is left), whatever the plan's outcome
+# but a usage error; its text version goes to the step summary, the action uploads the file.
+if [ "$report" = true ] && [ "$code" -ne 2 ]; then
+  janitor report "${common[@]}" "${policy[@]}" -o "$report_file" ||
+    echo "::warning title=ghcr-janitor::the HTML report was not written completely: see the log"
+fi
+if [ -f "$report_file" ]; then
+  echo "report=$report_file" >> "$GITHUB_OUTPUT"
+  name="ghcr-janitor-report"
+  [ -n "${INPUT_SHARD:-}" ] && name="$name-${INPUT_SHARD/\//-of-}"
+  echo "report-name=$name" >> "$GITHUB_OUTPUT"
+else
+  echo "report=" >> "$GITHUB_OUTPUT"
+fi
 
 python "$(dirname "$0")/outputs.py" "$result" >> "$GITHUB_OUTPUT" || true
 echo "exit-code=$code" >> "$GITHUB_OUTPUT"

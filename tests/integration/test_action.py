@@ -23,16 +23,39 @@ def outputs(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
+def janitor_log() -> str:
+    """What the janitor's run step printed in the last run_action."""
+    return next(s for s in ACTION["runs"]["steps"] if s.get("id") == "janitor").get("_log", "")
+
+
+UPLOADED = "https://github.com/acme/app/actions/runs/7/artifacts/9"
+
+
 def run_action(inputs: dict[str, str], tmp: Path, path_first: Path | None = None,
                skip_install: bool = False) -> tuple[list[int], dict[str, str], str]:
-    """(exit code of each run step, the step outputs, the step summary)."""
+    """(exit code of each run step, the step outputs, the step summary).
+
+    `uses:` steps are not run (setup-python: this machine's Python; cache restore/save: nothing to
+    restore; upload-artifact: its `artifact-url` output is UPLOADED); `if:` conditions of the form
+    `[always() &&] EXPR ==|!= 'VALUE'` are evaluated with the outputs of the steps before.
+    """
     values = {name: str(spec.get("default", "")) for name, spec in ACTION["inputs"].items()}
     values.update(inputs)
     exprs = {f"inputs.{k}": v for k, v in values.items()}
-    exprs.update({"github.action_path": str(ROOT), "github.token": ""})
+    exprs.update({"github.action_path": str(ROOT), "github.token": "", "runner.temp": str(tmp / "runner"),
+                  "github.job": "janitor", "github.run_id": "7", "steps.upload.outputs.artifact-url": UPLOADED})
 
     def sub(text: str) -> str:
-        return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: exprs[m[1]], text)
+        return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: exprs.get(m[1], "") if m[1].startswith("steps.")
+                      else exprs[m[1]], text)
+
+    def wanted(step: dict) -> bool:
+        if "if" not in step:
+            return True
+        found = re.fullmatch(r"(?:always\(\) && )?([\w.-]+) (==|!=) '([^']*)'", step["if"].strip())
+        assert found, f"the test harness cannot evaluate: {step['if']}"
+        value = exprs.get(found[1], "")
+        return (value == found[3]) == (found[2] == "==")
 
     exprs = {k: sub(v) for k, v in exprs.items()}           # defaults may hold expressions themselves
     files = {name: tmp / name for name in ("output", "summary", "path")}
@@ -44,8 +67,8 @@ def run_action(inputs: dict[str, str], tmp: Path, path_first: Path | None = None
     (tmp / "runner").mkdir(exist_ok=True)
     codes = []
     for step in ACTION["runs"]["steps"]:
-        if "uses" in step:
-            continue                # actions/setup-python: this machine's Python stands in for it
+        if "uses" in step or not wanted(step):
+            continue
         if skip_install and step.get("name") == "Install ghcr-janitor":
             continue
         added = [p for p in files["path"].read_text().splitlines() if p]
@@ -56,6 +79,8 @@ def run_action(inputs: dict[str, str], tmp: Path, path_first: Path | None = None
                               capture_output=True, text=True, timeout=900)
         codes.append(proc.returncode)
         step["_log"] = proc.stdout + proc.stderr
+        if step.get("id"):
+            exprs.update({f"steps.{step['id']}.outputs.{k}": v for k, v in outputs(files["output"]).items()})
         if proc.returncode != 0:
             break
     return codes, outputs(files["output"]), files["summary"].read_text()
@@ -82,17 +107,24 @@ def test_the_action_dry_runs_then_applies_against_the_real_registry(repo, tmp_pa
     before = repo.tags()
     inputs = {"targets": f"# the caches\n{target}\n", "policy": str(policy)}
     codes, out, summary = run_action(inputs, tmp_path)
-    assert codes == [0, 0], [s.get("_log") for s in ACTION["runs"]["steps"]]
+    assert codes == [0, 0, 0], [s.get("_log") for s in ACTION["runs"]["steps"]]
     assert (out["deleted"], out["untagged"], out["exit-code"]) == ("2", "0", "0")
     assert int(out["reclaimed-bytes"]) > 0 and Path(out["plan"]).is_file()
     assert "ghcr-janitor" in summary and "dry run" in summary.lower()
     assert repo.tags() == before                              # the dry run changed nothing
+    # The report: written, named for the artifact, its text version and the link in the summary.
+    html = Path(out["report"]).read_text()
+    assert f'data-bytes="{out["reclaimed-bytes"]}"' in html and out["report-name"] == "ghcr-janitor-report"
+    assert "where the bytes are" in summary and f"]({UPLOADED})" in summary
+    state = tmp_path / "runner" / "ghcr-janitor" / "state"
+    assert (state / "history.sqlite").is_file()              # what the state cache keeps between runs
 
-    codes, out, summary = run_action({**inputs, "dry-run": "false"}, tmp_path, skip_install=True,
+    codes, out, summary = run_action({**inputs, "dry-run": "false", "report": "false"}, tmp_path, skip_install=True,
                                      path_first=tmp_path / "runner" / "ghcr-janitor-venv" / "bin")
-    assert codes == [0], ACTION["runs"]["steps"][-1].get("_log")
-    assert (out["deleted"], out["exit-code"]) == ("2", "0")
+    assert codes == [0], janitor_log()
+    assert (out["deleted"], out["exit-code"], out["report"]) == ("2", "0", "")
     assert sorted(repo.tags()) == ["cache-base"]
+    assert "where the bytes are" not in summary and UPLOADED not in summary
 
 
 @pytest.mark.parametrize("code,step_code", [(4, 0), (1, 1), (2, 2)])
@@ -104,11 +136,11 @@ def test_exit_codes_map_to_step_outcomes(tmp_path, code, step_code):
     codes, out, _ = run_action({"targets": "127.0.0.1:5000/x"}, tmp_path, path_first=fake, skip_install=True)
     assert codes == [step_code] and out["exit-code"] == str(code)
     if code == 4:
-        assert "::warning" in ACTION["runs"]["steps"][-1]["_log"]
+        assert "::warning" in janitor_log()
 
 
-@pytest.mark.parametrize("value", ["yes", "TRUEISH", "0"])
-def test_a_dry_run_input_that_is_neither_true_nor_false_does_nothing(repo, tmp_path, value):
+@pytest.mark.parametrize("name,value", [("dry-run", "yes"), ("dry-run", "TRUEISH"), ("dry-run", "0"), ("report", "1")])
+def test_a_boolean_input_that_is_neither_true_nor_false_does_nothing(repo, tmp_path, name, value):
     repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
     before = repo.tags()
     policy = tmp_path / "policy.toml"
@@ -118,9 +150,9 @@ def test_a_dry_run_input_that_is_neither_true_nor_false_does_nothing(repo, tmp_p
     (fake_path / "janitor").write_text("#!/bin/sh\necho called >&2\nexit 0\n")
     (fake_path / "janitor").chmod(0o755)
     codes, out, _ = run_action({"targets": f"{repo.base.split('//', 1)[1]}/{repo.repo}", "policy": str(policy),
-                                "dry-run": value}, tmp_path, path_first=fake_path, skip_install=True)
+                                name: value}, tmp_path, path_first=fake_path, skip_install=True)
     assert codes == [2] and out["exit-code"] == "2"
-    assert "called" not in ACTION["runs"]["steps"][-1]["_log"] and repo.tags() == before
+    assert "called" not in janitor_log() and repo.tags() == before
 
 
 def test_no_plan_output_when_planning_failed(tmp_path):

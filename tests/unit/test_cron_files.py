@@ -246,7 +246,7 @@ def test_workflow_shards_plans_uploads_and_applies_only_when_not_dry():
     assert "--yes" in apply["run"] and "DRY_RUN" in apply["if"]
     assert "inputs.dry_run" in wf["env"]["DRY_RUN"]
     text = read("github-actions-long.yml")
-    assert not re.search(r"pip install\s+['\"]?ghcr-janitor", text)    # not on PyPI
+    assert not re.search(r"pip install\s+['\"]?ghcr-janitor(?!\[report\] @ )", text)    # not on PyPI: from git
     assert "git+https://github.com/${{ github.repository }}" in text
 
 
@@ -410,7 +410,7 @@ def test_extraction_finds_the_commands_each_file_runs():
         by_file.setdefault(c.source, []).append(c.args[0])
     assert by_file["janitor-cron.sh"] == ["prune"]
     assert by_file["ghcr-janitor.service"] == ["prune"]
-    assert by_file["github-actions-long.yml"] == ["plan", "apply", "gc"]
+    assert by_file["github-actions-long.yml"] == ["plan", "apply", "report", "gc"]
     assert by_file["github-actions-cache.yml"] == ["prune", "prune"]
     assert {"prune", "gc", "policy"} <= set(by_file["README.md"])
 
@@ -515,7 +515,7 @@ def targets_file(registry, tmp_path):
 def runnable(args: list[str], targets: Path, layout_dir: Path, tmp: Path) -> list[str] | None:
     """The command with its machine-specific paths pointed at test fixtures; None if not safe to run."""
     sub = args[0]
-    if sub not in ("ls", "plan", "prune", "gc", "apply", "policy"):
+    if sub not in ("ls", "plan", "prune", "gc", "apply", "policy", "report"):
         return None
     out: list[str] = []
     it = iter(args)
@@ -577,14 +577,16 @@ def test_commands_run_against_the_test_registry(source, cli, targets_file, layou
             text = Path(args[args.index("--metrics-file") + 1]).read_text()
             names = {f.name for f in text_string_to_metric_families(text)}
             assert "ghcr_janitor_last_run_timestamp_seconds" in names
-        if "-o" in args:
+        if "-o" in args and args[0] == "plan":
             doc = json.loads(Path(args[args.index("-o") + 1]).read_text())
             assert doc["plan_version"] == 1 and doc["targets"]
+        if args[0] == "report":
+            assert "Storage breakdown" in Path(args[args.index("-o") + 1]).read_text()
     assert ran, f"no command of {source} was run"
     if source == "github-actions-cache.yml":
         assert ran == ["prune", "prune"] and {m for m, _, _ in gha_stand_in.requests} == {"GET"}
     if source == "github-actions-long.yml":
-        assert ran == ["plan", "apply", "gc"]
+        assert ran == ["plan", "apply", "report", "gc"]
         assert "ghcr-janitor" in summary.read_text()    # the step summary the workflow relies on
 
 
