@@ -126,12 +126,18 @@ def cache_config(chains: list[list[str]]) -> tuple[bytes, list[str]]:
     return marshal({"layers": layers, "records": records}), [k[-1] for k in keys]
 
 
-def build(dest: Path) -> None:
+def export_time(chains: list[list[str]]) -> int:
+    """When an export finished (seconds since the epoch)."""
+    return max(epoch(LAYERS[n]) for chain in chains for n in chain) + EXPORT_DELAY
+
+
+def build(dest: Path, exports: int | None = None) -> None:
+    """Write the cache dir as it stood after the first `exports` exports (default: all)."""
     blobs: dict[str, tuple[bytes, int]] = {}  # digest -> (content, mtime of first writer)
     index: list[dict] = []
     last = 0
-    for tag, form, chains in EXPORTS:
-        when = max(epoch(LAYERS[n]) for chain in chains for n in chain) + EXPORT_DELAY
+    for tag, form, chains in EXPORTS[:exports]:
+        when = export_time(chains)
         last = max(last, when)
         config, names = cache_config(chains)
         config_desc = {"mediaType": CACHE_CONFIG, "digest": sha256(config), "size": len(config)}

@@ -18,7 +18,7 @@ from ghcr_janitor.core.humanize import human_size
 PALETTE = {"blue": "#0072B2", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
            "vermillion": "#D55E00", "purple": "#CC79A7", "yellow": "#F0E442", "grey": "#999999", "black": "#000000"}
 SERIES = ("blue", "orange", "green", "vermillion", "purple", "sky", "yellow", "grey")
-WIDTH = 720
+WIDTH = 900
 
 
 @dataclass(frozen=True)

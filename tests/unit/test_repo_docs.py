@@ -43,17 +43,25 @@ def test_quick_start_janitor_commands_run(tmp_path, cli):
     assert ran == 2
 
 
+SCRIPTS = ("benchmarks/inventory.py", "examples/make_report.py")    # README lines that run these use their flags
+
+
 def test_every_flag_the_readme_shows_exists(cli):
-    helps = {name: cli(name, "--help").stdout for name in ("ls", "inspect", "plan", "prune", "apply", "gc")}
+    helps = {name: cli(name, "--help").stdout for name in ("ls", "inspect", "plan", "prune", "apply", "gc", "report")}
     helps["policy check"] = cli("policy", "check", "--help").stdout
+    for sub in ("export", "import"):
+        helps[f"history {sub}"] = cli("history", sub, "--help").stdout
     known = "\n".join(helps.values()) + cli("--help").stdout
     foreign = {"--cache-to", "--cache-from"}          # docker buildx's, quoted in the intro
     flag = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]+)")
-    bench_lines = [line for line in README.splitlines() if "benchmarks/inventory.py" in line]
-    bench_flags = {f for line in bench_lines for f in flag.findall(line)}
-    janitor_flags = set(flag.findall("\n".join(l for l in README.splitlines() if l not in bench_lines)))
+    script_lines = {script: [line for line in README.splitlines() if script in line] for script in SCRIPTS}
+    others = {line for lines in script_lines.values() for line in lines}
+    janitor_flags = set(flag.findall("\n".join(l for l in README.splitlines() if l not in others)))
     missing = sorted(f for f in janitor_flags - foreign if f not in known)
     assert missing == []
-    bench_help = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "inventory.py"), "--help"],
-                                capture_output=True, text=True, check=True).stdout
-    assert sorted(f for f in bench_flags if f not in bench_help) == []
+    for script, lines in script_lines.items():
+        assert lines, f"the README no longer mentions {script}"
+        shown = {f for line in lines for f in flag.findall(line)}
+        script_help = subprocess.run([sys.executable, str(ROOT / script), "--help"],
+                                     capture_output=True, text=True, check=True).stdout
+        assert sorted(f for f in shown if f not in script_help) == [], script
