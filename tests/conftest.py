@@ -56,6 +56,20 @@ def layout(tmp_path):
 
 
 @pytest.fixture
+def gha(monkeypatch, fast_sleep):
+    """The Actions-cache REST stand-in (tests/support/gha_api.py), seeded: GITHUB_API_URL and
+    GITHUB_TOKEN point at it; `ids_by_role` names the seeded entries."""
+    from tests.support.gha_api import CacheRepo, GhaServer, seed
+
+    state = CacheRepo()
+    state.ids_by_role = seed(state)
+    with GhaServer(state) as server:
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        monkeypatch.setenv("GITHUB_TOKEN", state.token)
+        yield state
+
+
+@pytest.fixture
 def fast_sleep(monkeypatch):
     """Every GitHub REST wait (rate limits, pacing, lookups) returns at once; the waits are recorded."""
     from ghcr_janitor.net import github

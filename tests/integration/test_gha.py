@@ -17,17 +17,6 @@ GONE_BY_DEFAULT = ("main-index-old", "main-commit-old", "live-pr-index-old", "li
                    "closed-pr-commit-new", "deleted-branch-blob", "deleted-branch-index-newest")
 
 
-@pytest.fixture
-def gha(monkeypatch, fast_sleep):
-    state = CacheRepo()
-    ids = seed(state)
-    with GhaServer(state) as server:
-        monkeypatch.setenv("GITHUB_API_URL", server.url)
-        monkeypatch.setenv("GITHUB_TOKEN", state.token)
-        state.ids_by_role = ids
-        yield state
-
-
 def gone_ids(state) -> set[int]:
     return {i for role in GONE_BY_DEFAULT for i in state.ids_by_role.get(role, [])}
 

@@ -8,11 +8,8 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from ghcr_janitor.core.humanize import human_size
 from tests.support.browser import open_page
-from tests.support.gha_api import CacheRepo, GhaServer, seed
 
 KIB = 1024
 STAGES = {      # tag: (layers, age in days); the first two layers are every stage's base
@@ -85,9 +82,11 @@ def test_the_report_of_a_registry_renders_in_a_real_browser(cli, registry, repo,
     assert result.exit_code == 0, result.stderr
     assert f"wrote {out}" in result.stderr
 
-    seen = open_page(out, tmp_path / "report.png")
+    seen = open_page(out, tmp_path / "report.png", pdf=tmp_path / "report.pdf")
     assert_renders_cleanly(seen, out)
     assert CHARTS <= {c["name"] for c in seen.charts}
+    pdf = (tmp_path / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") >= 2
     [figure] = [f for f in seen.figures if f["figure"] == "reclaimable"]
     assert int(figure["bytes"]) == expected["reclaim_size"] and figure["text"] == human_size(expected["reclaim_size"])
     # The stale branch caches are what the default policy deletes, and the plan section says so.
@@ -130,16 +129,6 @@ def test_several_targets_get_a_summary_with_the_total_reclaimable(cli, registry,
     per_target = {f["target"]: int(f["bytes"]) for f in seen.figures if f["figure"] == "reclaimable"}
     assert per_target == {t: p["reclaim_size"] for t, p in plans.items()}
     assert "summary" in {c["name"] for c in seen.charts}
-
-
-@pytest.fixture
-def gha(monkeypatch, fast_sleep):
-    state = CacheRepo()
-    seed(state)
-    with GhaServer(state) as server:
-        monkeypatch.setenv("GITHUB_API_URL", server.url)
-        monkeypatch.setenv("GITHUB_TOKEN", state.token)
-        yield state
 
 
 def test_the_report_of_the_actions_cache_projects_its_limit(cli, gha, tmp_path, monkeypatch):

@@ -34,8 +34,8 @@ def chromium() -> str:
     return found
 
 
-def open_page(path: Path, screenshot: Path, width: int = 1100) -> Seen:
-    """Load `path` from disk, wait until it has settled, and look at it."""
+def open_page(path: Path, screenshot: Path, width: int = 1100, pdf: Path | None = None) -> Seen:
+    """Load `path` from disk, wait until it has settled, and look at it (and print it to `pdf`)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -60,6 +60,9 @@ def open_page(path: Path, screenshot: Path, width: int = 1100) -> Seen:
                                  " target: e.dataset.target, text: e.textContent.trim()}))")
             seen.text = page.inner_text("body")
             page.screenshot(path=str(screenshot), full_page=True)
+            if pdf is not None:
+                page.emulate_media(media="print")
+                page.pdf(path=str(pdf), format="A4", print_background=True)
         finally:
             browser.close()
     return seen

@@ -540,21 +540,8 @@ def runnable(args: list[str], targets: Path, layout_dir: Path, tmp: Path) -> lis
     return out
 
 
-@pytest.fixture
-def gha_stand_in(monkeypatch):
-    """The Actions-cache REST stand-in, for the workflows' gha: lines."""
-    from tests.support.gha_api import CacheRepo, GhaServer, seed
-
-    state = CacheRepo()
-    seed(state)
-    with GhaServer(state) as server:
-        monkeypatch.setenv("GITHUB_API_URL", server.url)
-        monkeypatch.setenv("GITHUB_TOKEN", state.token)
-        yield state
-
-
 @pytest.mark.parametrize("source", sorted({c.source for c in ALL_COMMANDS}))
-def test_commands_run_against_the_test_registry(source, cli, targets_file, layout, tmp_path, monkeypatch, gha_stand_in):
+def test_commands_run_against_the_test_registry(source, cli, targets_file, layout, tmp_path, monkeypatch, gha):
     commands = [c for c in ALL_COMMANDS if c.source == source]
     work = tmp_path / "work"
     work.mkdir()
@@ -584,7 +571,7 @@ def test_commands_run_against_the_test_registry(source, cli, targets_file, layou
             assert "Storage breakdown" in Path(args[args.index("-o") + 1]).read_text()
     assert ran, f"no command of {source} was run"
     if source == "github-actions-cache.yml":
-        assert ran == ["prune", "prune"] and {m for m, _, _ in gha_stand_in.requests} == {"GET"}
+        assert ran == ["prune", "prune"] and {m for m, _, _ in gha.requests} == {"GET"}
     if source == "github-actions-long.yml":
         assert ran == ["plan", "apply", "report", "gc"]
         assert "ghcr-janitor" in summary.read_text()    # the step summary the workflow relies on
