@@ -21,7 +21,7 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-Targets = Annotated[Optional[list[str]], typer.Argument(help="HOST[:PORT]/NAME, ghcr.io/OWNER/NAME or oci-layout:PATH", show_default=False)]
+Targets = Annotated[Optional[list[str]], typer.Argument(help="HOST[:PORT]/NAME, ghcr.io/OWNER/NAME, oci-layout:PATH or gha:OWNER/REPO (a last part may be a glob)", show_default=False)]
 OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-O", help="table, json or markdown")]
 TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", help="tag glob to consider (repeatable; default cache-*)")]
 AllTagsOpt = Annotated[bool, typer.Option("--all-tags", help="consider every tag, not only --tag globs")]

@@ -39,7 +39,7 @@ def import_(
     """Add the rows of FILE to the history (rows already there are kept once)."""
     c.set_verbosity(verbose, quiet)
     from ghcr_janitor.core.errors import JanitorError, UsageError
-    from ghcr_janitor.report.history import History, from_json_line, history_path
+    from ghcr_janitor.report.history import MAX_ROWS_PER_TARGET, History, from_json_line, history_path
 
     try:
         try:
@@ -50,7 +50,8 @@ def import_(
         added = History(history_path(history, os.environ)).append(rows)
     except JanitorError as exc:
         raise c.fail(exc) from None
-    typer.echo(f"imported {added} of {len(rows)} rows")
+    kept = f" (the rest were there already, or older than the newest {MAX_ROWS_PER_TARGET:,} of their target)"
+    typer.echo(f"imported {added} of {len(rows)} rows" + (kept if added < len(rows) else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -38,12 +38,15 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.outputs import append_step_summary, report_requests
             from ghcr_janitor.cli.progress import progress_bar
+            from ghcr_janitor.core.errors import UsageError
             from ghcr_janitor.plan.planner import load, make_plan
             from ghcr_janitor.report import html
             from ghcr_janitor.report.history import read_history, record
             from ghcr_janitor.report.markdown import report_markdown
 
             html.require_jinja2()                  # before anything is contacted
+            if str(out) != "-" and not out.resolve().parent.is_dir():
+                raise UsageError(f"-o {out}: no such directory {out.resolve().parent}")
             loaded, name = load(policy)
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
@@ -57,7 +60,8 @@ def register(app: typer.Typer) -> None:
             for line in filter(None, (warning, read_warning)):
                 c.echo_err(f"warning: {line}")
             plans = {t.target: t for t in the_plan.targets}
-            reports = [html.target_report(inv, plans[inv.target], rows.get(inv.target, [])) for inv in inventories]
+            reports = [html.target_report(inv, plans[inv.target], rows.get(inv.target, []), now,
+                                          unreachable=_unreachable(inv, now)) for inv in inventories]
             failures = [{"target": t.target, "error": "; ".join(t.errors)} for t in the_plan.targets
                         if t.errors and t.target not in {i.target for i in inventories}]
             document = html.render(reports, now, the_plan.policy, failures)
@@ -65,10 +69,27 @@ def register(app: typer.Typer) -> None:
             for tp in the_plan.targets:
                 for error in tp.errors:
                     c.echo_err(f"error: {tp.target}: {error}")
-            append_step_summary(report_markdown(reports, None if str(out) == "-" else out.name))
+            append_step_summary(report_markdown(reports, None if str(out) == "-" else out.name, failures))
             if str(out) != "-":
                 c.echo_err(f"wrote {out}: {len(reports)} target(s), reclaimable {the_plan.reclaim_size} bytes")
             report_requests(session.connect.log, c.verbosity())
             return 1 if any(t.errors for t in the_plan.targets) else 0
 
         raise typer.Exit(c.run(body))
+
+
+def _unreachable(inv, now) -> int | None:
+    """A local cache dir: the bytes of blobs no tag reaches (what `janitor gc` frees), or None."""
+    if inv.backend != "layout":
+        return None
+    from datetime import timedelta
+
+    from ghcr_janitor.core.errors import JanitorError
+    from ghcr_janitor.core.reference import parse_target
+    from ghcr_janitor.stores.layout.gc import plan_gc
+
+    try:
+        found = plan_gc(parse_target(inv.target).name, timedelta(0), now)      # changes nothing
+    except (JanitorError, OSError):
+        return None               # the inventory has said what is wrong with the layout
+    return sum(size for _, size in found.deleted + found.recent)

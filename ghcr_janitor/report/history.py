@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -23,6 +23,7 @@ from ghcr_janitor.core.timeparse import format_time, parse_time
 SCHEMA_VERSION = 1
 MAX_ROWS_PER_TARGET = 5_000
 FILE_NAME = "history.sqlite"
+FUTURE_SLACK = timedelta(days=1)      # imported rows may be this far ahead of this machine's clock
 
 
 class HistoryError(JanitorError):
@@ -46,20 +47,27 @@ FIELDS = tuple(Row.__dataclass_fields__)
 _COUNTS = ("items", "bytes", "unique_bytes", "reclaimable", "reclaimed")
 
 
+def repository_totals(inv) -> tuple[int, int, int]:
+    """What a history row counts, the whole repository whatever `--tag` listed: its tags (the
+    Actions cache: entries), its bytes (each blob once) and the bytes held by one root only."""
+    if inv.backend == "gha":
+        size = inv.total_size()
+        return len(inv.artifacts), size, size
+    roots = inv.roots()
+    return len(inv.tags), inv.total_size(), sum(inv.artifacts[d].unique_size for d in roots)
+
+
 def rows_for_run(command: str, now: datetime, inventories: list | None = None, plan: Any = None,
                  results: list | None = None) -> list[Row]:
     """One row per target the run saw, from its inventory, plan and apply results."""
-    from ghcr_janitor.report.inventory_view import inventory_dict
-
     stamp = format_time(now.astimezone(timezone.utc)) or ""
     plans = {t.target: t for t in (plan.targets if plan is not None else [])}
     done = {r.target: r for r in results or []}
     rows = []
     for inv in inventories or []:
-        totals = inventory_dict(inv)["totals"]
         tp, tr = plans.get(inv.target), done.get(inv.target)
-        rows.append(Row(stamp, command, inv.target, inv.backend, totals.get("tags", totals.get("entries", 0)),
-                        totals["size"], totals.get("unique_size", totals["size"]),
+        items, size, unique = repository_totals(inv)
+        rows.append(Row(stamp, command, inv.target, inv.backend, items, size, unique,
                         tp.reclaim_size if tp is not None else None, tr.reclaimed if tr is not None else None))
     seen = {r.target for r in rows}
     for target, tp in plans.items():     # apply: what the plan file says, and what was freed
@@ -101,21 +109,22 @@ class History:
             raise HistoryError(f"{self.path}: {exc.strerror or exc}") from None
 
     def append(self, rows: Iterable[Row]) -> int:
-        """Add rows (a row already there is kept once); trim each target to its newest rows."""
+        """Add rows (a row already there is kept once); trim each target to its newest rows.
+        Returns how many more rows the history holds than before."""
         rows = list(rows)
         if not rows:
             return 0
         db = self._open(create=True)
         try:
             with db:
-                before = db.total_changes
+                count = "SELECT COUNT(*) FROM history"
+                before = db.execute(count).fetchone()[0]
                 db.executemany(f"INSERT OR IGNORE INTO history VALUES ({', '.join('?' * len(FIELDS))})",
                                [tuple(getattr(r, f) for f in FIELDS) for r in rows])
-                added = db.total_changes - before
                 for target in {r.target for r in rows}:
                     db.execute("DELETE FROM history WHERE target = ? AND rowid NOT IN (SELECT rowid FROM history "
                                "WHERE target = ? ORDER BY time DESC LIMIT ?)", (target, target, MAX_ROWS_PER_TARGET))
-            return added
+                return max(0, db.execute(count).fetchone()[0] - before)
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.path}: cannot write the history ({exc})") from None
         finally:
@@ -155,8 +164,12 @@ def from_json_line(line: str, where: str) -> Row:
             ok = isinstance(value, str) and value != ""
         if not ok:
             raise HistoryError(f"{where}: {name}: unexpected {json.dumps(value)[:40]}")
-    if parse_time(doc["time"]) is None:
+    when = parse_time(doc["time"])
+    if when is None:
         raise HistoryError(f"{where}: time: invalid time {doc['time'][:40]!r}")
+    if when > datetime.now(timezone.utc) + FUTURE_SLACK:
+        raise HistoryError(f"{where}: time: {doc['time'][:40]} is in the future (a wrong clock?)")
+    doc["time"] = format_time(when.astimezone(timezone.utc))     # one spelling per instant: kept once
     return Row(**doc)
 
 

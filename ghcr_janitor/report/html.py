@@ -7,6 +7,7 @@ extra (`pip install 'ghcr-janitor[report]'`); without it `require_jinja2` says s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.timeparse import format_time, parse_time
 from ghcr_janitor.plan.model import TargetPlan
 from ghcr_janitor.report import projection, storage, svg
-from ghcr_janitor.report.history import Row
+from ghcr_janitor.report.history import FUTURE_SLACK, Row
 
 MAX_PLAN_ROWS = 300
 MAX_FAMILY_ROWS = 20
@@ -43,6 +44,7 @@ class TargetReport:
     limit: int | None
     charts: dict[str, svg.Chart] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    future_rows: int = 0
 
     @property
     def what(self) -> str:
@@ -66,9 +68,19 @@ def _series(rows: list[Row], name: str) -> list[tuple[datetime, int]]:
     return out
 
 
-def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row]) -> TargetReport:
-    """One target's figures and charts; `rows`: its history, oldest first."""
+def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row], now: datetime | None = None,
+                  unreachable: int | None = None) -> TargetReport:
+    """One target's figures and charts; `rows`: its history, oldest first (rows dated after
+    `now`, from a machine with a wrong clock, are left out and counted in `future_rows`)."""
+    if now is not None:
+        cutoff = now + FUTURE_SLACK
+        kept = [r for r in rows if (parse_time(r.time) or now) <= cutoff]
+        future, rows = len(rows) - len(kept), kept
+    else:
+        future = 0
     parts = storage.breakdown(inv, plan)
+    if unreachable is not None:           # a local cache dir's blobs no tag reaches: beside the total
+        parts.beside.append(storage.Part("unreachable", "blobs no tag reaches (`janitor gc` frees them)", unreachable))
     fams = storage.families(inv)
     limit = (plan.cache or {}).get("limit") if inv.backend == "gha" else None
     limit = limit if isinstance(limit, int) else None
@@ -77,7 +89,7 @@ def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row]) -> TargetRe
                           storage.sharing(fams) if inv.backend != "gha" else ([], []),
                           storage.per_kind_and_state(inv) if inv.backend == "gha" else [],
                           rows, projection.trend(total, limit), projection.weekly(total), limit,
-                          errors=list(inv.errors) + list(plan.errors))
+                          errors=list(inv.errors) + list(plan.errors), future_rows=future)
     report.charts["breakdown"] = svg.stacked([(p.label, p.bytes, PART_COLOURS[p.key]) for p in parts.parts])
     top = fams[:MAX_FAMILY_ROWS]
     report.charts["families"] = svg.bars([(f.name, f.bytes, f.only) for f in top])
@@ -109,8 +121,16 @@ def _environment() -> Any:
     env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]
     env.filters["clip"] = lambda text, n=48: text if len(text) <= n else text[: n - 1] + "…"
     env.filters["day"] = lambda t: t.strftime("%Y-%m-%d")
+    env.filters["code_spans"] = _code_spans
     env.globals["colour"] = svg.colour
     return env
+
+
+def _code_spans(text: str) -> Any:
+    """Escape, then show `x` (Markdown code, as plan notes write it) as <code>x</code>."""
+    from markupsafe import Markup, escape
+
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
 def render(reports: list[TargetReport], now: datetime, policy: str | None, failures: list[dict]) -> str:

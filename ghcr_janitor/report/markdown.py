@@ -283,14 +283,16 @@ def _action_details(plan, results) -> str:
 
 # --- `janitor report`: the text version --------------------------------------------------------
 
-def report_markdown(reports: list, out_name: str | None = None, families: int = 5) -> str:
+def report_markdown(reports: list, out_name: str | None = None, failures: list[dict] | None = None,
+                    families: int = 5) -> str:
     """The HTML report in a few lines (step summaries): per target the reclaimable bytes, the
-    outlook, and the largest families."""
+    outlook, and the largest families; targets that could not be read, with their error."""
     out = ["### ghcr-janitor: where the bytes are", ""]
     if out_name:
         out += [f"Full report: {code(out_name)}", ""]
     rows = [[code(r.target), human_size(r.breakdown.total), human_size(r.plan.reclaim_size), cell(r.trend.sentence(r.what))]
             for r in reports]
+    rows += [[code(f["target"]), "-", "-", f"**error**: {cell(f['error'])}"] for f in failures or []]
     out.append(table(rows, ["target", "stored", "reclaimable", "outlook"], ["left", "right", "right", "left"])
                if rows else "*(no targets)*")
     for r in reports:

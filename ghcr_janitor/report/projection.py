@@ -40,7 +40,7 @@ class Trend:
         """One line for people: 'at this rate the Actions cache reaches its 10.0 GiB limit in about 12 days'."""
         if self.status == UNKNOWN:
             return f"not enough history to tell how fast {what} grows (two runs at least)"
-        rate = human_size(int(abs(self.per_week or 0)))
+        rate = human_size(round(abs(self.per_week or 0)))
         basis = " (the rate before the last cleanup)" if self.before_cleanup else ""
         if self.status == OVER:
             return f"{what} is already over its {human_size(self.limit or 0)} limit"
@@ -51,7 +51,7 @@ class Trend:
         if self.limit is not None and self.days_to_limit is not None:
             return (f"{what} grows {rate} a week{basis}: at this rate it reaches its "
                     f"{human_size(self.limit)} limit in about {_days(self.days_to_limit)}")
-        ahead = int((self.latest or 0) + (self.per_week or 0) * 90 / 7)
+        ahead = round((self.latest or 0) + (self.per_week or 0) * 90 / 7)
         return f"{what} grows {rate} a week{basis}: at this rate {human_size(ahead)} in 90 days"
 
 

@@ -42,7 +42,8 @@ class Family:
 class Breakdown:
     total: int
     parts: list[Part]                     # partitions `total`
-    facts: list[Part]                     # figures beside it (untagged, dead-ref bytes)
+    facts: list[Part]                     # parts of `total` worth naming (untagged, dead-ref bytes)
+    beside: list[Part] = field(default_factory=list)   # bytes outside `total` (a layout's unreachable blobs)
 
 
 def _union(arts: list[Artifact]) -> dict[str, int]:
@@ -92,16 +93,20 @@ def family_names(tags: list[str]) -> dict[str, str]:
 
 
 def _registry_groups(inv: Inventory) -> dict[str, list[str]]:
-    """Family -> root digests: listed tags by family, then other tags and untagged roots."""
+    """Family -> members: listed tags by family, then every other tag and the untagged roots.
+
+    Every tag is in exactly one group, so a blob that another group's tag also reaches is never
+    counted as "only in this family" (deleting the family would only untag a digest a tag outside
+    it still holds)."""
     names = family_names(list(inv.listed))
     groups: dict[str, list[str]] = {}
     for tag in inv.listed:
         groups.setdefault(names[tag], []).append(tag)
-    seen = {inv.tags[t] for t in inv.listed}
-    others = sorted(t for t in inv.tags if t not in names and inv.tags[t] not in seen)
+    others = sorted(t for t in inv.tags if t not in names)      # also those on a listed tag's digest
     if others:
         groups[OTHER_TAGS] = others
-    untagged = [d for d in inv.untagged if d not in seen]
+    tagged = set(inv.tags.values())
+    untagged = [d for d in inv.untagged if d not in tagged]
     if untagged:
         groups[UNTAGGED] = untagged
     return groups

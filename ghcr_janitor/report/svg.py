@@ -97,7 +97,7 @@ def lines(series: Sequence[tuple[str, str, Sequence[tuple[datetime, int]]]], lim
           width: int = WIDTH, height: int = 240) -> Chart:
     """A time chart of (label, colour name, points) series, with a dashed limit line when given."""
     chart = Chart(width, height)
-    left, right, top, bottom = 70, 10, 10, 28
+    left, right, top, bottom = 92, 10, 10, 28
     points = [p for _, _, pts in series for p in pts]
     if not points:
         return chart

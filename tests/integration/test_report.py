@@ -56,10 +56,10 @@ def plan_of(cli, *targets) -> dict:
     return {t["target"]: t for t in json.loads(result.stdout)["targets"]}
 
 
-def ls_size(cli, target) -> int:
+def repository_size(cli, target) -> int:
     result = cli("ls", target, "-O", "json")
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)["targets"][0]["totals"]["size"]
+    return json.loads(result.stdout)["targets"][0]["totals"]["repository_size"]
 
 
 def assert_renders_cleanly(seen, path) -> None:
@@ -72,7 +72,7 @@ def assert_renders_cleanly(seen, path) -> None:
 def test_the_report_of_a_registry_renders_in_a_real_browser(cli, registry, repo, tmp_path):
     seed_stages(repo)
     target = f"{registry.host}/{repo.repo}"
-    size = ls_size(cli, target)
+    size = repository_size(cli, target)
     per_day = 2 * KIB
     write_history(cli, tmp_path, target, "oci", size, per_day)
     expected = plan_of(cli, target)[target]
@@ -122,8 +122,10 @@ def test_several_targets_get_a_summary_with_the_total_reclaimable(cli, registry,
     out = tmp_path / "all.html"
     result = cli("report", target, local, "-o", out)
     assert result.exit_code == 0, result.stderr
-    seen = open_page(out, tmp_path / "all.png")
+    seen = open_page(out, tmp_path / "all.png", pdf=tmp_path / "all.pdf")
     assert_renders_cleanly(seen, out)
+    pdf = (tmp_path / "all.pdf").read_bytes()
+    assert pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages") >= 3     # the summary, then a page per target
     [total] = [f for f in seen.figures if f["figure"] == "reclaimable-total"]
     assert int(total["bytes"]) == sum(p["reclaim_size"] for p in plans.values())
     per_target = {f["target"]: int(f["bytes"]) for f in seen.figures if f["figure"] == "reclaimable"}
@@ -173,8 +175,56 @@ def test_a_corrupt_history_warns_once_and_the_report_is_still_written(cli, layou
     assert out.exists() and "ot enough history to tell" in out.read_text()
 
 
-def test_a_report_that_cannot_be_written_is_one_line_and_exit_1(cli, layout, tmp_path):
+def test_an_output_in_a_missing_directory_is_a_usage_error_before_any_contact(cli, tmp_path):
     out = tmp_path / "missing-dir" / "r.html"
+    result = cli("report", "127.0.0.1:9/nothing/here", "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: -o {out}: no such directory {out.parent}"
+
+
+def test_a_report_that_cannot_be_written_is_one_line_and_exit_1(cli, layout, tmp_path):
+    out = tmp_path / "a-directory"
+    out.mkdir()
     result = cli("report", f"oci-layout:{layout}", "-o", out)
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines()[-1] == f"error: {out}: cannot write: No such file or directory"
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {out}: cannot write: ")
+
+
+def test_notes_show_code_and_the_summary_names_failed_targets(cli, layout, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "r.html"
+    result = cli("report", f"oci-layout:{layout}", "127.0.0.1:9/gone", "-o", out)
+    assert result.exit_code == 1
+    html = out.read_text()
+    assert "<code>janitor gc</code>" in html and "`janitor gc`" not in html
+    assert "127.0.0.1:9/gone" in html
+    text = summary.read_text()
+    assert "`127.0.0.1:9/gone`" in text and "**error**" in text and f"`oci-layout:{layout}`" in text
+
+
+def test_history_rows_dated_after_the_run_are_left_out_and_said(cli, layout, tmp_path):
+    from ghcr_janitor.report.history import History, Row
+
+    target = f"oci-layout:{layout}"
+    store = tmp_path / "h.sqlite"
+    now = datetime.now(timezone.utc)
+    rows = [Row((now - timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%SZ"), "ls", target, "layout", 6, 10_000 + 100 * (30 - d),
+                5_000, None, None) for d in range(30, 0, -1)]
+    rows.append(Row("2036-01-01T00:00:00Z", "ls", target, "layout", 6, 10 ** 12, 5_000, None, None))   # a wrong clock
+    History(store).append(rows)
+    out = tmp_path / "r.html"
+    assert cli("report", target, "-o", out, "--history", store).exit_code == 0
+    html = out.read_text()
+    assert "1 row(s) dated after this run (a wrong clock?) are left out" in html and "2036" not in html
+
+
+def test_a_cache_dir_report_names_the_blobs_gc_would_free(cli, layout, tmp_path):
+    gc = cli("gc", f"oci-layout:{layout}", "--dry-run", "--keep-recent", "0", "-O", "json")
+    assert gc.exit_code == 0, gc.stderr
+    freed = json.loads(gc.stdout)["bytes_freed"]
+    assert freed > 0
+    out = tmp_path / "r.html"
+    assert cli("report", f"oci-layout:{layout}", "-o", out).exit_code == 0
+    html = out.read_text()
+    assert f'data-figure="unreachable" data-bytes="{freed}"' in html and "<code>janitor gc</code> frees them" in html

@@ -33,7 +33,8 @@ def test_every_run_appends_one_row_per_target_and_export_import_round_trip(layou
     dump.write_text(exported.stdout)
     other = tmp_path / "other.sqlite"
     assert cli("history", "import", dump, "--history", other).stdout.strip() == "imported 2 of 2 rows"
-    assert cli("history", "import", dump, "--history", other).stdout.strip() == "imported 0 of 2 rows"   # kept once
+    again = cli("history", "import", dump, "--history", other).stdout.strip()     # kept once
+    assert again == "imported 0 of 2 rows (the rest were there already, or older than the newest 5,000 of their target)"
     assert cli("history", "export", "--history", other).stdout == exported.stdout
 
 
@@ -79,3 +80,33 @@ def test_import_refuses_bad_lines_with_file_and_line(tmp_path, cli, line, proble
     result = cli("history", "import", dump, "--history", tmp_path / "h.sqlite")
     assert result.exit_code != 0 and f"{dump}:2: " in result.stderr and problem in result.stderr
     assert not (tmp_path / "h.sqlite").exists()               # nothing half-imported
+
+
+def test_import_keeps_one_spelling_per_instant_and_refuses_rows_from_the_future(tmp_path, cli):
+    from datetime import datetime, timedelta, timezone
+
+    base = {"command": "ls", "target": "t", "backend": "oci", "items": 1, "bytes": 10, "unique_bytes": 5,
+            "reclaimable": None, "reclaimed": None}
+    same = [dict(base, time="2026-11-01T23:00:00-05:00"), dict(base, time="2026-11-02T04:00:00Z")]
+    path = tmp_path / "h.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in same))
+    store = tmp_path / "h.sqlite"
+    assert cli("history", "import", path, "--history", store).stdout.startswith("imported 1 of 2 rows")
+    assert [json.loads(line)["time"] for line in cli("history", "export", "--history", store).stdout.splitlines()] \
+        == ["2026-11-02T04:00:00Z"]
+    ahead = (datetime.now(timezone.utc) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.write_text(json.dumps(dict(base, time=ahead)) + "\n")
+    result = cli("history", "import", path, "--history", store)
+    assert result.exit_code == 1 and f"{path}:1: time: {ahead} is in the future" in result.stderr
+
+
+def test_import_counts_what_the_bound_leaves(tmp_path, cli, monkeypatch):
+    from ghcr_janitor.report import history
+
+    monkeypatch.setattr(history, "MAX_ROWS_PER_TARGET", 3)
+    rows = [{"time": f"2026-11-0{d}T00:00:00Z", "command": "ls", "target": "t", "backend": "oci", "items": 1,
+             "bytes": d, "unique_bytes": d, "reclaimable": None, "reclaimed": None} for d in range(1, 6)]
+    path = tmp_path / "h.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = cli("history", "import", path, "--history", tmp_path / "h.sqlite").stdout
+    assert out.startswith("imported 3 of 5 rows")

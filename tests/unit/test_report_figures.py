@@ -142,3 +142,13 @@ def test_families_count_shared_layers_once_and_what_only_each_holds():
     assert fams["cache-base"].only == 10
     names, matrix = sharing(list(fams.values()))
     assert matrix[names.index("cache-base")][names.index("cache-python-deps")] == 1100
+
+
+def test_a_tag_outside_the_listing_on_a_family_digest_means_nothing_is_only_there():
+    arts = {"m1": art("m1", {"a": 100}), "m2": art("m2", {"b": 200}), "img": art("img", {"c": 50})}
+    inv = Inventory("r", tags={"cache-b": "m1", "cache-b-pr-2": "m2", "keepme": "m2", "v1": "img"},
+                    artifacts=arts, listed=["cache-b", "cache-b-pr-2"])
+    fams = {f.name: f for f in families(inv)}
+    assert fams["(other tags)"].members == ["keepme", "v1"]
+    assert fams["cache-b"].only == 10 + 100                 # m2 stays while keepme holds it
+    assert fams["(other tags)"].only == 10 + 50
