@@ -23,3 +23,16 @@ def build_session(tag: list[str] | None, all_tags: bool, concurrency: int, insec
     connect.budget.max_requests = max_requests
     session = Session(connect, inventory, shard=shard_spec(shard), announce=echo_err)
     return session
+
+
+async def plan_with_progress(session: Session, names: list[str], policy, policy_name: str):
+    """Inventory and plan every target behind the TTY progress bar, then close the session:
+    `plan`, `prune` and `report` start alike. Returns the plan and its inventories."""
+    from ghcr_janitor.cli.progress import progress_bar
+    from ghcr_janitor.plan.planner import make_plan
+
+    with progress_bar() as bar:
+        session.progress = bar
+        made = await make_plan(session, names, policy, policy_name)
+    session.close()
+    return made

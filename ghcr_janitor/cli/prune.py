@@ -46,11 +46,11 @@ def register(app: typer.Typer) -> None:
         async def body() -> int:
             from ghcr_janitor.apply.applier import apply_plan
             from ghcr_janitor.apply.results import exit_code
-            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.build import build_session, plan_with_progress
             from ghcr_janitor.cli.confirm import confirm_or_refuse, refuse_unless_confirmable
             from ghcr_janitor.cli.outputs import emit_plan, emit_results, report_requests
             from ghcr_janitor.apply.journal import Journal
-            from ghcr_janitor.plan.planner import load, make_plan
+            from ghcr_janitor.plan.planner import load
             from ghcr_janitor.policy.units import parse_duration
             from ghcr_janitor.cli.progress import progress_bar
 
@@ -60,10 +60,7 @@ def register(app: typer.Typer) -> None:
                 refuse_unless_confirmable(yes, CONFIRM_HINT)
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
-            with progress_bar() as bar:
-                session.progress = bar
-                the_plan, inventories = await make_plan(session, names, loaded, name)
-            session.close()
+            the_plan, inventories = await plan_with_progress(session, names, loaded, name)
             now = session.inventory.now
             planning_failed = any(t.errors for t in the_plan.targets)
             if dry_run:

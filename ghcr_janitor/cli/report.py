@@ -35,11 +35,10 @@ def register(app: typer.Typer) -> None:
         c.set_verbosity(verbose, quiet)
 
         async def body() -> int:
-            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.build import build_session, plan_with_progress
             from ghcr_janitor.cli.outputs import append_step_summary, report_requests
-            from ghcr_janitor.cli.progress import progress_bar
             from ghcr_janitor.core.errors import UsageError
-            from ghcr_janitor.plan.planner import load, make_plan
+            from ghcr_janitor.plan.planner import load
             from ghcr_janitor.report import html
             from ghcr_janitor.report.history import read_history, record
             from ghcr_janitor.report.markdown import report_markdown
@@ -50,10 +49,7 @@ def register(app: typer.Typer) -> None:
             loaded, name = load(policy)
             names = c.gather_targets(targets, targets_file, shard)
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
-            with progress_bar() as bar:
-                session.progress = bar
-                the_plan, inventories = await make_plan(session, names, loaded, name)
-            session.close()
+            the_plan, inventories = await plan_with_progress(session, names, loaded, name)
             now = session.inventory.now
             warning = record("report", now, history, os.environ, inventories=inventories, plan=the_plan)
             rows, read_warning = read_history(history, os.environ)
