@@ -120,6 +120,8 @@ def _split_layout(path: str) -> Target:
             path, tag = base, maybe_tag
     if not path:
         raise UsageError("oci-layout target has no path: use oci-layout:PATH")
+    if ".." not in path.split("/"):     # one name per directory (history, journal): `d/`, `d/./` -> `d`
+        path = os.path.normpath(path)   # (`..` stays: through a symlink it need not mean the parent)
     return Target(LAYOUT, "", path, tag, digest)
 
 

@@ -64,3 +64,14 @@ def test_prune_no_gc_leaves_blobs_for_later(cli, cache_dir):
     assert result.exit_code == 0, result.output
     assert blobs(cache_dir) == before_blobs
     assert json.loads(cli("gc", f"oci-layout:{cache_dir}", "--dry-run", "-O", "json").stdout)["deleted"]
+
+
+def test_one_layout_has_one_target_name_however_its_path_is_spelled(cli, layout):
+    import json as _json
+
+    names = set()
+    for spelling in (f"oci-layout:{layout}", f"oci-layout:{layout}/", f"oci-layout:{layout}/./", str(layout) + "/"):
+        result = cli("ls", spelling, "-O", "json")
+        assert result.exit_code == 0, result.stderr
+        names.add(_json.loads(result.stdout)["targets"][0]["target"])
+    assert names == {f"oci-layout:{layout}"}
