@@ -238,20 +238,29 @@ class ThreadedClient:
 
 def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", http2: bool = True,
                 timeout: float | None = None) -> ThreadedClient:
-    """A pooled client for `concurrency` parallel requests, HTTP/2 where TLS allows it.
+    """A pooled client for `concurrency` parallel requests.
 
-    `timeout` (connect, read, write; not pool waits) defaults to $JANITOR_HTTP_TIMEOUT or 30 s.
+    Requests go through `StdlibTransport` (HTTP/1.1 over http.client: less than half the CPU per
+    request of httpx's own transport), unless an environment proxy applies to `base_url`: then
+    httpx's transport does, HTTP/2 where TLS allows it. `timeout` (connect, read, write; not pool
+    waits) defaults to $JANITOR_HTTP_TIMEOUT or 30 s.
     """
+    from ghcr_janitor.net.transport import StdlibTransport, proxied
+
     timeout = configured_timeout() if timeout is None else timeout
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    use_http2 = http2 and base_url.startswith("https://")
-    if use_http2:
+    transport: httpx.BaseTransport | None = None
+    use_http2 = False
+    if not proxied(base_url or None):
+        transport = StdlibTransport(max_idle=concurrency)
+    elif http2 and base_url.startswith("https://"):
         try:
             import h2  # noqa: F401
+            use_http2 = True
         except ImportError:  # pragma: no cover - h2 is a declared dependency
-            use_http2 = False
+            pass
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = httpx.Client(
-        base_url=base_url, auth=auth, limits=limits, http2=use_http2,
+        base_url=base_url, auth=auth, limits=limits, http2=use_http2, transport=transport,
         timeout=httpx.Timeout(timeout, pool=None), follow_redirects=False,
         headers={"User-Agent": "ghcr-janitor"},
     )
