@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import stamina
 
 from ghcr_janitor.core.errors import JanitorError
 
@@ -76,11 +75,20 @@ def _log_retry(details: "stamina.instrumentation.RetryDetails") -> None:
     log.info("retry %d in %.1fs after %s", details.retry_num, details.wait_for, what)
 
 
-stamina.instrumentation.set_on_retry_hooks([_log_retry])
+_stamina_ready = False
 
 
 def _retrying(hook, attempts: int, deadline: float):
-    """The one stamina retry policy: exponential backoff with jitter, bounded attempts and time."""
+    """The one stamina retry policy: exponential backoff with jitter, bounded attempts and time.
+
+    stamina is imported on the first retry (a run where nothing fails never loads it).
+    """
+    global _stamina_ready
+    import stamina
+
+    if not _stamina_ready:
+        stamina.instrumentation.set_on_retry_hooks([_log_retry])
+        _stamina_ready = True
     initial = _env_number(WAIT_ENV, WAIT_INITIAL, 0.0)
     return stamina.retry_context(on=hook, attempts=attempts, timeout=deadline, wait_initial=initial,
                                  wait_max=max(WAIT_MAX, initial), wait_jitter=2.5 * initial)
@@ -170,6 +178,27 @@ def _read_limited(response: httpx.Response, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+def _attempt(client: httpx.Client, method: str, url: str | httpx.URL, log_to: RequestLog | None, cap: int | None,
+             follow_redirects: bool, kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
+    """One try: send, record, raise `RetryableStatus` for a status worth retrying, read the body."""
+    request = client.build_request(method, url, **kwargs)
+    response = client.send(request, stream=True, follow_redirects=follow_redirects)
+    try:
+        if log_to is not None:
+            log_to.record(method, str(response.request.url.copy_with(query=None)), response.status_code)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> %s", method, response.request.url.path, response.status_code)
+        if response.status_code in RETRY_STATUSES:
+            raise RetryableStatus(response)
+        if cap is None or response.status_code >= 400:
+            body = response.read()
+        else:
+            body = _read_limited(response, cap)
+    finally:
+        response.close()
+    return response, body
+
+
 def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: RequestLog | None = None,
               cap: int | None = None, **kwargs: Any) -> tuple[httpx.Response, bytes]:
     """Send one request with retries; the body is read inside the retry loop.
@@ -179,29 +208,26 @@ def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: R
     (`BodyTooLarge` beyond, not retried); error bodies are read whole so that their OCI error
     code can be reported. A retryable status that persists past the last attempt is returned
     as is (with an empty body). Attempts and deadline: $JANITOR_RETRY_ATTEMPTS/_DEADLINE.
+
+    The first attempt runs outside the retry machinery (stamina is entered only once a request
+    has failed in a retryable way: it then sees that failure as its own first attempt).
     """
     deadline = configured_deadline()
-    hook = _bounded_hook(time.monotonic() + deadline)
+    deadline_at = time.monotonic() + deadline
     follow_redirects = kwargs.pop("follow_redirects", False)
+    try:
+        return _attempt(client, method, url, log_to, cap, follow_redirects, kwargs)
+    except (RetryableStatus, httpx.TransportError) as exc:
+        first: BaseException | None = exc
+    hook = _bounded_hook(deadline_at)
     result: tuple[httpx.Response, bytes] | None = None
     try:
-        for attempt in _retrying(hook, configured_attempts(), deadline):
+        for attempt in _retrying(hook, configured_attempts(), max(0.01, deadline_at - time.monotonic())):
             with attempt:
-                request = client.build_request(method, url, **kwargs)
-                response = client.send(request, stream=True, follow_redirects=follow_redirects)
-                try:
-                    if log_to is not None:
-                        log_to.record(method, str(response.request.url.copy_with(query=None)), response.status_code)
-                    log.debug("%s %s -> %s", method, response.request.url.path, response.status_code)
-                    if response.status_code in RETRY_STATUSES:
-                        raise RetryableStatus(response)
-                    if cap is None or response.status_code >= 400:
-                        body = response.read()
-                    else:
-                        body = _read_limited(response, cap)
-                finally:
-                    response.close()
-                result = (response, body)
+                if first is not None:
+                    failure, first = first, None
+                    raise failure
+                result = _attempt(client, method, url, log_to, cap, follow_redirects, kwargs)
     except RetryableStatus as exc:
         return exc.response, b""
     assert result is not None

@@ -80,6 +80,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, b"in")
             else:
                 self._send(401, b"{}", {"WWW-Authenticate": 'Basic realm="x"'})
+        elif path == "/flaky":
+            self.server.flaky += 1
+            if self.server.flaky == 1:
+                self._send(503, b"busy", {"Retry-After": "0"})
+            else:
+                self._send(200, b"fine")
         elif path == "/busy":
             self._send(503, b"busy", {"Retry-After": "0"})
         else:
@@ -91,6 +97,7 @@ def server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.daemon_threads = True
     srv.seen = []
+    srv.flaky = 0
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     try:
@@ -232,3 +239,30 @@ def test_closed_transport_closes_idle_connections(server):
     client.close()
     assert conns and all(c.sock is None for c in conns)
     assert "StdlibTransport" in repr(transport)
+
+
+def test_retry_machinery_is_entered_only_after_a_failure(server, monkeypatch, caplog):
+    import stamina
+
+    srv, base = server
+    monkeypatch.setenv("JANITOR_RETRY_WAIT", "0")
+    entered = []
+    real = stamina.retry_context
+
+    def spy(*args, **kwargs):
+        entered.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stamina, "retry_context", spy)
+    client = make_client(2, None, base_url=base).client
+    log = RequestLog()
+    for _ in range(3):
+        assert send_sync(client, "GET", f"{base}/ok", log_to=log)[1] == b"hello"
+    assert entered == []
+    with caplog.at_level("INFO", logger="ghcr_janitor.http"):
+        response, body = send_sync(client, "GET", f"{base}/flaky", log_to=log)
+    assert (response.status_code, body) == (200, b"fine")
+    assert len(entered) == 1 and entered[0]["attempts"] == 6
+    assert [e[2] for e in log.entries[-2:]] == [503, 200]
+    assert any("retry 1" in r.getMessage() and "HTTP 503" in r.getMessage() for r in caplog.records)
+    client.close()
