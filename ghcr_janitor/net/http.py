@@ -8,13 +8,12 @@ also records it in the run's request log (method, URL path, status) for reports 
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import functools
 import logging
 import os
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +24,8 @@ from ghcr_janitor.core.errors import JanitorError
 log = logging.getLogger("ghcr_janitor.http")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+OVERLOAD_STATUSES = frozenset({429, 503})      # the adaptive in-flight limit halves on these
+INITIAL_IN_FLIGHT = 8
 MAX_ATTEMPTS = 6
 DEADLINE_SECONDS = 120.0
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -183,12 +184,16 @@ def _attempt(client: httpx.Client, method: str, url: str | httpx.URL, log_to: Re
     """One try: send, record, raise `RetryableStatus` for a status worth retrying, read the body."""
     request = client.build_request(method, url, **kwargs)
     response = client.send(request, stream=True, follow_redirects=follow_redirects)
+    if response.extensions.get("janitor.new_connection"):
+        _signals.fresh = True
     try:
-        if log_to is not None:
-            log_to.record(method, str(response.request.url.copy_with(query=None)), response.status_code)
+        if log_to is not None:       # the URL without its query (cheaper than URL.copy_with: no re-parse)
+            log_to.record(method, str(response.request.url).partition("?")[0], response.status_code)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s -> %s", method, response.request.url.path, response.status_code)
         if response.status_code in RETRY_STATUSES:
+            if response.status_code in OVERLOAD_STATUSES:
+                _signals.overloaded = True
             raise RetryableStatus(response)
         if cap is None or response.status_code >= 400:
             body = response.read()
@@ -219,6 +224,7 @@ def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: R
         return _attempt(client, method, url, log_to, cap, follow_redirects, kwargs)
     except (RetryableStatus, httpx.TransportError) as exc:
         first: BaseException | None = exc
+    _signals.retried = True
     hook = _bounded_hook(deadline_at)
     result: tuple[httpx.Response, bytes] | None = None
     try:
@@ -234,31 +240,87 @@ def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: R
     return result
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing: registry APIs do not use cookies (neither does docker's
+    client), and httpx's cookie extraction wraps every response for `http.cookiejar`."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class RegistryClient(httpx.Client):
+    """`httpx.Client` without a cookie jar."""
+
+    def __init__(self, **kwargs: Any):
+        self._no_cookies = _NoCookies()
+        super().__init__(**kwargs)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, value: Any) -> None:
+        """Cookies are never kept."""
+
+
+class _Signals(threading.local):
+    """What the request on this worker thread met, for the adaptive limit."""
+
+    overloaded = False      # a 429 or 503 (or a timeout): back off
+    retried = False         # the round trip includes retries and waits: not a latency sample
+    fresh = False           # it opened a connection: set-up is not queueing
+
+
+_signals = _Signals()
+
+
 class ThreadedClient:
-    """A sync `httpx.Client` shared by a thread pool, behind async methods.
+    """A sync `httpx.Client` shared by worker threads, behind async methods.
 
     Measured here (benchmarks/): httpx's async connection pool costs about 2.7x the CPU per
     request of a sync Client shared by threads, and on loopback the client's CPU is what
     separates a tool from the registry's own floor. The backends stay async; each request
-    (retries and body included) runs on one of `workers` threads.
+    (retries and body included) runs on a worker thread (`net/workers.py`). At most `workers`
+    threads; how many requests are in flight at once adapts (`net/adaptive.py`), `workers`
+    being its upper bound.
     """
 
-    def __init__(self, client: httpx.Client, workers: int):
+    def __init__(self, client: httpx.Client, workers: int, initial: int | None = None):
+        from ghcr_janitor.net.adaptive import AdaptiveLimit
+        from ghcr_janitor.net.workers import Workers
+
+        workers = max(1, workers)
         self.client = client
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="janitor-http")
+        self.limit = AdaptiveLimit(workers, initial=min(workers, initial or INITIAL_IN_FLIGHT))
+        self._workers = Workers(workers, self.limit)
 
     def __repr__(self) -> str:
-        return f"ThreadedClient(workers={self._pool._max_workers})"
+        return f"ThreadedClient({self._workers!r})"
+
+    def _job(self, method: str, url: str | httpx.URL, log_to: RequestLog | None, cap: int | None,
+             kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
+        signals = _signals
+        signals.overloaded = signals.retried = signals.fresh = False
+        started = time.monotonic()
+        try:
+            result = send_sync(self.client, method, url, log_to, cap, **kwargs)
+        except httpx.TimeoutException:
+            self.limit.overloaded()
+            raise
+        if signals.overloaded or result[0].status_code in OVERLOAD_STATUSES:
+            self.limit.overloaded()
+        elif not (signals.retried or signals.fresh):
+            self.limit.sample(time.monotonic() - started)
+        return result
 
     async def send(self, method: str, url: str | httpx.URL, log_to: RequestLog | None = None,
                    cap: int | None = None, **kwargs: Any) -> tuple[httpx.Response, bytes]:
         """`send_sync` on a worker thread: (closed response, body bytes)."""
-        loop = asyncio.get_running_loop()
-        call = functools.partial(send_sync, self.client, method, url, log_to, cap, **kwargs)
-        return await loop.run_in_executor(self._pool, call)
+        return await self._workers.submit(functools.partial(self._job, method, url, log_to, cap, kwargs))
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._workers.close()
         self.client.close()
 
 
@@ -285,7 +347,7 @@ def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", h
         except ImportError:  # pragma: no cover - h2 is a declared dependency
             pass
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.Client(
+    client = RegistryClient(
         base_url=base_url, auth=auth, limits=limits, http2=use_http2, transport=transport,
         timeout=httpx.Timeout(timeout, pool=None), follow_redirects=False,
         headers={"User-Agent": "ghcr-janitor"},

@@ -200,7 +200,8 @@ class StdlibTransport(httpx.BaseTransport):
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         return httpx.Response(response.status, headers=response.getheaders(),
                               stream=_Body(self, key, conn, response, request),
-                              extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode(
+                              extensions={"http_version": b"HTTP/1.1", "janitor.new_connection": not reused,
+                                          "reason_phrase": response.reason.encode(
                                   "ascii", "replace")})
 
     def close(self) -> None:
