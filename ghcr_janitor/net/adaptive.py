@@ -3,11 +3,16 @@
 Delay-based, like TCP Vegas: the controller keeps the lowest round trip it has seen
 (`base_rtt`, the window median at its best) and estimates from each window's median round trip
 how many of the requests in flight are only queueing: `limit * (1 - base_rtt / median)`. Fewer
-than `QUEUE_LOW` queued: more in flight would add throughput, so the limit grows (doubling until
-the first sign of queueing, then in steps); more than `QUEUE_HIGH`: the registry (or the link)
-is the bottleneck and the limit shrinks. A 429/503 (or a timeout) halves it at once. On
-loopback this settles at a few requests beyond what saturates the registry's CPU; over a long
-round trip requests hardly queue and it climbs to the upper bound.
+than `QUEUE_LOW`: more in flight would add throughput, so the limit grows (doubling until the
+first sign of queueing, then in steps of an eighth). Nearly all queueing (round trips 10x the
+base and more): the registry slows down under our load, and the limit shrinks by a fifth. A
+429/503 (or a timeout) halves it at once, and growth is then additive.
+
+It starts at its upper bound (`--concurrency`): measured here (PERF_NOTES / benchmarks), starting
+lower and doubling costs a 100 ms WAN run 0.2-0.4 s of ramp-up, and on loopback moderate queueing
+at the registry costs nothing while fewer requests in flight cost the client more CPU per request
+(fewer results per worker hand-off). Samples come from reused connections only (set-up is not
+queueing) and exclude retried requests (their waits are not latency).
 """
 
 from __future__ import annotations
@@ -16,19 +21,20 @@ import math
 import threading
 
 QUEUE_LOW = 4          # requests estimated queueing: under this grow ...
-QUEUE_HIGH = 8         # ... over this shrink
+QUEUE_HIGH = 8         # ... over this and over QUEUE_SHARE of the limit shrink
+QUEUE_SHARE = 0.9      # (round trips 10x the base: the registry slows down under our load)
 SHRINK_FACTOR = 0.8
 OVERLOAD_FACTOR = 0.5
 BASE_DRIFT = 1.005     # the base round trip is forgotten slowly (routes and servers change)
-MIN_WINDOW = 4
+MIN_WINDOW = 4         # samples per decision: half the limit, at least this
 
 
 class AdaptiveLimit:
     """`limit` in [1, maximum]; call `sample(seconds)` per completed request, `overloaded()` on 429/503."""
 
-    def __init__(self, maximum: int, initial: int = 8):
+    def __init__(self, maximum: int, initial: int | None = None):
         self.maximum = max(1, maximum)
-        self.limit = max(1, min(self.maximum, initial))
+        self.limit = max(1, min(self.maximum, initial if initial is not None else self.maximum))
         self.base_rtt = math.inf
         self._window: list[float] = []
         self._slow_start = True
@@ -43,7 +49,7 @@ class AdaptiveLimit:
         with self._lock:
             window = self._window
             window.append(seconds)
-            if len(window) < max(MIN_WINDOW, self.limit):
+            if len(window) < max(MIN_WINDOW, self.limit // 2):
                 return
             window.sort()
             median = window[len(window) // 2]
@@ -53,7 +59,7 @@ class AdaptiveLimit:
             if queued < QUEUE_LOW:
                 step = self.limit if self._slow_start else max(1, self.limit // 8)
                 self._set(self.limit + step)
-            elif queued > QUEUE_HIGH:
+            elif queued > max(QUEUE_HIGH, self.limit * QUEUE_SHARE):
                 self._slow_start = False
                 self._set(int(self.limit * SHRINK_FACTOR))
             else:

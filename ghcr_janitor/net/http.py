@@ -25,7 +25,6 @@ log = logging.getLogger("ghcr_janitor.http")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 OVERLOAD_STATUSES = frozenset({429, 503})      # the adaptive in-flight limit halves on these
-INITIAL_IN_FLIGHT = 8
 MAX_ATTEMPTS = 6
 DEADLINE_SECONDS = 120.0
 MAX_RETRY_AFTER_SECONDS = 300.0
@@ -292,7 +291,7 @@ class ThreadedClient:
 
         workers = max(1, workers)
         self.client = client
-        self.limit = AdaptiveLimit(workers, initial=min(workers, initial or INITIAL_IN_FLIGHT))
+        self.limit = AdaptiveLimit(workers, initial=initial)      # starts at the bound
         self._workers = Workers(workers, self.limit)
 
     def __repr__(self) -> str:

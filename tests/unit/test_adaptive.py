@@ -28,12 +28,25 @@ def test_long_round_trip_without_queueing_climbs_to_the_bound():
     assert seen[:3] == [16, 32, 64] and limit.limit == 64
 
 
-def test_saturated_server_settles_low():
-    # A server that serves 2 at a time, 5 ms each: in-flight beyond 2 only queues.
-    limit = AdaptiveLimit(64, initial=8)
-    seen = feed(limit, lambda n: 0.005 * max(1, n / 2), 60)
-    assert 2 <= limit.limit <= 20, seen
-    assert max(seen[-20:]) - min(seen[-20:]) <= 6      # stable, not oscillating wildly
+def test_registry_that_slows_down_gets_fewer_requests_then_more_again():
+    limit = AdaptiveLimit(64)
+    assert limit.limit == 64                             # starts at the bound
+    feed(limit, lambda n: 0.004, 5)                      # fast: stays at the bound
+    assert limit.limit == 64
+    # The registry slows down (another client, a GC): round trips 20x, worse with more in flight.
+    seen = feed(limit, lambda n: 0.08 * n / 64, 25)
+    assert limit.limit <= 32, seen
+    assert max(seen[-5:]) - min(seen[-5:]) <= 8          # settles, does not swing
+    low = limit.limit
+    seen = feed(limit, lambda n: 0.004, 40)              # recovered: grows back, in steps
+    assert limit.limit > low and seen[0] - low <= max(1, low // 8)
+
+
+def test_moderate_queueing_is_kept():
+    # Served 8 at a time: round trips grow linearly past 8 in flight (loopback: CPU-bound registry).
+    limit = AdaptiveLimit(32)
+    feed(limit, lambda n: 0.002 * max(1, n / 8), 30)
+    assert limit.limit == 32
 
 
 def test_overload_halves_and_stops_slow_start():
