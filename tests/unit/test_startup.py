@@ -43,3 +43,12 @@ def test_plain_http_client_builds_no_tls_context(monkeypatch):
     client = make_client(8, None, base_url="http://127.0.0.1:5000")
     assert client.client._transport._ssl_context is None
     client.client.close()
+
+
+def test_cli_process_tunes_the_garbage_collector():
+    code = ("import gc, sys; sys.argv = ['janitor', '--help']\n"
+            "from ghcr_janitor.cli import app\n"
+            "try:\n    app.main()\nexcept SystemExit:\n    pass\n"
+            "print(gc.get_threshold(), gc.get_freeze_count() > 1000)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "(50000, 50, 1000) True"
