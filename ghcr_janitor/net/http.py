@@ -181,8 +181,12 @@ def _read_limited(response: httpx.Response, cap: int) -> bytes:
 def _attempt(client: httpx.Client, method: str, url: str | httpx.URL, log_to: RequestLog | None, cap: int | None,
              follow_redirects: bool, kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
     """One try: send, record, raise `RetryableStatus` for a status worth retrying, read the body."""
-    request = client.build_request(method, url, **kwargs)
-    response = client.send(request, stream=True, follow_redirects=follow_redirects)
+    if isinstance(client, RegistryClient) and not follow_redirects and isinstance(url, str) \
+            and url.startswith(("http://", "https://")) and kwargs.keys() <= {"headers", "content"}:
+        response = client.send_plain(method, url, kwargs.get("headers"), kwargs.get("content"))
+    else:
+        request = client.build_request(method, url, **kwargs)
+        response = client.send(request, stream=True, follow_redirects=follow_redirects)
     if response.extensions.get("janitor.new_connection"):
         _signals.fresh = True
     try:
@@ -248,11 +252,18 @@ class _NoCookies(httpx.Cookies):
 
 
 class RegistryClient(httpx.Client):
-    """`httpx.Client` without a cookie jar."""
+    """`httpx.Client` without a cookie jar, with a short path for plain registry requests.
+
+    `send_plain` does what `send` does for an absolute URL with no redirects to follow (auth flow,
+    transport, `response.request`), without what registry requests never need: cookies, event
+    hooks, redirect bookkeeping, URL merging. About a third of httpx's own CPU per request.
+    """
 
     def __init__(self, **kwargs: Any):
         self._no_cookies = _NoCookies()
         super().__init__(**kwargs)
+        self._plain_headers = dict(self.headers.multi_items())
+        self._plain_extensions = {"timeout": self.timeout.as_dict()}
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -261,6 +272,41 @@ class RegistryClient(httpx.Client):
     @cookies.setter
     def cookies(self, value: Any) -> None:
         """Cookies are never kept."""
+
+    def send_plain(self, method: str, url: str, headers: dict[str, str] | None = None,
+                   content: bytes | None = None) -> httpx.Response:
+        """Send one request (absolute `url`) through the auth flow; the response is streamed."""
+        merged = self._plain_headers                 # lower-case names (httpx's defaults, ours)
+        if headers:
+            merged = dict(merged)
+            for name, value in headers.items():
+                merged[name.lower()] = value
+        request = httpx.Request(method, url, headers=merged, content=content,
+                                extensions=dict(self._plain_extensions))
+        auth = self._auth
+        if auth is None or type(auth) is httpx.Auth:
+            return self._send_one(request)
+        flow = auth.sync_auth_flow(request)
+        try:
+            request = next(flow)
+            while True:
+                response = self._send_one(request)
+                try:
+                    try:
+                        request = flow.send(response)
+                    except StopIteration:
+                        return response
+                    response.read()
+                except BaseException:
+                    response.close()
+                    raise
+        finally:
+            flow.close()
+
+    def _send_one(self, request: httpx.Request) -> httpx.Response:
+        response = self._transport_for_url(request.url).handle_request(request)
+        response.request = request
+        return response
 
 
 class _Signals(threading.local):

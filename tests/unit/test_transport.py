@@ -266,3 +266,32 @@ def test_retry_machinery_is_entered_only_after_a_failure(server, monkeypatch, ca
     assert [e[2] for e in log.entries[-2:]] == [503, 200]
     assert any("retry 1" in r.getMessage() and "HTTP 503" in r.getMessage() for r in caplog.records)
     client.close()
+
+
+def test_plain_path_sends_what_the_client_would(server):
+    """RegistryClient.send_plain: default headers merged case-insensitively, auth flow applied."""
+    srv, base = server
+    from ghcr_janitor.net.http import RegistryClient
+
+    seen_headers = []
+    original = _Handler.do_GET
+
+    def spy(self):
+        seen_headers.append({name: self.headers.get_all(name) for name in ("Accept", "User-Agent", "Authorization")})
+        original(self)
+
+    _Handler.do_GET = spy
+    try:
+        with RegistryClient(transport=StdlibTransport(), headers={"User-Agent": "ghcr-janitor"},
+                            auth=httpx.BasicAuth("u", "p")) as client:
+            response = client.send_plain("GET", f"{base}/auth", {"Accept": "application/x"})
+            assert response.read() == b"in" and response.request.url.path == "/auth"
+            log = RequestLog()
+            assert send_sync(client, "GET", f"{base}/ok", log_to=log, headers={"ACCEPT": "a/b"})[1] == b"hello"
+            assert log.entries == [("GET", f"{base}/ok", 200)]
+    finally:
+        _Handler.do_GET = original
+    assert [h["Accept"] for h in seen_headers] == [["application/x"], ["a/b"]]      # one each, ours
+    assert all(h["User-Agent"] == ["ghcr-janitor"] for h in seen_headers)
+    assert seen_headers[0]["Authorization"] == ["Basic dTpw"]
+    assert client.cookies is not None and len(client.cookies) == 0
