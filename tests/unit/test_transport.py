@@ -295,3 +295,46 @@ def test_plain_path_sends_what_the_client_would(server):
     assert all(h["User-Agent"] == ["ghcr-janitor"] for h in seen_headers)
     assert seen_headers[0]["Authorization"] == ["Basic dTpw"]
     assert client.cookies is not None and len(client.cookies) == 0
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """The same handler over TLS, with a throw-away self-signed certificate for 127.0.0.1."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl (the command) is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.seen = []
+    srv.flaky = 0
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv, f"https://127.0.0.1:{srv.server_address[1]}", cert
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_https_verifies_the_certificate_and_keeps_connections_alive(tls_server):
+    import ssl
+
+    srv, base, cert = tls_server
+    with _client() as client, pytest.raises(httpx.ConnectError):     # default trust store: not trusted
+        client.get(f"{base}/ok")
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with _client(StdlibTransport(ssl_context=trusted)) as client:
+        assert client.get(f"{base}/ok").content == b"hello"
+        assert client.get(f"{base}/chunked").content == b"hello world"
+    ports = {entry[2] for entry in srv.seen}
+    assert len(ports) == 1
