@@ -6,6 +6,11 @@ import itertools
 import os
 
 import pytest
+import respx.mocks
+
+# The registry client's transport (ghcr_janitor/net/transport.py) is not httpcore, so respx mocks at
+# httpx's Client level (every transport), not its default httpcore level.
+respx.mocks.DEFAULT_MOCKER = "httpx"
 
 from tests.support.push import Pusher
 from tests.support.registry import INSTALL_HINT, RegistryServer, find_binary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from enum import Enum
@@ -79,6 +78,8 @@ def fail(exc: JanitorError) -> "typer.Exit":
 
 def run(coro_factory: Callable[[], Any]) -> Any:
     """Run an async command body; errors become a one-line message and an exit code."""
+    import asyncio
+
     import httpx
 
     try:

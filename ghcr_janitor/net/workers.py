@@ -1,0 +1,136 @@
+"""Worker threads for blocking requests, behind asyncio, with an adaptive in-flight limit.
+
+Cheaper than `loop.run_in_executor` per request: no concurrent.futures.Future to chain, and
+completions are handed to the event loop in batches (one wake-up for every result that is
+ready, not one per result). Threads start on demand, at most `maximum` (the thread cap); how
+many requests run at once is `limit.limit` (the adaptive limit, at most the thread cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from queue import SimpleQueue
+from typing import Any, Callable
+
+from ghcr_janitor.net.adaptive import AdaptiveLimit
+
+_STOP = object()
+
+
+class _Inbox:
+    """Results waiting for one event loop, and whether a wake-up is already on its way."""
+
+    __slots__ = ("loop", "ready", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.ready: deque = deque()
+        self.scheduled = False
+
+    def put(self, future: asyncio.Future, ok: bool, value: Any) -> None:
+        self.ready.append((future, ok, value))
+        if not self.scheduled:
+            self.scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self.drain)
+            except RuntimeError:     # the loop is closed: nobody waits for the result any more
+                pass
+
+    def drain(self) -> None:
+        self.scheduled = False       # before popping: a result added from now on schedules a new drain
+        ready = self.ready
+        while ready:
+            future, ok, value = ready.popleft()
+            if future.done():        # cancelled meanwhile
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+
+class Workers:
+    """Run blocking calls on up to `maximum` threads, at most `limit.limit` at a time."""
+
+    def __init__(self, maximum: int, limit: AdaptiveLimit | None = None, name: str = "janitor-http"):
+        self.maximum = max(1, maximum)
+        self.limit = limit or AdaptiveLimit(self.maximum, initial=self.maximum)
+        self._name = name
+        self._jobs: SimpleQueue = SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+        self._gate = threading.Condition()
+        self._running = 0
+        self.peak = 0
+        self._inboxes: dict[asyncio.AbstractEventLoop, _Inbox] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Workers(threads={len(self._threads)}/{self.maximum}, {self.limit!r})"
+
+    def submit(self, call: Callable[[], Any]) -> asyncio.Future:
+        """Schedule `call` on a worker; the returned future (of the running loop) gets its result."""
+        if self._closed:
+            raise RuntimeError("the worker pool is closed")
+        loop = asyncio.get_running_loop()
+        inbox = self._inboxes.get(loop)
+        if inbox is None:
+            inbox = self._inboxes[loop] = _Inbox(loop)
+        future = loop.create_future()
+        self._jobs.put((call, future, inbox))
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self.maximum:
+            thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _work(self) -> None:
+        jobs, gate, limit = self._jobs, self._gate, self.limit
+        while True:
+            job = jobs.get()
+            if job is _STOP:
+                return
+            call, future, inbox = job
+            with gate:
+                while self._running >= limit.limit:
+                    gate.wait()
+                self._running += 1
+                if self._running > self.peak:
+                    self.peak = self._running
+            try:
+                value, ok = call(), True
+            except BaseException as exc:  # handed to the awaiting task
+                value, ok = exc, False
+            with gate:
+                self._running -= 1
+                free = limit.limit - self._running
+                if free > 0:
+                    gate.notify(free)
+            inbox.put(future, ok, value)
+            del job, call, future, value
+            self._idle.release()
+
+    def close(self) -> None:
+        """Stop the threads after the calls already running; calls not yet started are cancelled."""
+        self._closed = True
+        pending = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except Exception:
+                break
+            if job is not _STOP:
+                pending.append(job)
+        for _, future, _ in pending:
+            future.cancel()          # close() runs on the loop that awaits them
+        with self._gate:
+            self.limit.limit = max(self.limit.limit, 1)
+            self._gate.notify_all()
+        for _ in self._threads:
+            self._jobs.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        self._inboxes.clear()
