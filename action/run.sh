@@ -12,7 +12,7 @@ rm -f "$plan"
 result="$work/result.json"
 
 # Flags apply takes too; plan also takes the targets and the shard.
-shared=(--concurrency "${INPUT_CONCURRENCY:-32}")
+shared=(--concurrency "${INPUT_CONCURRENCY:-64}")
 [ -n "${INPUT_MAX_REQUESTS:-}" ] && shared+=(--max-requests "$INPUT_MAX_REQUESTS")
 common=(--targets-file "$targets" "${shared[@]}")
 [ -n "${INPUT_SHARD:-}" ] && common+=(--shard "$INPUT_SHARD")

@@ -492,10 +492,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rtt-ms", type=float, nargs="+", default=[40.0, 100.0],
                         help="WAN round trips added by the proxy, one condition each (default 40 100)")
     parser.add_argument("--skopeo-sample", type=int, default=30, help="skopeo inspects this many tags, extrapolated")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                        help=f"bare loops' concurrency (default {DEFAULT_CONCURRENCY}: janitor's default)")
-    parser.add_argument("--wan-concurrency", type=int, nargs="*", default=[16, 64],
-                        help="extra janitor --concurrency values measured on WAN (default 16 64)")
+    parser.add_argument("--concurrency", type=int, default=32,
+                        help=f"bare loops' concurrency on loopback (default 32; janitor's default is {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--wan-concurrency", type=int, nargs="*", default=[16, 32],
+                        help="extra janitor --concurrency values measured on WAN (default 16 32)")
     parser.add_argument("--wan-bare-concurrency", type=int, nargs="+", default=[16, 32, 64],
                         help="the bare loops' concurrencies on WAN (the best one is the target; default 16 32 64)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of janitor and the bare loops (median reported)")
