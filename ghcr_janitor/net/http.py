@@ -164,6 +164,21 @@ class BodyTooLarge(Exception):
         self.size, self.cap = size, cap
 
 
+ERROR_BODY_CAP = 64 * 1024
+
+
+def _read_head(response: httpx.Response, cap: int) -> bytes:
+    """At most the first `cap` bytes of the body; the rest is not read (the connection is not reused)."""
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk[: cap - total])
+        total += len(chunk)
+        if total >= cap:
+            break
+    return b"".join(chunks)
+
+
 def _read_limited(response: httpx.Response, cap: int) -> bytes:
     length = response.headers.get("content-length")
     if length and length.isdigit() and int(length) > cap:
@@ -198,7 +213,9 @@ def _attempt(client: httpx.Client, method: str, url: str | httpx.URL, log_to: Re
             if response.status_code in OVERLOAD_STATUSES:
                 _signals.overloaded = True
             raise RetryableStatus(response)
-        if cap is None or response.status_code >= 400:
+        if response.status_code >= 400:     # an error's body is for the message: never all of it
+            body = _read_head(response, ERROR_BODY_CAP)
+        elif cap is None:
             body = response.read()
         else:
             body = _read_limited(response, cap)
@@ -384,7 +401,7 @@ def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", h
     transport: httpx.BaseTransport | None = None
     use_http2 = False
     if not proxied(base_url or None):
-        transport = StdlibTransport(max_idle=concurrency)
+        transport = StdlibTransport(max_idle=concurrency, default_timeout=timeout)
     elif http2 and base_url.startswith("https://"):
         try:
             import h2  # noqa: F401

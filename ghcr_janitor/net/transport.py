@@ -23,13 +23,14 @@ CHUNK = 64 * 1024
 _Key = tuple[str, str, int]
 
 
-def _timeouts(request: httpx.Request) -> tuple[float | None, float | None]:
-    """(connect, read/write) seconds from httpx's per-request timeout extension."""
+def _timeouts(request: httpx.Request, default: float | None) -> tuple[float | None, float | None]:
+    """(connect, read/write) seconds from httpx's per-request timeout extension; `default` for a
+    request that carries none (never "wait for ever" by omission)."""
     timeout = request.extensions.get("timeout") or {}
-    read = timeout.get("read")
-    write = timeout.get("write")
+    read = timeout.get("read", default)
+    write = timeout.get("write", default)
     io = None if read is None and write is None else max(t for t in (read, write) if t is not None)
-    return timeout.get("connect"), io
+    return timeout.get("connect", default), io
 
 
 def _stale(conn: http.client.HTTPConnection) -> bool:
@@ -37,6 +38,8 @@ def _stale(conn: http.client.HTTPConnection) -> bool:
     sock = conn.sock
     if sock is None:
         return True
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True          # decrypted bytes nobody asked for (select cannot see them): never reuse
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
@@ -99,8 +102,10 @@ class StdlibTransport(httpx.BaseTransport):
     the retry policy and error messages above the transport are unchanged.
     """
 
-    def __init__(self, max_idle: int = 32, ssl_context: ssl.SSLContext | None = None):
+    def __init__(self, max_idle: int = 32, ssl_context: ssl.SSLContext | None = None,
+                 default_timeout: float | None = 30.0):
         self._max_idle = max(1, max_idle)
+        self._default_timeout = default_timeout
         self._idle: dict[_Key, deque[http.client.HTTPConnection]] = {}
         self._ssl_context = ssl_context
         self._lock = threading.Lock()
@@ -117,7 +122,9 @@ class StdlibTransport(httpx.BaseTransport):
             return self._ssl_context
 
     def _acquire(self, key: _Key, request: httpx.Request) -> tuple[http.client.HTTPConnection, bool]:
-        """(connection, reused?): an idle one that is still open, else a new one, connected."""
+        """(connection, reused?): an idle one that is still open, else a new one, connected; either
+        way with this request's read/write timeout on its socket."""
+        connect_timeout, io_timeout = _timeouts(request, self._default_timeout)
         idle = self._idle.get(key)
         while idle:
             try:
@@ -125,10 +132,11 @@ class StdlibTransport(httpx.BaseTransport):
             except IndexError:
                 break
             if not _stale(conn):
+                assert conn.sock is not None
+                conn.sock.settimeout(io_timeout)
                 return conn, True
             conn.close()
         scheme, host, port = key
-        connect_timeout, io_timeout = _timeouts(request)
         if scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
                 host, port, timeout=connect_timeout, context=self._context())

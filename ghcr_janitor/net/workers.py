@@ -47,6 +47,8 @@ class _Inbox:
                 continue
             if ok:
                 future.set_result(value)
+            elif isinstance(value, asyncio.CancelledError):     # not run: the pool was closed
+                future.cancel()
             else:
                 future.set_exception(value)
 
@@ -94,15 +96,18 @@ class Workers:
                 return
             call, future, inbox = job
             with gate:
-                while self._running >= limit.limit:
+                while self._running >= limit.limit and not self._closed:
                     gate.wait()
                 self._running += 1
                 if self._running > self.peak:
                     self.peak = self._running
-            try:
-                value, ok = call(), True
-            except BaseException as exc:  # handed to the awaiting task
-                value, ok = exc, False
+            if self._closed or future.cancelled():     # nobody waits for it: never send it
+                value, ok = asyncio.CancelledError(), False
+            else:
+                try:
+                    value, ok = call(), True
+                except BaseException as exc:  # handed to the awaiting task
+                    value, ok = exc, False
             with gate:
                 self._running -= 1
                 free = limit.limit - self._running

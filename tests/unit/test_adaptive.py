@@ -166,3 +166,34 @@ def test_threaded_client_backs_off_on_overload(monkeypatch):
 
     asyncio.run(main())
     assert client.limit.limit == before // 2
+
+
+def test_closing_the_pool_never_starts_a_call_nobody_waits_for():
+    """Ctrl-C during an apply: queued and gate-held calls (DELETEs among them) must not be sent."""
+    import asyncio
+    import threading
+    import time
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def call(i: int):
+        def run():
+            with lock:
+                started.append(i)
+            time.sleep(0.2)
+            return i
+        return run
+
+    async def main():
+        workers = Workers(8, AdaptiveLimit(8, initial=1))
+        futures = [workers.submit(call(i)) for i in range(8)]
+        await asyncio.sleep(0.05)                 # one runs, the others wait at the gate or in the queue
+        for f in futures:
+            f.cancel()
+        began = time.monotonic()
+        workers.close()
+        return time.monotonic() - began
+
+    took = asyncio.run(main())
+    assert len(started) == 1 and took < 1.0

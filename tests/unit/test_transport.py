@@ -86,6 +86,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(503, b"busy", {"Retry-After": "0"})
             else:
                 self._send(200, b"fine")
+        elif path == "/huge-404":
+            self.send_response(404)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for _ in range(64):
+                self.wfile.write(b"4000\r\n" + b"e" * 0x4000 + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
         elif path == "/busy":
             self._send(503, b"busy", {"Retry-After": "0"})
         else:
@@ -338,3 +345,77 @@ def test_https_verifies_the_certificate_and_keeps_connections_alive(tls_server):
         assert client.get(f"{base}/chunked").content == b"hello world"
     ports = {entry[2] for entry in srv.seen}
     assert len(ports) == 1
+
+
+def test_a_request_without_a_timeout_gets_the_transports_default(server):
+    _, base = server
+    transport = StdlibTransport(default_timeout=0.2)
+    request = httpx.Request("GET", f"{base}/slow")           # no timeout extension at all
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        transport.handle_request(request)
+    assert time.monotonic() - started < 0.9
+    transport.close()
+
+
+def test_a_reused_connection_takes_the_new_requests_timeout(server):
+    srv, base = server
+    with httpx.Client(transport=StdlibTransport(), timeout=httpx.Timeout(30, pool=None)) as client:
+        assert client.get(f"{base}/ok").status_code == 200          # pooled with a 30 s timeout
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            client.get(f"{base}/slow", timeout=httpx.Timeout(0.2, pool=None))
+        assert time.monotonic() - started < 0.9
+    assert srv.seen[0][2] == srv.seen[1][2]                          # the same connection
+
+
+def test_tls_bytes_waiting_in_the_ssl_layer_make_a_connection_stale():
+    import ssl
+    from unittest import mock
+
+    from ghcr_janitor.net.transport import _stale
+
+    sock = mock.Mock(spec=ssl.SSLSocket)
+    sock.pending.return_value = 17                 # e.g. a second response the server smuggled in
+    assert _stale(mock.Mock(sock=sock)) is True
+
+
+def test_an_error_body_is_read_only_as_far_as_the_message_needs(server):
+    _, base = server
+    from ghcr_janitor.net.http import ERROR_BODY_CAP
+
+    client = make_client(2, None, base_url=base)
+    try:
+        response, body = send_sync(client.client, "GET", f"{base}/huge-404", cap=4 * 1024 * 1024)
+    finally:
+        client.client.close()
+    assert response.status_code == 404 and len(body) == ERROR_BODY_CAP
+
+
+def test_the_token_request_carries_the_original_requests_timeout():
+    from ghcr_janitor.net.auth.flow import RegistryAuth
+
+    auth = RegistryAuth(None)
+    request = httpx.Request("GET", "https://registry.example/v2/acme/app/manifests/x",
+                            extensions={"timeout": {"connect": 1.0, "read": 2.0, "write": 2.0, "pool": None}})
+    flow = auth.sync_auth_flow(request)
+    assert next(flow) is request
+    challenge = httpx.Response(401, request=request, headers={
+        "WWW-Authenticate": 'Bearer realm="https://registry.example/token",service="registry.example"'}, content=b"{}")
+    token_request = flow.send(challenge)
+    assert token_request.url.path == "/token"
+    assert token_request.extensions["timeout"] == request.extensions["timeout"]
+
+
+def test_a_huge_auth_answer_is_refused_unread():
+    from ghcr_janitor.core.errors import AuthError
+    from ghcr_janitor.net.auth.flow import AUTH_BODY_CAP, RegistryAuth
+
+    auth = RegistryAuth(None)
+    request = httpx.Request("GET", "https://registry.example/v2/acme/app/manifests/x")
+    flow = auth.sync_auth_flow(request)
+    next(flow)
+    huge = httpx.Response(401, request=request, headers={"Content-Length": str(AUTH_BODY_CAP + 1)},
+                          stream=httpx.ByteStream(b""))
+    with pytest.raises(AuthError, match="refused"):
+        flow.send(huge)

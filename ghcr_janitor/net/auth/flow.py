@@ -22,6 +22,7 @@ from ghcr_janitor.core.errors import AuthError
 from ghcr_janitor.core.reference import is_loopback
 
 DEFAULT_TOKEN_SECONDS = 60
+AUTH_BODY_CAP = 1024 * 1024     # a 401 body or a token answer is a few KB
 
 
 @dataclass
@@ -140,7 +141,13 @@ class RegistryAuth(httpx.Auth):
     # --- the flow -------------------------------------------------------------
     @staticmethod
     def _needs_body(response: httpx.Response, original: httpx.Request) -> bool:
-        return response.status_code == 401 or response.request is not original
+        """A 401 or a token answer is read here; one that says it is huge is refused unread."""
+        needed = response.status_code == 401 or response.request is not original
+        length = response.headers.get("content-length")
+        if needed and length and length.isdigit() and int(length) > AUTH_BODY_CAP:
+            raise AuthError(f"{response.request.url.host} sent a {length}-byte answer to an auth request "
+                            f"(more than {AUTH_BODY_CAP}): refused")
+        return needed
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         flow = self.auth_flow(request)
@@ -190,7 +197,10 @@ class RegistryAuth(httpx.Auth):
             return
         if challenge.scheme != "bearer":
             return
-        token_response = yield self._token_request(challenge, scope)
+        token_request = self._token_request(challenge, scope)
+        if "timeout" in request.extensions:        # the token endpoint gets the request's own timeouts
+            token_request.extensions["timeout"] = request.extensions["timeout"]
+        token_response = yield token_request
         self.token_requests += 1
         value, seconds = self._read_token(token_response, challenge.realm or "")
         key = f"{challenge.realm}|{challenge.params.get('service')}|{challenge.params.get('scope') or scope}"
