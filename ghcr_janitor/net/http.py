@@ -395,13 +395,15 @@ def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", h
     httpx's transport does, HTTP/2 where TLS allows it. `timeout` (connect, read, write; not pool
     waits) defaults to $JANITOR_HTTP_TIMEOUT or 30 s.
     """
-    from ghcr_janitor.net.transport import StdlibTransport, proxied
+    from ghcr_janitor.net.transport import StdlibTransport, proxied, proxy_mounts
 
     timeout = configured_timeout() if timeout is None else timeout
     transport: httpx.BaseTransport | None = None
+    mounts: dict[str, httpx.BaseTransport | None] | None = None
     use_http2 = False
     if not proxied(base_url or None):
         transport = StdlibTransport(max_idle=concurrency, default_timeout=timeout)
+        mounts = proxy_mounts() or None       # other hosts a proxy applies to still go through it
     elif http2 and base_url.startswith("https://"):
         try:
             import h2  # noqa: F401
@@ -410,7 +412,7 @@ def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", h
             pass
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = RegistryClient(
-        base_url=base_url, auth=auth, limits=limits, http2=use_http2, transport=transport,
+        base_url=base_url, auth=auth, limits=limits, http2=use_http2, transport=transport, mounts=mounts,
         timeout=httpx.Timeout(timeout, pool=None), follow_redirects=False,
         headers={"User-Agent": "ghcr-janitor"},
     )

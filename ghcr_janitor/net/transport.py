@@ -225,6 +225,18 @@ class StdlibTransport(httpx.BaseTransport):
                     break
 
 
+def proxy_mounts() -> dict[str, httpx.BaseTransport | None]:
+    """httpx `mounts` for the environment's proxies (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY): a URL that
+    a proxy applies to (a blob redirect to a storage host, a token realm elsewhere) goes through
+    httpx's proxy transport; the others (None) through the client's default transport."""
+    try:
+        from httpx._utils import get_environment_proxies
+    except ImportError:  # pragma: no cover - a future httpx: proxied() then keeps httpx's transport
+        return {}
+    return {pattern: None if proxy is None else httpx.HTTPTransport(proxy=proxy)
+            for pattern, proxy in get_environment_proxies().items()}
+
+
 def proxied(url: str | None) -> bool:
     """True if httpx would route `url` (None: any URL) through a proxy from the environment.
 

@@ -419,3 +419,18 @@ def test_a_huge_auth_answer_is_refused_unread():
                           stream=httpx.ByteStream(b""))
     with pytest.raises(AuthError, match="refused"):
         flow.send(huge)
+
+
+def test_environment_proxies_still_apply_to_other_hosts_than_the_registry(monkeypatch):
+    """A registry outside the proxy (NO_PROXY) keeps the lean transport; a blob redirect to a
+    storage host, or a token realm elsewhere, still goes through the proxy."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    client = make_client(2, None, base_url="http://127.0.0.1:5000").client
+    try:
+        assert isinstance(client._transport_for_url(httpx.URL("http://127.0.0.1:5000/v2/")), StdlibTransport)
+        storage = client._transport_for_url(httpx.URL("https://storage.example/blob"))
+        assert isinstance(storage, httpx.HTTPTransport)
+    finally:
+        client.close()
