@@ -30,6 +30,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _chunked(self, status: int, chunks: list[bytes]) -> None:
+        self.send_response(status)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+
     def do_HEAD(self) -> None:
         self.server.seen.append(("HEAD", self.path, self.client_address[1]))
         self._send(200, b"x" * 10, {"Docker-Content-Digest": "sha256:abc"})
@@ -48,12 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/big":
             self._send(200, b"y" * 5000)
         elif path == "/nolength-big":
-            self.send_response(200)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for _ in range(5):
-                self.wfile.write(b"3e8\r\n" + b"z" * 1000 + b"\r\n")
-            self.wfile.write(b"0\r\n\r\n")
+            self._chunked(200, [b"z" * 1000] * 5)
         elif path == "/chunked":
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -87,12 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(200, b"fine")
         elif path == "/huge-404":
-            self.send_response(404)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            for _ in range(64):
-                self.wfile.write(b"4000\r\n" + b"e" * 0x4000 + b"\r\n")
-            self.wfile.write(b"0\r\n\r\n")
+            self._chunked(404, [b"e" * 0x4000] * 64)
         elif path == "/busy":
             self._send(503, b"busy", {"Retry-After": "0"})
         else:
