@@ -15,11 +15,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ghcr_janitor.core.errors import JanitorError
+
+if TYPE_CHECKING:      # imported for real on the first retry (_retrying)
+    import stamina
 
 log = logging.getLogger("ghcr_janitor.http")
 
@@ -167,29 +170,22 @@ class BodyTooLarge(Exception):
 ERROR_BODY_CAP = 64 * 1024
 
 
-def _read_head(response: httpx.Response, cap: int) -> bytes:
-    """At most the first `cap` bytes of the body; the rest is not read (the connection is not reused)."""
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in response.iter_bytes():
-        chunks.append(chunk[: cap - total])
-        total += len(chunk)
-        if total >= cap:
-            break
-    return b"".join(chunks)
-
-
-def _read_limited(response: httpx.Response, cap: int) -> bytes:
+def _read_limited(response: httpx.Response, cap: int, cut: bool = False) -> bytes:
+    """At most `cap` bytes of the body. Beyond them `BodyTooLarge` (never retried); with `cut`, the
+    first `cap` bytes and the rest left unread (the connection is then not reused)."""
     length = response.headers.get("content-length")
-    if length and length.isdigit() and int(length) > cap:
+    if not cut and length and length.isdigit() and int(length) > cap:
         raise BodyTooLarge(int(length), cap)
     chunks: list[bytes] = []
     total = 0
     for chunk in response.iter_bytes():
-        total += len(chunk)
-        if total > cap:
-            raise BodyTooLarge(None, cap)
+        if total + len(chunk) > cap:
+            if not cut:
+                raise BodyTooLarge(None, cap)
+            chunks.append(chunk[: cap - total])
+            break
         chunks.append(chunk)
+        total += len(chunk)
     return b"".join(chunks)
 
 
@@ -214,7 +210,7 @@ def _attempt(client: httpx.Client, method: str, url: str | httpx.URL, log_to: Re
                 _signals.overloaded = True
             raise RetryableStatus(response)
         if response.status_code >= 400:     # an error's body is for the message: never all of it
-            body = _read_head(response, ERROR_BODY_CAP)
+            body = _read_limited(response, ERROR_BODY_CAP, cut=True)
         elif cap is None:
             body = response.read()
         else:
@@ -230,8 +226,8 @@ def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: R
 
     A connection dropped mid-body, or a body shorter than its Content-Length, is a transport
     error like any other and is retried. With `cap`, a 2xx body is read at most `cap` bytes
-    (`BodyTooLarge` beyond, not retried); error bodies are read whole so that their OCI error
-    code can be reported. A retryable status that persists past the last attempt is returned
+    (`BodyTooLarge` beyond, not retried); an error body is read to its first ERROR_BODY_CAP bytes,
+    enough for its OCI error code. A retryable status that persists past the last attempt is returned
     as is (with an empty body). Attempts and deadline: $JANITOR_RETRY_ATTEMPTS/_DEADLINE.
 
     The first attempt runs outside the retry machinery (stamina is entered only once a request

@@ -59,32 +59,28 @@ def require_jinja2() -> None:
         raise JanitorError(INSTALL_HINT) from None
 
 
-def _series(rows: list[Row], name: str) -> list[tuple[datetime, int]]:
-    out = []
-    for row in rows:
-        when, value = parse_time(row.time), getattr(row, name)
-        if when is not None and value is not None:
-            out.append((when, value))
-    return out
+def _series(dated: list[tuple[datetime, Row]], name: str) -> list[tuple[datetime, int]]:
+    return [(when, getattr(row, name)) for when, row in dated if getattr(row, name) is not None]
 
 
 def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row], now: datetime | None = None,
                   unreachable: int | None = None) -> TargetReport:
     """One target's figures and charts; `rows`: its history, oldest first (rows dated after
     `now`, from a machine with a wrong clock, are left out and counted in `future_rows`)."""
+    parsed = [(parse_time(r.time), r) for r in rows]        # each row's time parsed once
+    future = 0
     if now is not None:
-        cutoff = now + FUTURE_SLACK
-        kept = [r for r in rows if (parse_time(r.time) or now) <= cutoff]
-        future, rows = len(rows) - len(kept), kept
-    else:
-        future = 0
+        kept = [(when, r) for when, r in parsed if when is None or when <= now + FUTURE_SLACK]
+        future, parsed = len(parsed) - len(kept), kept
+    rows = [r for _, r in parsed]
+    dated = [(when, r) for when, r in parsed if when is not None]
     parts = storage.breakdown(inv, plan)
     if unreachable is not None:           # a local cache dir's blobs no tag reaches: beside the total
         parts.beside.append(storage.Part("unreachable", "blobs no tag reaches (`janitor gc` frees them)", unreachable))
     fams = storage.families(inv)
     limit = (plan.cache or {}).get("limit") if inv.backend == "gha" else None
     limit = limit if isinstance(limit, int) else None
-    total = _series(rows, "bytes")
+    total = _series(dated, "bytes")
     report = TargetReport(inv.target, inv.backend, plan, parts, fams,
                           storage.sharing(fams) if inv.backend != "gha" else ([], []),
                           storage.per_kind_and_state(inv) if inv.backend == "gha" else [],
@@ -98,8 +94,8 @@ def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row], now: dateti
     if len(total) >= 2:
         lines = [("bytes", "blue", total)]
         if inv.backend != "gha":
-            lines.append(("unique bytes", "orange", _series(rows, "unique_bytes")))
-        lines.append(("reclaimable", "vermillion", _series(rows, "reclaimable")))
+            lines.append(("unique bytes", "orange", _series(dated, "unique_bytes")))
+        lines.append(("reclaimable", "vermillion", _series(dated, "reclaimable")))
         report.charts["history"] = svg.lines(lines, limit)
     return report
 
@@ -119,7 +115,7 @@ def _environment() -> Any:
     env.filters["bytes"] = lambda n: f"{n:,}".replace(",", "\u202f")
     env.filters["member"] = lambda m: short(m) if m.startswith("sha256:") else m
     env.filters["sentence"] = lambda text: text[:1].upper() + text[1:]
-    env.filters["clip"] = lambda text, n=48: text if len(text) <= n else text[: n - 1] + "…"
+    env.filters["clip"] = lambda text, n=48: svg.clip(text, n)
     env.filters["day"] = lambda t: t.strftime("%Y-%m-%d")
     env.filters["code_spans"] = _code_spans
     env.globals["colour"] = svg.colour

@@ -68,7 +68,7 @@ def bars(items: Sequence[tuple[str, int, int | None]], width: int = WIDTH, label
     for i, (label, value, part) in enumerate(items):
         y = i * row + 3
         w = span * value / top if top else 0
-        chart.texts.append((label_width - 6, y + row / 2 + 1, "end", _clip(label)))
+        chart.texts.append((label_width - 6, y + row / 2 + 1, "end", clip(label)))
         chart.rects.append(Rect(label_width, y, round(max(w, 1), 2), row - 6, colour(outer),
                                 f"{label}: {human_size(value)} ({value} bytes)"))
         if part:
@@ -79,7 +79,8 @@ def bars(items: Sequence[tuple[str, int, int | None]], width: int = WIDTH, label
     return chart
 
 
-def _clip(text: str, n: int = 32) -> str:
+def clip(text: str, n: int = 32) -> str:
+    """`text` cut to `n` characters, the cut marked with an ellipsis."""
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
