@@ -1,8 +1,10 @@
-"""Files written whole or not at all."""
+"""Files written whole or not at all, and read only when regular and bounded."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -44,3 +46,73 @@ def atomic_write(path: Path, data: bytes, like: Path | None = None) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+
+
+class UnreadableFile(OSError):
+    """A file that is not a regular file, is larger than its cap, or cannot be read.
+
+    `str()` is one line naming the path and why; callers wrap it in their own error type.
+    """
+
+    def __init__(self, path: str | os.PathLike, why: str):
+        super().__init__(f"{os.fspath(path)}: {why}")
+        self.path = os.fspath(path)
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.why}"
+
+
+def read_regular(path: str | os.PathLike, cap: int, *, follow_symlinks: bool = True) -> bytes:
+    """The bytes of a regular file, at most `cap` of them; never blocks on a FIFO or device.
+
+    Opened with O_NONBLOCK (so a FIFO cannot hang the open), then checked with fstat on the open
+    descriptor (so a swap between check and read cannot slip a device in): anything but a regular
+    file, or more than `cap` bytes (by size, and again while reading: a file may grow), raises
+    `UnreadableFile`. `follow_symlinks=False` refuses a symlink as the last component.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise UnreadableFile(path, _why(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(path, f"not a regular file ({_file_kind(st.st_mode)})")
+        if st.st_size > cap:
+            raise UnreadableFile(path, f"{st.st_size} bytes, over the {cap} byte limit")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > cap:
+                raise UnreadableFile(path, f"over the {cap} byte limit")
+        return b"".join(chunks)
+    except OSError as exc:
+        if isinstance(exc, UnreadableFile):
+            raise
+        raise UnreadableFile(path, _why(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop (or a symlink where none is allowed)"
+    return exc.strerror or str(exc)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink")):
+        if test(mode):
+            return name
+    return "not a regular file"
