@@ -25,6 +25,8 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-
 PREFIXES = ("oci-layout:", "gha:")
 _GH_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _GH_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_DOTTED_NUMBERS = re.compile(r"^[0-9]+(?:\.[0-9]+){3}$")   # what URL parsers (httpx) read as IPv4
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_host(host: str, text: str) -> None:
@@ -33,7 +35,9 @@ def check_host(host: str, text: str) -> None:
         return UsageError(f"target {text!r}: {host!r} is not a valid HOST[:PORT] ({why})")
 
     if host.startswith("["):
-        inside, _, after = host[1:].partition("]")
+        inside, closed, after = host[1:].partition("]")
+        if not closed:
+            raise bad("'[' without ']'")
         try:
             ipaddress.IPv6Address(inside)
         except ValueError:
@@ -53,6 +57,11 @@ def check_host(host: str, text: str) -> None:
                              "registries are HOST[:PORT]/NAME)")
         if not _HOSTNAME.match(name):
             raise bad("not a host name or IPv4 address")
+        if _DOTTED_NUMBERS.match(name):
+            try:
+                ipaddress.IPv4Address(name)
+            except ValueError:
+                raise bad("not an IPv4 address") from None
     if port is not None:
         if not (port.isascii() and port.isdigit()):
             raise bad(f"port {port!r} is not a number")
@@ -142,6 +151,8 @@ def parse_target(text: str) -> Target:
     raw = text.strip()
     if not raw:
         raise UsageError("empty target")
+    if _CONTROL.search(raw):
+        raise UsageError(f"target {text[:200]!r}: contains a control character")
     if raw.startswith("oci-layout:"):
         return _split_layout(raw[len("oci-layout:"):])
     if raw.startswith("gha:"):

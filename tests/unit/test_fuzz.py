@@ -238,24 +238,64 @@ def test_read_plan_random_bytes(tmp_path_factory, data):
 
 # --- targets -------------------------------------------------------------------------------
 
+def _usable(target) -> None:
+    """What parse_target accepts is something the janitor can address: a registry target builds a
+    valid httpx URL on the same host (no exception from httpx, ever); a path has no NUL byte."""
+    import httpx
+
+    from ghcr_janitor.core.reference import GHA, GHCR, LAYOUT, OCI, TAG_PATTERN
+
+    assert target.kind in (OCI, GHCR, LAYOUT, GHA)
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in target.name + target.host), target
+    if target.kind in (OCI, GHCR):
+        url = httpx.URL(f"https://{target.host}/v2/{target.name}/tags/list")
+        assert url.host and url.path.startswith("/v2/"), target
+        assert target.tag is None or TAG_PATTERN.match(target.tag)
+
+
+def _refused_or_usable(text: str) -> None:
+    """parse_target either refuses `text` with UsageError (one line) or returns a usable target;
+    no other exception escapes."""
+    try:
+        target = parse_target(text)
+    except UsageError as exc:
+        assert "\n" not in str(exc), str(exc)
+        return
+    _usable(target)
+
+
+_CONTROL = st.sampled_from(["\x00", "\x01", "\t", "\n", "\r", "\x1b", "\x7f", " ", "\u00a0", "\u2028"])
+_BRACKETS = st.sampled_from(["[", "]", "[::1", "::1]", "[::1]", "[[::1]]", "[]", "[:", "[fe80::1%eth0]", "[::1]x"])
+_target_parts = st.one_of(st.text(alphabet="abc019:./@-_", max_size=6), _CONTROL, _BRACKETS,
+                          st.sampled_from(["localhost", "127.0.0.1", "ghcr.io", "oci-layout:", "gha:", ":5000",
+                                           "999.999.999.999", "1.2.3.4", "sha256:" + "a" * 64, "*", "acme/app"]))
+
+
 @FUZZ
 @given(st.one_of(st.text(max_size=80),
                  st.text(alphabet="abc:/@.[]-_0123456789sha", max_size=60),
-                 st.builds(lambda h, n: f"{h}/{n}", st.text(max_size=20), st.text(max_size=40))))
-def test_parse_target_only_raises_usage_error(text):
-    try:
+                 st.builds(lambda h, n: f"{h}/{n}", st.text(max_size=20), st.text(max_size=40)),
+                 st.lists(_target_parts, min_size=1, max_size=8).map("".join),
+                 st.builds(lambda parts: "/".join(parts), st.lists(_target_parts, min_size=2, max_size=4))))
+def test_parse_target_only_raises_usage_error_and_accepts_only_usable_targets(text):
+    _refused_or_usable(text)
+
+
+@pytest.mark.parametrize("text", [
+    "\x00", "a\x00b/c", "oci-layout:\x00", "oci-layout:/tmp/x\x00y", "gha:acme/\x00", "[::1/x", "[::1", "[::1]x/y",
+    "[::1]:/x", "[/x", "]/x", "[]/x", "localhost:99999999999999999999/a", "ghcr.io/", "x" * 100_000,
+    "999.999.999.999/x", "256.1.1.1:5000/x", "local host/x", "localhost/a b", "localhost/a\tb", "127.0.0.1/a\x1b[31m",
+    "localhost:5000/a:ta g", "localhost:5000/a@sha256:" + "g" * 64, "\x7f/x",
+])
+def test_parse_target_refuses_odd_inputs_with_a_usage_error(text):
+    with pytest.raises(UsageError):
         parse_target(text)
-    except UsageError:
-        pass
 
 
-def test_parse_target_odd_inputs():
-    for text in ["\x00", "a\x00b/c", "oci-layout:\x00", "[::1/x", "localhost:99999999999999999999/a",
-                 "ghcr.io/", "x" * 100_000, "ghcr.io/" + "a/" * 5000 + "b"]:
-        try:
-            parse_target(text)
-        except UsageError:
-            pass
+@pytest.mark.parametrize("text", ["ghcr.io/" + "a/" * 5000 + "b", "[::1]/x", "[::1]:5000/a/b:cache-1",
+                                  "127.0.0.1:5000/a@sha256:" + "a" * 64, " localhost:5000/a ", "1.2.3.4/x"])
+def test_parse_target_accepts_odd_but_valid_inputs(text):
+    _usable(parse_target(text))
 
 
 # --- CLI misuse ----------------------------------------------------------------------------
@@ -341,7 +381,7 @@ def test_ls_on_any_target_string_never_raises(offline, text):
 
 
 @pytest.mark.parametrize("text", ["foo:bar/x", "localhost:99999/x", "xyz:owner/repo", ":5000/x", "[zz]/x",
-                                  "127.0.0.1:0/x", "a..b/x"])
+                                  "127.0.0.1:0/x", "a..b/x", "[::1/x", "[::1:5000/x", "999.999.999.999/x"])
 def test_bad_host_targets_are_usage_errors_before_any_contact(text, offline):
     from ghcr_janitor.cli.app import app
 
