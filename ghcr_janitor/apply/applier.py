@@ -1,10 +1,17 @@
-"""Apply a plan: re-check every pin against the registry, then act (retag, untag, delete).
+"""Apply a plan: a last look before every delete, then act (retag, untag, delete).
 
-Safety, in order: a fresh tag -> digest snapshot is taken first; a tag that moved since
-planning is skipped; a digest that now carries a tag the plan does not remove is untagged,
-never deleted; retags verify the digest they produced. Actions run in plan order (parents
-before the children that follow them); a child is deleted only once its parent is gone, and
-never while an index tagged since planning uses it.
+A plan is a request, never an authority. Immediately before every mutating request, or a small
+batch of deletes sent at once right after it (`last_look.deletes_per_look`), apply takes a last
+look at what the tags reach now (`apply.last_look`):
+- a tag that moved since planning is skipped (or, parked on the janitor's own placeholder by an
+  interrupted untag, finished);
+- a digest that another tag now points at, or that a tagged index now lists, is untagged
+  (the plan's tag removed), never deleted; an untagged or child digest reachable now is skipped,
+  with a reason naming the tag;
+- untagged and child deletes on a store that lists untagged versions (GHCR) also check the
+  listing, cross-checked against the tag list, and every listed index version.
+Actions run in plan order (parents before the children that follow them); a child is deleted
+only once its parent is verified gone. Retags verify the digest they produced.
 """
 
 from __future__ import annotations
@@ -14,35 +21,33 @@ from typing import Callable
 
 import httpx
 
-from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import JanitorError, NotFoundError, TagMovedError
 from ghcr_janitor.core.models import cache_item_id
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.apply.journal import Journal, action_key
+from ghcr_janitor.apply.last_look import LastLook, Look, deletes_per_look
 from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, TargetResult
 from ghcr_janitor.stores.base import Registry
 from ghcr_janitor.stores.oci.registry import is_placeholder
 
-async def snapshot_tags(registry: Registry, concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, str]:
-    """Every tag's current digest, fresh from the backend."""
-    invalidate = getattr(registry, "invalidate", None)
-    if callable(invalidate):            # GHCR caches its version listing briefly
-        invalidate()
-    versions = await registry.list_versions()
-    if versions is not None:
-        return {t: v.digest for v in versions for t in v.tags}
-    tags = await registry.list_tags()
-    sem = asyncio.Semaphore(concurrency)
-    found: dict[str, str] = {}
 
-    async def one(tag: str) -> None:
-        async with sem:
-            digest = await registry.resolve(tag)
-        if digest is not None:
-            found[tag] = digest
-
-    await asyncio.gather(*(one(t) for t in tags))
-    return found
+def _batches(actions: list, size: int) -> list[list]:
+    """Consecutive actions, at most `size` deletes a batch; an action that follows a digest
+    acted on in the current batch (its parent, or the same digest) starts a new one."""
+    batches: list[list] = []
+    current: list = []
+    digests: set[str] = set()
+    for action in actions:
+        follows = set(action.parents or ([action.parent] if action.parent else []))
+        if current and (len(current) >= size or follows & digests or action.action == "retag"
+                        or current[-1].action == "retag"):
+            batches.append(current)
+            current, digests = [], set()
+        current.append(action)
+        digests.add(action.digest)
+    if current:
+        batches.append(current)
+    return batches
 
 
 class Applier:
@@ -54,9 +59,8 @@ class Applier:
         self.target = target
         self.journal = journal
         self.progress = progress
-        self.tags: dict[str, str] = {}
+        self.looker = LastLook(registry)
         self.deleted: set[str] = set()             # digests deleted by this run (or its journal)
-        self.new_users: dict[str, str] = {}        # child digest -> a tag pushed since planning that uses it
 
     async def _gone(self, digest: str) -> bool:
         """Is `digest` really gone? A delete that became an untag, or a tag that was already gone
@@ -67,90 +71,91 @@ class Applier:
             return False
         return versions is not None and digest not in {v.digest for v in versions}
 
-    async def _children_of_new_tags(self, known: set[str]) -> dict[str, str]:
-        """Children of indexes tagged since planning (a rebuild may reuse platform manifests)."""
-        from ghcr_janitor.core.manifests import parse_manifest
-
-        users: dict[str, str] = {}
-        for tag, digest in sorted(self.tags.items()):
-            if digest in known:
-                continue
-            try:
-                raw = await self.registry.get_manifest(digest)
-            except NotFoundError:           # gone again already
-                continue
-            for child in parse_manifest(raw.body, digest, raw.media_type).children:
-                users.setdefault(child.digest, f"{tag} ({digest})")
-        return users
-
     async def run(self, actions: list, known: set[str] | None = None) -> TargetResult:
-        """Apply `actions` in order; `known`: every digest the plan saw (actions and kept)."""
+        """Apply `actions` in order (`known` is accepted for compatibility and unused: the last
+        look, not the plan, says what is in use)."""
         result = TargetResult(self.target)
-        try:
-            self.tags = await snapshot_tags(self.registry)
-            if any(a.parent for a in actions):
-                self.new_users = await self._children_of_new_tags(known or {a.digest for a in actions})
-        except (JanitorError, httpx.HTTPError) as exc:
-            result.error = f"could not read the current tags: {describe_error(exc)}; nothing applied"
-            return result
         followed = {p for a in actions if a.parent for p in (a.parents or [a.parent])}
         removing: dict[str, set[str]] = {}
         for a in actions:
             if a.action in ("delete", "untag") and a.tag:
                 removing.setdefault(a.digest, set()).add(a.tag)
-        for action in actions:
-            key = action_key(self.target, action.action, action.tag, action.digest, action.to)
-            if key in self.journal.done:
-                outcome = ActionResult(action.action, action.tag, action.digest, DONE,
-                                       "already done (apply journal)", action.to, 0)
-            elif action.parent and (waiting := [p for p in action.parents or [action.parent] if p not in self.deleted]):
-                outcome = ActionResult(action.action, action.tag, action.digest, SKIPPED,
-                                       f"not deleted: {waiting[0]}, which uses it, was not deleted", None, 0)
-            elif action.parent and action.digest in self.new_users:
-                outcome = ActionResult(action.action, action.tag, action.digest, SKIPPED,
-                                       f"not deleted: now used by {self.new_users[action.digest]}", None, 0)
-            else:
-                outcome = await self._one(action, removing)
-                self.journal.record(key, outcome.status)
-            if action.digest in followed and outcome.status == DONE and await self._gone(action.digest):
-                self.deleted.add(action.digest)     # verified gone: what follows it may go now
-            outcome.reclaim_share = getattr(action, "reclaim_share", 0)
-            result.results.append(outcome)
-            if self.progress:
-                self.progress("apply", 1)
+        for n, batch in enumerate(_batches(actions, deletes_per_look(self.registry))):
+            todo = [a for a in batch if self._early(a) is None]
+            look: Look | None = None
+            looked = ""
+            if todo:
+                try:
+                    look = await self.looker.take(with_versions=any(a.tag is None or a.parent for a in todo))
+                except (JanitorError, httpx.HTTPError) as exc:
+                    looked = describe_error(exc)
+                    if n == 0:
+                        result.error = f"could not read the current tags: {looked}; nothing applied"
+                        return result
+            outcomes = await asyncio.gather(*(self._step(a, look, looked, removing) for a in batch))
+            for action, outcome in zip(batch, outcomes):
+                if action.digest in followed and outcome.status == DONE and await self._gone(action.digest):
+                    self.deleted.add(action.digest)     # verified gone: what follows it may go now
+                outcome.reclaim_share = getattr(action, "reclaim_share", 0)
+                result.results.append(outcome)
+                if self.progress:
+                    self.progress("apply", 1)
         return result
 
-    async def _one(self, action, removing: dict[str, set[str]]) -> ActionResult:
+    def _key(self, action) -> str:
+        return action_key(self.target, action.action, action.tag, action.digest, action.to)
+
+    def _early(self, action) -> ActionResult | None:
+        """An outcome known without a look: journaled, or waiting for a parent not deleted."""
+        if self._key(action) in self.journal.done:
+            return ActionResult(action.action, action.tag, action.digest, DONE,
+                                "already done (apply journal)", action.to, 0)
+        if action.parent and (waiting := [p for p in action.parents or [action.parent] if p not in self.deleted]):
+            return ActionResult(action.action, action.tag, action.digest, SKIPPED,
+                                f"not deleted: {waiting[0]}, which uses it, was not deleted", None, 0)
+        return None
+
+    async def _step(self, action, look: Look | None, looked: str, removing: dict[str, set[str]]) -> ActionResult:
+        early = self._early(action)
+        if early is not None:
+            return early
+        if look is None:
+            outcome = ActionResult(action.action, action.tag, action.digest, FAILED,
+                                   f"could not take the last look: {looked}", action.to, 0)
+        else:
+            outcome = await self._one(action, look, removing)
+        self.journal.record(self._key(action), outcome.status)
+        return outcome
+
+    async def _one(self, action, look: Look, removing: dict[str, set[str]]) -> ActionResult:
         def res(status: str, reason: str, reclaim: int = 0) -> ActionResult:
             return ActionResult(action.action, action.tag, action.digest, status, reason, action.to, reclaim)
 
         try:
             if action.action == "retag":
-                return await self._retag(action, res)
-            if action.tag is None:
-                return await self._delete_untagged(action, res)
-            current = await self.registry.resolve(action.tag)    # fresh: a build may have re-pushed it
+                return await self._retag(action, look, res)
+            if action.tag is None or action.parent:
+                return await self._delete_untagged(action, look, res)
+            current = look.tags.get(action.tag)
             if current is None:
                 return res(DONE, "tag already gone")
             if current != action.digest:
                 if await self._finish_placeholder(action.tag, current):
                     return res(DONE, "finished an interrupted untag (removed the janitor's placeholder)")
                 return res(SKIPPED, f"moved since planning: now {current}")
-            others = sorted(t for t, d in self.tags.items() if d == action.digest and t not in removing.get(action.digest, set()))
-            if action.action == "untag" or others:
+            others = [f"tag {t}" for t in look.tags_on(action.digest)
+                      if t != action.tag and t not in removing.get(action.digest, set())]
+            users = others + look.reached_through(action.digest)
+            if action.action == "untag" or users or look.blind:
                 await self.registry.delete_tag(action.tag, action.digest)
-                self.tags.pop(action.tag, None)
                 why = "untagged; digest kept"
-                if others and action.action != "untag":
-                    verb = "points" if len(others) == 1 else "point"
-                    why = f"untagged instead of deleted: {', '.join(others)} now also {verb} at this digest"
+                if action.action != "untag":
+                    why = f"untagged instead of deleted: {_users(users) if users else look.blind}"
                 return res(DONE, why)
             try:
                 await self.registry.delete_manifest(action.digest)
             except NotFoundError:
-                pass                                        # deleted by an earlier action or a retry
-            for tag in [t for t, d in self.tags.items() if d == action.digest]:
-                del self.tags[tag]
+                return res(DONE, "already gone")
             return res(DONE, "deleted", action.reclaim_size)
         except TagMovedError as exc:
             return res(SKIPPED, f"moved since planning ({exc})")
@@ -169,15 +174,15 @@ class Applier:
         if not is_placeholder(raw.body, tag):
             return False
         await self.registry.delete_manifest(current)
-        self.tags.pop(tag, None)
         return True
 
-    async def _delete_untagged(self, action, res) -> ActionResult:
-        carrying = sorted(t for t, d in self.tags.items() if d == action.digest)
-        if carrying:
-            return res(SKIPPED, f"now tagged {', '.join(carrying)}: not deleted")
-        versions = await self.registry.list_versions()
-        if versions is not None and action.digest not in {v.digest for v in versions}:
+    async def _delete_untagged(self, action, look: Look, res) -> ActionResult:
+        users = look.users.get(action.digest, [])
+        if users:
+            return res(SKIPPED, f"not deleted: {_users(users)}")
+        if look.blind or look.problem:
+            return res(SKIPPED, f"not deleted: {look.blind or look.problem}")
+        if look.listed is not None and action.digest not in look.listed:
             return res(DONE, "already gone")
         try:
             await self.registry.delete_manifest(action.digest)
@@ -185,14 +190,13 @@ class Applier:
             return res(DONE, "already gone")
         return res(DONE, "deleted", action.reclaim_size)
 
-    async def _retag(self, action, res) -> ActionResult:
+    async def _retag(self, action, look: Look, res) -> ActionResult:
         assert action.to
-        current = self.tags.get(action.tag) if action.tag else None
-        if action.tag and current is None:
-            current = await self.registry.resolve(action.tag)
-        if action.tag and current != action.digest:
-            return res(SKIPPED, f"moved since planning: now {current or 'gone'}")
-        existing = self.tags.get(action.to) or await self.registry.resolve(action.to)
+        if action.tag:
+            current = look.tags.get(action.tag)
+            if current != action.digest:
+                return res(SKIPPED, f"moved since planning: now {current or 'gone'}")
+        existing = await self.registry.resolve(action.to)
         if existing == action.digest:
             return res(DONE, f"{action.to} already points at this digest")
         if existing is not None:
@@ -201,8 +205,13 @@ class Applier:
         digest = await self.registry.put_manifest(action.to, raw.body, raw.media_type)
         if digest != action.digest:
             return res(FAILED, f"retag produced {digest}, expected {action.digest}")
-        self.tags[action.to] = digest
         return res(DONE, f"tagged {action.to}")
+
+
+def _users(users: list[str]) -> str:
+    """'now reachable from tag release via sha256:…' (the first two users, and how many more)."""
+    shown = ", ".join(users[:2]) + (f" and {len(users) - 2} more" if len(users) > 2 else "")
+    return f"now reachable from {shown}"
 
 
 def _rest_requests_needed(target_plan, journal: Journal) -> int:

@@ -24,7 +24,7 @@ from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest
 from ghcr_janitor.net.http import describe_error
-from ghcr_janitor.stores.base import RawManifest, Registry, Version
+from ghcr_janitor.stores.base import ListsIndexVersions, RawManifest, Registry, Version
 
 MAX_DEPTH = 8
 MAX_CONFIG_BYTES = 1 << 20
@@ -226,7 +226,8 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
                         children=tuple(c.digest for c in manifest.children),
                         subject=manifest.subject.digest if manifest.subject else None,
                         extra=dict(version.extra) if version else {},
-                        missing=tuple(sorted(missing)), broken=_broken(manifest, missing))
+                        missing=tuple(sorted(missing)), broken=_broken(manifest, missing),
+                        labels=_placeholder_label(manifest))
     except (JanitorError, httpx.HTTPError) as exc:
         # What could be read stays in the closure (so it stays protected); an unreadable root
         # keeps what the listing said (a dangling layout entry: its descriptor's size).
@@ -241,6 +242,16 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
                         created=version.created if version else None,
                         age_source=version.age_source if version else None,
                         extra=dict(version.extra) if version else {})
+
+
+def _placeholder_label(manifest: Manifest) -> dict[str, str]:
+    """`{"placeholder_for": TAG}` for the janitor's own untag placeholder (by its annotations)."""
+    notes = manifest.annotations or {}
+    tag = notes.get(mt.PLACEHOLDER_TAG)
+    if notes.get(mt.PLACEHOLDER) == "true" and isinstance(tag, str) and manifest.kind != models.BUILDKIT_CACHE \
+            and not manifest.children and all(b.size <= 2 for b in manifest.blobs):
+        return {"placeholder_for": tag}
+    return {}
 
 
 def compute_unique_sizes(inventory: Inventory, deps: dict[str, set[str]] | None = None) -> None:
@@ -281,7 +292,11 @@ async def build_inventory(
 ) -> Inventory:
     """Gather every fact the planner needs about one repository."""
     fetcher = _Fetcher(registry, cache, options.concurrency, progress)
-    versions = await registry.list_versions()
+    listing_problem = None
+    if isinstance(registry, ListsIndexVersions):
+        versions, listing_problem = await registry.consistent_listing()
+    else:
+        versions = await registry.list_versions()
     errors: list[str] = []
     unresolved: list[str] = []
     if versions is not None:
@@ -329,6 +344,9 @@ async def build_inventory(
         errors=errors, backend=registry.kind, unresolved=unresolved,
         tag_filter=None if options.all_tags else tuple(options.tag_globs),
     )
+    if listing_problem:
+        inventory.facts["listing_problem"] = listing_problem
+        inventory.warnings.append(listing_problem)
     deps = inventory.dependents()          # computed once: roots and unique sizes both need it
     if registry.lists_untagged:
         # Untagged *roots*: platform manifests, attestations and referrers follow their parent.
@@ -336,7 +354,7 @@ async def build_inventory(
         inventory.untagged = sorted(d for d in by_digest if not by_digest[d].tags and d in roots_now)
     compute_unique_sizes(inventory, deps)
     shown = {tag_map[t] for t in inventory.listed} | set(inventory.untagged)
-    inventory.warnings = broken_warnings({d: a for d, a in artifacts.items() if d in shown})
+    inventory.warnings += broken_warnings({d: a for d, a in artifacts.items() if d in shown})
     return inventory
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ghcr_janitor.core.models import Inventory, cache_item_id
-from ghcr_janitor.plan.model import DELETE, Kept, Plan, TargetPlan, new_plan
+from ghcr_janitor.plan.model import DELETE, Action, Kept, Plan, TargetPlan, new_plan
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
 from ghcr_janitor.policy.evaluate import tag_selected
@@ -24,6 +24,9 @@ CACHE_BLOB_NOTE = ("buildkit-blob entries of a live ref are never deleted: the R
                    "generation still uses them; they go with their ref once it is closed or deleted")
 LAYOUT_NOTE = ("a local cache dir frees the blobs of deleted tags at `janitor gc` "
                "(`janitor prune` runs it after deleting unless --no-gc)")
+
+
+PLACEHOLDER_RULE = "interrupted untag"
 
 
 def load(policy_path: Path | None) -> tuple[Policy, str]:
@@ -72,10 +75,10 @@ def _referrer_decisions(inventory: Inventory, policy: Policy, decisions: list[De
     return adjusted
 
 
-def _block_deletes(target_plan: TargetPlan, why: str) -> None:
-    """Partial knowledge: keep every digest delete (untags and retags are safe)."""
-    blocked = [a for a in target_plan.actions if a.action == DELETE]
-    target_plan.actions = [a for a in target_plan.actions if a.action != DELETE]
+def _block_deletes(target_plan: TargetPlan, why: str, which: Callable[[Action], bool] = lambda a: True) -> None:
+    """Partial knowledge: keep every digest delete `which` selects (untags and retags are safe)."""
+    blocked = [a for a in target_plan.actions if a.action == DELETE and which(a)]
+    target_plan.actions = [a for a in target_plan.actions if not (a.action == DELETE and which(a))]
     target_plan.kept += [Kept(a.tag, a.digest, why) for a in blocked]
     target_plan.reclaim_size = sum(a.reclaim_size for a in target_plan.actions)
     if blocked and why not in target_plan.errors:
@@ -132,13 +135,31 @@ def _cache_facts(target_plan: TargetPlan, inventory: Inventory) -> None:
                                  f"after the plan {human_size(after)}: {verdict} the limit")
 
 
+def finish_interrupted_untags(inventory: Inventory, decisions: list[Decision]) -> list[Decision]:
+    """The janitor's own placeholders (left by an untag that was interrupted after pushing one)
+    are deleted whatever the policy says: that finishes the untag. Recognised by content
+    (`labels["placeholder_for"]`, set from the manifest's annotations), never by age."""
+    out = []
+    for d in decisions:
+        art = inventory.artifacts.get(d.digest)
+        owner = art.labels.get("placeholder_for") if art is not None and not art.error else None
+        if owner is not None and (d.tag is None or d.tag == owner) and art is not None \
+                and set(art.tags) <= {owner}:
+            why = (f"the janitor's placeholder for {owner!r}, left by an interrupted untag: deleting it "
+                   "finishes the untag")
+            out.append(Decision(d.tag, d.digest, "delete", why, PLACEHOLDER_RULE))
+        else:
+            out.append(d)
+    return out
+
+
 def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> TargetPlan:
     """Evaluate, then build the safe plan.
 
     Unresolved tags, or an artifact that could not be inspected, block every delete by digest
     in the repository: the digest might be that tag's, or a child of that artifact.
     """
-    decisions = evaluate(inventory, policy, now)
+    decisions = finish_interrupted_untags(inventory, evaluate(inventory, policy, now))
     frees = FREES_STORAGE.get(inventory.backend, False)
     target_plan = build_target_plan(inventory, decisions, frees)
     if referrer_tags(inventory):
@@ -152,6 +173,9 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> Targe
     if inventory.unresolved:
         _block_deletes(target_plan, f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} "
                                     "could not be learned")
+    if inventory.facts.get("listing_problem"):
+        _block_deletes(target_plan, f"not deleted: {inventory.facts['listing_problem']}",
+                       lambda a: a.tag is None or a.parent is not None)
     failed = sorted(a.digest for a in inventory.artifacts.values() if a.error)
     if failed:
         _block_deletes(target_plan, f"not deleted: {len(failed)} artifact(s) could not be inspected "

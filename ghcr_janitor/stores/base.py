@@ -1,4 +1,5 @@
-"""The interface every backend implements (OCI registry, GHCR, local OCI layout)."""
+"""The interface every backend implements (OCI registry, GHCR, local OCI layout), and the small
+optional powers a backend may add (checked with `isinstance`, never by kind)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,28 @@ class Registry(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and locks."""
+
+
+@runtime_checkable
+class LooksAtTags(Protocol):
+    """A backend that can read every tag's digest fresh, bypassing any listing cache.
+
+    Apply's last look (`apply.last_look`) calls this immediately before mutating requests;
+    backends without it are looked at through `list_versions` (fresh) or `list_tags` + `resolve`.
+    `deletes_per_look`: how many deletes one look may cover (all sent at once right after it).
+    """
+
+    deletes_per_look: int
+
+    async def current_tags(self) -> dict[str, str]:
+        """Every tag -> the digest it points at now; a tag that vanished meanwhile is left out."""
+
+
+@runtime_checkable
+class ListsIndexVersions(Protocol):
+    """A backend that lists untagged manifests too (GHCR versions): apply checks untagged and
+    child deletes against a fresh listing, and against its consistency with the tag list."""
+
+    async def consistent_listing(self, max_age: float = 0.0) -> tuple[list[Version], str | None]:
+        """Versions (a listing at most `max_age` s old) and why it disagrees with the tag list
+        even after a relist (None when every listed tag is on a listed version)."""

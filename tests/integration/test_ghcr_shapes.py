@@ -329,11 +329,11 @@ def test_an_apply_killed_between_parent_and_children_finishes_on_rerun(shapes, c
     real = apply_module.Applier._one
     calls = []
 
-    async def dies_after_the_parent(self, action, removing):
+    async def dies_after_the_parent(self, action, look, removing):
         if calls:
             raise Killed()
         calls.append(action.digest)
-        return await real(self, action, removing)
+        return await real(self, action, look, removing)
 
     monkeypatch.setattr(apply_module.Applier, "_one", dies_after_the_parent)
     with pytest.raises(Killed):

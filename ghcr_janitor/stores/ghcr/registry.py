@@ -39,6 +39,7 @@ class GhcrRegistry:
     kind = "ghcr"
     lists_untagged = True
     frees_storage_on_delete = True
+    deletes_per_look = 1            # REST deletes are paced: each gets its own last look
 
     def __init__(self, name: str, oci: OciRegistry, api: GitHubPackages, *, listing_ttl: float = LISTING_TTL,
                  monotonic: Callable[[], float] = time.monotonic):
@@ -84,6 +85,39 @@ class GhcrRegistry:
     async def list_tags(self) -> list[str]:
         versions = await self._listing(self.listing_ttl)
         return sorted({t for v in versions.values() for t in v.tags})
+
+    async def current_tags(self) -> dict[str, str]:
+        """Every tag's digest now, from the OCI side (fresh; costs no REST budget)."""
+        return await self.oci.current_tags()
+
+    async def consistent_listing(self, max_age: float = 0.0) -> tuple[list[Version], str | None]:
+        """The REST versions (at most `max_age` s old) and, if incomplete even after a relist, why.
+
+        A listing read page by page while another job deletes versions can skip one (page numbers
+        shift), and the skipped version's tags then vanish from it: every tag the OCI tag list
+        (one cheap request per 1,000 tags, no REST budget) shows must be carried by a listed
+        version. On disagreement the listing is read again once; if a tag is still missing, the
+        second value says so and the caller blocks the deletes the gap could make wrong
+        (untagged and child deletes). A tag the listing has and the tag list lacks is harmless:
+        it only keeps a version.
+        """
+        problem: str | None = None
+        for attempt in range(2):
+            listing = await self._listing(max_age if attempt == 0 else 0.0)
+            try:
+                names = await self.oci.list_tags()
+            except NotFoundError:           # no tag at all: a package of untagged versions
+                names = []
+            carried = {t for v in listing.values() for t in v.tags}
+            missing = sorted(t for t in names if t not in carried)
+            if not missing:
+                return [_to_version(v) for v in listing.values()], None
+            log.info("%s: version listing lacks %d tag(s) (attempt %d): %s", self.name, len(missing), attempt + 1,
+                     missing[:3])
+            problem = (f"the version listing of {self.name} is incomplete: {len(missing)} tag(s) on the tag list "
+                       f"(e.g. {missing[0]}) are on no listed version, even after a relist (another job may be "
+                       "deleting versions); untagged and child deletes are blocked")
+        return [_to_version(v) for v in listing.values()], problem
 
     async def _carrier(self, tag: str, max_age: float) -> PackageVersion | None:
         versions = await self._listing(max_age)
@@ -157,6 +191,7 @@ class GhcrRegistry:
         await self.oci.ensure_blob(EMPTY_JSON, mt.OCI_EMPTY)
         body = placeholder_manifest(tag)
         self.invalidate()                       # whatever happens next, the old listing is stale
+        await self.oci.expect_tag(tag, digest)  # the last look: nothing but this HEAD before the PUT
         placeholder = await self.oci.put_manifest(tag, body, mt.OCI_MANIFEST)
         version = await self._find_placeholder(placeholder, tag)
         await self._delete_placeholder(version, tag)

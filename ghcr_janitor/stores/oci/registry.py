@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -31,6 +32,7 @@ class OciRegistry:
     kind = "oci"
     lists_untagged = False
     frees_storage_on_delete = False
+    deletes_per_look = 1            # deletes one last look covers (all sent at once right after it)
 
     def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
         """The Distribution API cannot enumerate manifests: a 404 may be a permissions quirk."""
@@ -101,6 +103,21 @@ class OciRegistry:
 
     async def list_versions(self) -> list[Version] | None:
         return None
+
+    async def current_tags(self) -> dict[str, str]:
+        """Every tag's digest now: the tag list, then a HEAD per tag (concurrently, bounded)."""
+        tags = await self.list_tags()
+        sem = asyncio.Semaphore(self.client.limit.maximum)
+        found: dict[str, str] = {}
+
+        async def one(tag: str) -> None:
+            async with sem:
+                digest = await self.resolve(tag)
+            if digest is not None:
+                found[tag] = digest
+
+        await asyncio.gather(*(one(t) for t in tags))
+        return found
 
     async def resolve(self, tag: str) -> str | None:
         """HEAD the tag; fall back to GET + sha256 when the digest header is missing."""
@@ -173,12 +190,9 @@ class OciRegistry:
         """Remove one tag, keeping the digest: DELETE by tag where supported, else the
         placeholder technique. Refuses (TagMovedError) if the tag no longer points at `digest`.
         """
-        current = await self.resolve(tag)
-        if current is None:
-            raise NotFoundError(f"tag {self.name}:{tag} not found", status=404)
-        if current != digest:
-            raise TagMovedError(f"tag {self.name}:{tag} now points at {current}, not {digest}")
         if self.supports_tag_delete is not False:
+            await self.expect_tag(tag, digest)
+
             response = await self._send("DELETE", self._url(f"manifests/{tag}"))
             if 200 <= response.status_code < 300:
                 self.supports_tag_delete = True
@@ -193,6 +207,14 @@ class OciRegistry:
             # registry 2.8: 400 DIGEST_INVALID; ghcr.io and others: 405/400.
             self.supports_tag_delete = False
         await self.untag_with_placeholder(tag, digest)
+
+    async def expect_tag(self, tag: str, digest: str) -> None:
+        """HEAD `tag` now: NotFoundError if gone, TagMovedError if it points elsewhere than `digest`."""
+        current = await self.resolve(tag)
+        if current is None:
+            raise NotFoundError(f"tag {self.name}:{tag} not found", status=404)
+        if current != digest:
+            raise TagMovedError(f"tag {self.name}:{tag} now points at {current}, not {digest}")
 
     async def _check_deletes_enabled(self) -> None:
         """Before moving a tag onto a placeholder, make sure the placeholder can be deleted:
@@ -215,6 +237,7 @@ class OciRegistry:
         await self._check_deletes_enabled()
         original = await self.get_manifest(digest)
         await self.ensure_blob(EMPTY_JSON, mt.OCI_EMPTY)
+        await self.expect_tag(tag, digest)      # the last look: nothing but this HEAD before the PUT
         placeholder = await self.put_manifest(tag, placeholder_manifest(tag), mt.OCI_MANIFEST)
         try:
             await self.delete_manifest(placeholder)

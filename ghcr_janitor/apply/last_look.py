@@ -1,0 +1,148 @@
+"""The last look: what the tags (and, where listed, index versions) reach right now.
+
+Apply takes one immediately before every mutating request, or before a small batch of deletes
+that are then all sent at once (`deletes_per_look`: 16 on OCI registries and layouts, 1 on GHCR,
+whose REST deletes are paced). A plan is a request, never an authority: a delete is skipped
+when its digest is reachable in the look that precedes it, whatever the plan says.
+
+What a look reads:
+- every tag's digest now (OCI: the tag list and one HEAD per tag; GHCR: the same over its OCI
+  side, which costs no REST budget; layouts: index.json);
+- the children of every tagged index (manifests are immutable: each digest is fetched once per
+  run and remembered);
+- for an untagged or child delete on a store that lists untagged manifests (GHCR), the version
+  listing (at most `VERSIONS_MAX_AGE` s old, minus our own deletes) cross-checked against the tag
+  list, and the children of every listed index version.
+
+No registry offers a conditional delete: between the end of a look and the DELETE, one round
+trip of exposure remains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ghcr_janitor.core.errors import JanitorError, NotFoundError
+from ghcr_janitor.core.manifests import parse_manifest
+from ghcr_janitor.stores.base import ListsIndexVersions, LooksAtTags, Registry
+
+VERSIONS_MAX_AGE = 10.0     # seconds a GHCR version listing may serve untagged/child deletes
+MAX_INDEX_DEPTH = 8         # nested indexes followed this deep (deeper: treated as unreadable)
+
+
+@dataclass
+class Look:
+    """One last look. `users[d]`: who reaches digest d now (tags first, then index versions)."""
+
+    tags: dict[str, str]
+    users: dict[str, list[str]] = field(default_factory=dict)
+    listed: frozenset[str] | None = None     # digests of listed versions (stores that list them)
+    problem: str | None = None               # untagged/child deletes are unsafe on this look
+    blind: str | None = None                 # no delete by digest is safe on this look
+
+    def tags_on(self, digest: str) -> list[str]:
+        return sorted(t for t, d in self.tags.items() if d == digest)
+
+    def reached_through(self, digest: str) -> list[str]:
+        """Who reaches `digest` through an index (not by a tag on the digest itself)."""
+        return [u for u in self.users.get(digest, []) if " via " in u or u.startswith("index version")]
+
+
+def deletes_per_look(registry: Registry) -> int:
+    """How many deletes one look may cover on this store (at least 1)."""
+    return max(1, int(registry.deletes_per_look)) if isinstance(registry, LooksAtTags) else 1
+
+
+class LastLook:
+    """Takes looks at one store, remembering the children of every manifest it has read."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._children: dict[str, tuple[str, ...]] = {}
+        self.looks = 0
+
+    async def take(self, with_versions: bool = False) -> Look:
+        """A fresh look; `with_versions` adds the listing (for untagged and child deletes)."""
+        self.looks += 1
+        problem = None
+        listed = None
+        versions = None
+        if with_versions and isinstance(self.registry, ListsIndexVersions):
+            versions, problem = await self.registry.consistent_listing(VERSIONS_MAX_AGE)
+        elif with_versions:
+            versions = await self.registry.list_versions()
+        if isinstance(self.registry, LooksAtTags):
+            tags = await self.registry.current_tags()
+        else:
+            tags = await _listed_tags(self.registry)
+        if versions is not None:
+            listed = frozenset(v.digest for v in versions)
+        look = Look(tags, listed=listed, problem=problem)
+        roots = [(f"tag {t}", d) for t, d in sorted(tags.items())]
+        if versions is not None:
+            roots += [(f"index version {v.digest}", v.digest) for v in versions]
+        look.blind = await self._reach(look, roots)
+        return look
+
+    async def _reach(self, look: Look, roots: list[tuple[str, str]]) -> str | None:
+        """Fill `look.users` from `roots`; a manifest that cannot be read is a problem."""
+        problem: str | None = None
+        for who, digest in roots:
+            if who.startswith("tag "):
+                look.users.setdefault(digest, []).append(who)
+        frontier = [(who, digest, 0) for who, digest in roots]
+        while frontier:
+            gone = await self._fetch({d for _, d, _ in frontier})
+            nxt = []
+            for who, digest, depth in frontier:
+                children = self._children.get(digest)
+                if children is None:
+                    # Gone is fine for a listed version (deleted meanwhile) and for a child (a broken
+                    # index: nothing there to protect); a tag's own manifest must be readable.
+                    if not (digest in gone and (depth or who.startswith("index version"))):
+                        problem = problem or f"the manifest of {who} ({digest}) could not be read"
+                    continue
+                if depth >= MAX_INDEX_DEPTH and children:
+                    problem = problem or f"{who}: indexes nested deeper than {MAX_INDEX_DEPTH}"
+                    continue
+                for child in children:
+                    base = who.split(" via ")[0]
+                    label = f"{base} via {digest}" if base.startswith("tag ") else base
+                    users = look.users.setdefault(child, [])
+                    if label not in users:
+                        users.append(label)
+                        nxt.append((base, child, depth + 1))
+            frontier = nxt
+        return problem
+
+    async def _fetch(self, digests: set[str]) -> set[str]:
+        """Read (once per run) the children of every digest not yet known; returns those not found."""
+        todo = sorted(d for d in digests if d not in self._children)
+        gone: set[str] = set()
+
+        async def one(digest: str) -> None:
+            try:
+                raw = await self.registry.get_manifest(digest)
+                self._children[digest] = tuple(
+                    c.digest for c in parse_manifest(raw.body, digest, raw.media_type).children)
+            except NotFoundError:
+                gone.add(digest)
+            except JanitorError:
+                pass                    # unreadable: not remembered (`_reach` says so)
+
+        await asyncio.gather(*(one(d) for d in todo))
+        return gone
+
+
+async def _listed_tags(registry: Registry) -> dict[str, str]:
+    """Tags now, for a store without `current_tags`: its (fresh) listing, else a HEAD per tag."""
+    versions = await registry.list_versions()
+    if versions is not None:
+        return {t: v.digest for v in versions for t in v.tags}
+    found: dict[str, str] = {}
+    for tag in await registry.list_tags():
+        digest = await registry.resolve(tag)
+        if digest is not None:
+            found[tag] = digest
+    return found
