@@ -99,11 +99,40 @@ def run(coro_factory: Callable[[], Any]) -> Any:
         raise typer.Exit(1) from None
 
 
+MAX_PASSWORD_BYTES = 1 << 20          # --password-stdin: tokens are a few kB
+MAX_TARGETS_FILE_BYTES = 16 << 20     # --targets-file: ~100,000 targets
+
+
+def read_stdin(cap: int, what: str) -> bytes:
+    """At most `cap` bytes of standard input; UsageError naming `what` (the flag) beyond that."""
+    stream = getattr(sys.stdin, "buffer", None)
+    data = stream.read(cap + 1) if stream is not None else sys.stdin.read(cap + 1).encode("utf-8")
+    if len(data) > cap:
+        raise UsageError(f"{what}: standard input is over the {cap} byte limit")
+    return data
+
+
 def read_password(password_stdin: bool) -> str | None:
     if not password_stdin:
         return None
-    data = sys.stdin.read()
+    try:
+        data = read_stdin(MAX_PASSWORD_BYTES, "--password-stdin").decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("--password-stdin: standard input is not UTF-8 text") from None
     return data.rstrip("\r\n")
+
+
+def read_user_file(path: Path, cap: int, what: str) -> str:
+    """A user-given text file, regular and at most `cap` bytes; UsageError naming `what` (the flag
+    or argument) and the file in one line otherwise (a FIFO or /dev/zero never hangs the run)."""
+    from ghcr_janitor.core.files import UnreadableFile, read_regular
+
+    try:
+        return read_regular(path, cap).decode("utf-8")
+    except UnreadableFile as exc:
+        raise UsageError(f"{what} {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def gather_targets(targets: list[str] | None, targets_file: Path | None, shard: str | None) -> list[str]:
@@ -111,10 +140,7 @@ def gather_targets(targets: list[str] | None, targets_file: Path | None, shard: 
     session, after globs are expanded: `shard_spec`)."""
     found = list(targets or [])
     if targets_file is not None:
-        try:
-            text = targets_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"--targets-file {targets_file}: {exc.strerror}") from None
+        text = read_user_file(targets_file, MAX_TARGETS_FILE_BYTES, "--targets-file")
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if line:

@@ -11,6 +11,8 @@ import typer
 
 from ghcr_janitor.cli import common as c
 
+MAX_IMPORT_BYTES = 256 << 20      # ~1,000,000 rows: 200 targets at their bound of 5,000 rows each
+
 history_app = typer.Typer(help="Move the run history (what reports draw from) as JSON lines.",
                           no_args_is_help=True, rich_markup_mode=None)
 
@@ -42,10 +44,13 @@ def import_(
     from ghcr_janitor.report.history import MAX_ROWS_PER_TARGET, History, from_json_line, history_path
 
     try:
-        try:
-            text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{file}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        if str(file) == "-":
+            try:
+                text = c.read_stdin(MAX_IMPORT_BYTES, "history import -").decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"history import -: standard input is not UTF-8 text (byte {exc.start})") from None
+        else:
+            text = c.read_user_file(file, MAX_IMPORT_BYTES, "history import")
         rows = [from_json_line(line, f"{file}:{i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
         added = History(history_path(history, os.environ)).append(rows)
     except JanitorError as exc:

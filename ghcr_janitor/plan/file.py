@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from ghcr_janitor.core.digests import is_digest
 from ghcr_janitor.core.errors import JanitorError, PlanError
-from ghcr_janitor.core.files import atomic_write
+from ghcr_janitor.core.files import UnreadableFile, atomic_write, read_regular
 from ghcr_janitor.core.reference import TAG_PATTERN
 from ghcr_janitor.core.timeparse import parse_time
 from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, PLAN_VERSION, RETAG, Action, Kept, Plan, TargetPlan
+
+MAX_PLAN_BYTES = 64 << 20       # a plan of ~100,000 actions is ~40 MiB; more is not a plan
 
 
 def write_plan(plan: Plan, path: str | Path) -> None:
@@ -28,9 +32,11 @@ def read_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; PlanError (one line, naming the file) on any problem."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError(f"{source}: plan file not found") from None
+        text = read_regular(path, MAX_PLAN_BYTES).decode("utf-8")
+    except UnreadableFile as exc:
+        if exc.why == os.strerror(errno.ENOENT):
+            raise PlanError(f"{source}: plan file not found") from None
+        raise PlanError(" ".join(f"{source}: cannot read plan: {exc.why}".split())) from None
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise PlanError(" ".join(f"{source}: cannot read plan: {reason}".split())) from None

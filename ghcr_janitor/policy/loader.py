@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ghcr_janitor.core.errors import PolicyError
+from ghcr_janitor.core.files import UnreadableFile, read_regular
 from ghcr_janitor.core.models import CACHE_KINDS, KINDS, REF_STATES
 from ghcr_janitor.policy import template
 from ghcr_janitor.policy.model import ACTIONS, DELETE, RETAG, Policy, Rule, Selector
@@ -40,6 +41,7 @@ _RULE_KEYS = ("name", "select", "older_than", "keep_newest", "max_total_size", "
 _SELECT_KEYS = ("tags", "regex", "untagged", "broken", "keys", "key_regex", "refs", "ref_state", "kind")
 _GROUP_LABELS = ("family", "ref", "scope", "kind", "version")
 _AGES = ("last_accessed", "created")
+MAX_POLICY_BYTES = 1 << 20      # policies are a few kB; a larger file is a mistake (or /dev/zero)
 
 
 class _Invalid(Exception):
@@ -256,7 +258,9 @@ def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file."""
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular(path, MAX_POLICY_BYTES)
+    except UnreadableFile as exc:
+        raise PolicyError(_one_line(f"{source}: cannot read policy file: {exc.why}")) from None
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise PolicyError(_one_line(f"{source}: cannot read policy file: {reason}")) from None

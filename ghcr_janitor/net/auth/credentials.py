@@ -17,10 +17,12 @@ from typing import Mapping
 
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.core.errors import AuthError, UsageError
+from ghcr_janitor.core.files import UnreadableFile, read_regular
 
 GHCR_HOSTS = ("ghcr.io",)
 HELPER_TIMEOUT_SECONDS = 30
 NOT_FOUND_MESSAGE = "credentials not found"
+MAX_DOCKER_CONFIG_BYTES = 4 << 20     # config.json holds a few logins; megabytes of it are a mistake
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,15 @@ def _config_keys(host: str) -> list[str]:
 
 
 def _load_config(path: Path) -> dict:
-    if not path.is_file():
+    """The docker config as a dict ({} when there is none); read only as a bounded regular file."""
+    if not path.exists():
         return {}
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_regular(path, MAX_DOCKER_CONFIG_BYTES)
+    except UnreadableFile as exc:
+        raise UsageError(f"{exc.path}: cannot read docker config (DOCKER_CONFIG names its directory): {exc.why}") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path}: cannot read docker config ({type(exc).__name__})") from None
     if not isinstance(doc, dict):
