@@ -143,14 +143,16 @@ class Applier:
                 if await self._finish_placeholder(action.tag, current):
                     return res(DONE, "finished an interrupted untag (removed the janitor's placeholder)")
                 return res(SKIPPED, f"moved since planning: now {current}")
+            through = look.reached_through(action.digest)
+            if action.action == "delete" and through:
+                return res(SKIPPED, f"not deleted: {_users(through)}")
             others = [f"tag {t}" for t in look.tags_on(action.digest)
                       if t != action.tag and t not in removing.get(action.digest, set())]
-            users = others + look.reached_through(action.digest)
-            if action.action == "untag" or users or look.blind:
+            if action.action == "untag" or others or look.blind:
                 await self.registry.delete_tag(action.tag, action.digest)
                 why = "untagged; digest kept"
                 if action.action != "untag":
-                    why = f"untagged instead of deleted: {_users(users) if users else look.blind}"
+                    why = f"untagged instead of deleted: {_users(others) if others else look.blind}"
                 return res(DONE, why)
             try:
                 await self.registry.delete_manifest(action.digest)
