@@ -8,6 +8,7 @@ also records it in the run's request log (method, URL path, status) for reports 
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import functools
 import logging
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.net.workers import halted
 
 if TYPE_CHECKING:      # imported for real on the first retry (_retrying)
     import stamina
@@ -128,13 +130,16 @@ def _backoff_hook(exc: Exception) -> bool | float:
     return isinstance(exc, (httpx.TransportError,))
 
 
-def _bounded_hook(deadline_at: float):
+def _bounded_hook(deadline_at: float, client: httpx.Client | None = None):
     """`_backoff_hook`, but a `Retry-After` that would end past the deadline stops retrying.
 
     (The deadline is only checked after a wait, so without this a `Retry-After: 300` would
     sleep five minutes whatever the deadline says.) The last response is then returned as is.
+    Nothing is retried once `client` is closed or an interrupt halted the workers.
     """
     def hook(exc: Exception) -> bool | float:
+        if halted() or (client is not None and client.is_closed):
+            return False
         decision = _backoff_hook(exc)
         if decision is not True and decision is not False and time.monotonic() + decision > deadline_at:
             return False
@@ -157,6 +162,11 @@ class RequestLog:
 
     def mutating(self) -> list[tuple[str, str, int]]:
         return [e for e in self.entries if e[0] in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+class Abandoned(asyncio.CancelledError):
+    """A request not sent (or not retried) because an interrupt halted the workers: its caller
+    sees a cancellation, as for any request an interrupt leaves unsent."""
 
 
 class BodyTooLarge(Exception):
@@ -192,6 +202,8 @@ def _read_limited(response: httpx.Response, cap: int, cut: bool = False) -> byte
 def _attempt(client: httpx.Client, method: str, url: str | httpx.URL, log_to: RequestLog | None, cap: int | None,
              follow_redirects: bool, kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
     """One try: send, record, raise `RetryableStatus` for a status worth retrying, read the body."""
+    if halted():            # interrupted (between retries): send nothing more
+        raise Abandoned(f"{method} not sent: interrupted")
     if isinstance(client, RegistryClient) and not follow_redirects and isinstance(url, str) \
             and url.startswith(("http://", "https://")) and kwargs.keys() <= {"headers", "content"}:
         response = client.send_plain(method, url, kwargs.get("headers"), kwargs.get("content"))
@@ -241,7 +253,7 @@ def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: R
     except (RetryableStatus, httpx.TransportError) as exc:
         first: BaseException | None = exc
     _signals.retried = True
-    hook = _bounded_hook(deadline_at)
+    hook = _bounded_hook(deadline_at, client)
     result: tuple[httpx.Response, bytes] | None = None
     try:
         for attempt in _retrying(hook, configured_attempts(), max(0.01, deadline_at - time.monotonic())):
@@ -289,6 +301,8 @@ class RegistryClient(httpx.Client):
     def send_plain(self, method: str, url: str, headers: dict[str, str] | None = None,
                    content: bytes | None = None) -> httpx.Response:
         """Send one request (absolute `url`) through the auth flow; the response is streamed."""
+        if self.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
         merged = self._plain_headers                 # lower-case names (httpx's defaults, ours)
         if headers:
             merged = dict(merged)
@@ -332,6 +346,51 @@ class _Signals(threading.local):
 
 _signals = _Signals()
 
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _Mutation:
+    __slots__ = ("method", "url", "sent_ns", "started")
+
+    def __init__(self, method: str, url: str):
+        self.method, self.url = method, url
+        self.sent_ns = time.monotonic_ns()
+        self.started = False            # a worker began it (else it was never sent)
+
+
+class Mutations:
+    """The mutating requests of this process (through `ThreadedClient`), for an honest account after
+    an interrupt: which are unsettled (sent, their answer never reached the caller: an interrupt
+    abandoned them, so their outcome is unknown) and when the last one was sent (monotonic ns; a
+    journal line written after it means its action's outcome was recorded)."""
+
+    def __init__(self) -> None:
+        self.unsettled: dict[int, _Mutation] = {}
+        self.last_sent_ns = 0
+        self.last_settled = True        # the last one sent was answered to its caller
+
+    def clear(self) -> None:
+        self.unsettled.clear()
+        self.last_sent_ns, self.last_settled = 0, True
+
+    def begin(self, method: str, url: str | httpx.URL) -> _Mutation:
+        mutation = _Mutation(method, str(url))
+        self.unsettled[id(mutation)] = mutation
+        self.last_sent_ns, self.last_settled = mutation.sent_ns, False
+        return mutation
+
+    def settle(self, mutation: _Mutation) -> None:
+        self.unsettled.pop(id(mutation), None)
+        if mutation.sent_ns == self.last_sent_ns:
+            self.last_settled = True
+
+    def in_flight(self) -> list[str]:
+        """'METHOD path' of each mutating request whose outcome is unknown."""
+        return [f"{m.method} {httpx.URL(m.url).path}" for m in self.unsettled.values() if m.started]
+
+
+mutations = Mutations()
+
 
 class ThreadedClient:
     """A sync `httpx.Client` shared by worker threads, behind async methods.
@@ -357,7 +416,9 @@ class ThreadedClient:
         return f"ThreadedClient({self._workers!r})"
 
     def _job(self, method: str, url: str | httpx.URL, log_to: RequestLog | None, cap: int | None,
-             kwargs: dict[str, Any]) -> tuple[httpx.Response, bytes]:
+             kwargs: dict[str, Any], mutation: _Mutation | None = None) -> tuple[httpx.Response, bytes]:
+        if mutation is not None:
+            mutation.started = True
         signals = _signals
         signals.overloaded = signals.retried = signals.fresh = False
         started = time.monotonic()
@@ -374,10 +435,31 @@ class ThreadedClient:
 
     async def send(self, method: str, url: str | httpx.URL, log_to: RequestLog | None = None,
                    cap: int | None = None, **kwargs: Any) -> tuple[httpx.Response, bytes]:
-        """`send_sync` on a worker thread: (closed response, body bytes)."""
-        return await self._workers.submit(functools.partial(self._job, method, url, log_to, cap, kwargs))
+        """`send_sync` on a worker thread: (closed response, body bytes).
+
+        After an interrupt (`workers.halt()`) nothing is sent: CancelledError. A mutating request
+        is tracked in `mutations` until its answer reaches the caller."""
+        if halted():
+            raise asyncio.CancelledError()
+        if method not in MUTATING:
+            return await self._workers.submit(functools.partial(self._job, method, url, log_to, cap, kwargs))
+        mutation = mutations.begin(method, url)
+        try:
+            result = await self._workers.submit(functools.partial(self._job, method, url, log_to, cap, kwargs,
+                                                                  mutation))
+        except asyncio.CancelledError:
+            if not mutation.started:        # never sent: nothing unknown about it
+                mutations.settle(mutation)
+            raise
+        except BaseException:
+            mutations.settle(mutation)
+            raise
+        mutations.settle(mutation)
+        return result
 
     async def aclose(self) -> None:
+        """Close the workers without waiting for a request still running (an interrupt abandons it),
+        then the client, which shuts down the abandoned requests' connections."""
         self._workers.close()
         self.client.close()
 

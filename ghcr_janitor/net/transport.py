@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import threading
 from collections import deque
@@ -85,6 +86,7 @@ class _Body(httpx.SyncByteStream):
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self._transport._busy.discard(conn)
         response = self._response
         reusable = self._done and not response.will_close
         response.close()
@@ -100,6 +102,9 @@ class StdlibTransport(httpx.BaseTransport):
     Thread-safe: each request takes a connection of its own from the pool (or opens one).
     Errors are raised as httpx's (`ConnectError`, `ReadTimeout`, `RemoteProtocolError`, ...), so
     the retry policy and error messages above the transport are unchanged.
+
+    `close()` also shuts down the connections of requests still running (an interrupt abandons
+    them): a thread blocked reading a stalled answer gets an error at once, not at its read timeout.
     """
 
     def __init__(self, max_idle: int = 32, ssl_context: ssl.SSLContext | None = None,
@@ -109,6 +114,7 @@ class StdlibTransport(httpx.BaseTransport):
         self._idle: dict[_Key, deque[http.client.HTTPConnection]] = {}
         self._ssl_context = ssl_context
         self._lock = threading.Lock()
+        self._busy: set[http.client.HTTPConnection] = set()     # connections a request is using
         self._closed = False
 
     def __repr__(self) -> str:
@@ -178,6 +184,10 @@ class StdlibTransport(httpx.BaseTransport):
         key = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         body = request.read()
         conn, reused = self._acquire(key, request)
+        self._busy.add(conn)
+        if self._closed:                 # closed while connecting: send nothing
+            self._drop(conn)
+            raise RuntimeError("the transport is closed")
         try:
             conn.putrequest(request.method, url.raw_path.decode("ascii"), skip_host=True, skip_accept_encoding=True)
             for name, value in request.headers.raw:
@@ -187,24 +197,24 @@ class StdlibTransport(httpx.BaseTransport):
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body or None)
         except TimeoutError as exc:
-            conn.close()
+            self._drop(conn)
             raise httpx.WriteTimeout(str(exc) or "timed out", request=request) from exc
         except OSError as exc:
-            conn.close()
+            self._drop(conn)
             raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
         try:
             response = conn.getresponse()
         except TimeoutError as exc:
-            conn.close()
+            self._drop(conn)
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
         except http.client.RemoteDisconnected as exc:
-            conn.close()
+            self._drop(conn)
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request) from exc
         except http.client.HTTPException as exc:
-            conn.close()
+            self._drop(conn)
             raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
         except OSError as exc:
-            conn.close()
+            self._drop(conn)
             raise httpx.ReadError(str(exc) or type(exc).__name__, request=request) from exc
         return httpx.Response(response.status, headers=response.getheaders(),
                               stream=_Body(self, key, conn, response, request),
@@ -212,8 +222,21 @@ class StdlibTransport(httpx.BaseTransport):
                                           "reason_phrase": response.reason.encode(
                                   "ascii", "replace")})
 
+    def _drop(self, conn: http.client.HTTPConnection) -> None:
+        self._busy.discard(conn)
+        conn.close()
+
     def close(self) -> None:
+        """Close every idle connection, and shut down those a request is still using (their
+        threads then fail at once with a transport error; the retry loop sees the client closed)."""
         self._closed = True
+        for conn in self._busy.copy():
+            sock = conn.sock
+            if sock is not None:
+                try:             # the plain socket's shutdown (TLS state is left to the owning thread)
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
         with self._lock:
             pools = list(self._idle.values())
             self._idle.clear()

@@ -4,6 +4,10 @@ Cheaper than `loop.run_in_executor` per request: no concurrent.futures.Future to
 completions are handed to the event loop in batches (one wake-up for every result that is
 ready, not one per result). Threads start on demand, at most `maximum` (the thread cap); how
 many requests run at once is `limit.limit` (the adaptive limit, at most the thread cap).
+
+Interrupts: `halt()` (Ctrl-C) stops every pool from starting calls; `Workers.close()` never waits
+for a call that is still running (a request the server stalls): its daemon thread is abandoned,
+its result goes nowhere.
 """
 
 from __future__ import annotations
@@ -17,6 +21,37 @@ from typing import Any, Callable
 from ghcr_janitor.net.adaptive import AdaptiveLimit
 
 _STOP = object()
+_halt = threading.Event()
+
+
+def halt() -> None:
+    """An interrupt: no pool starts a call from now on (queued calls are cancelled, never sent)."""
+    _halt.set()
+
+
+def resume() -> None:
+    """The start of a command: calls may start again (after an earlier in-process interrupt)."""
+    _halt.clear()
+
+
+def halted() -> bool:
+    return _halt.is_set()
+
+
+def _cancel(future: asyncio.Future) -> None:
+    """Cancel `future` from any thread (on its own loop)."""
+    loop = future.get_loop()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running:
+        future.cancel()
+        return
+    try:
+        loop.call_soon_threadsafe(future.cancel)
+    except RuntimeError:     # that loop is closed: nobody waits
+        pass
 
 
 class _Inbox:
@@ -67,7 +102,9 @@ class Workers:
         self._running = 0
         self.peak = 0
         self._inboxes: dict[asyncio.AbstractEventLoop, _Inbox] = {}
+        self._calls: dict[threading.Thread, asyncio.Future] = {}   # threads inside a call (under _gate)
         self._closed = False
+        self.abandoned = 0          # calls still running when the pool was closed
 
     def __repr__(self) -> str:
         return f"Workers(threads={len(self._threads)}/{self.maximum}, {self.limit!r})"
@@ -89,7 +126,8 @@ class Workers:
         return future
 
     def _work(self) -> None:
-        jobs, gate, limit = self._jobs, self._gate, self.limit
+        jobs, gate, limit, calls, halt = self._jobs, self._gate, self.limit, self._calls, _halt
+        me = threading.current_thread()
         while True:
             job = jobs.get()
             if job is _STOP:
@@ -101,7 +139,12 @@ class Workers:
                 self._running += 1
                 if self._running > self.peak:
                     self.peak = self._running
-            if self._closed or future.cancelled():     # nobody waits for it: never send it
+                # Decided under the gate, where close() looks: a call either starts before the
+                # pool closes (and may be abandoned) or never starts.
+                start = not (self._closed or halt.is_set() or future.cancelled())
+                if start:
+                    calls[me] = future
+            if not start:            # nobody waits for it (or an interrupt): never send it
                 value, ok = asyncio.CancelledError(), False
             else:
                 try:
@@ -109,6 +152,7 @@ class Workers:
                 except BaseException as exc:  # handed to the awaiting task
                     value, ok = exc, False
             with gate:
+                calls.pop(me, None)
                 self._running -= 1
                 free = limit.limit - self._running
                 if free > 0:
@@ -117,9 +161,16 @@ class Workers:
             del job, call, future, value
             self._idle.release()
 
-    def close(self) -> None:
-        """Stop the threads after the calls already running; calls not yet started are cancelled."""
-        self._closed = True
+    def close(self) -> int:
+        """Close the pool without waiting for a running call: calls not yet started are cancelled
+        (never run); idle threads end; a thread still inside a call (a request the server stalls)
+        is abandoned, its future cancelled — a daemon thread, it ends once its call returns (closing
+        the client's connections makes that soon). Returns how many calls were abandoned."""
+        with self._gate:
+            self._closed = True
+            running = dict(self._calls)
+            self.limit.limit = max(self.limit.limit, 1)
+            self._gate.notify_all()
         pending = []
         while True:
             try:
@@ -129,13 +180,15 @@ class Workers:
             if job is not _STOP:
                 pending.append(job)
         for _, future, _ in pending:
-            future.cancel()          # close() runs on the loop that awaits them
-        with self._gate:
-            self.limit.limit = max(self.limit.limit, 1)
-            self._gate.notify_all()
+            _cancel(future)
+        for future in running.values():
+            _cancel(future)
         for _ in self._threads:
             self._jobs.put(_STOP)
         for thread in self._threads:
-            thread.join()
+            if thread not in running:       # it will never start a call now: ends at once
+                thread.join()
         self._threads.clear()
         self._inboxes.clear()
+        self.abandoned += len(running)
+        return len(running)
