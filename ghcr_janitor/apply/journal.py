@@ -5,6 +5,10 @@ was done; everything else is re-checked against the registry as usual. Every lin
 the plan's fingerprint (sha256 of the plan file's bytes), so a new plan written to the
 same path never inherits the old plan's "done" (a cron job that runs `plan -o plan.json`
 and `apply plan.json` daily would otherwise skip today's work).
+
+Each line is written whole by one `write` call on an append-only descriptor, then fsynced, so an
+interrupt (Ctrl-C, a kill) cannot tear it; a line torn by an older crash or a full disk is skipped
+on reading, and the next line starts on a line of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 
@@ -24,8 +29,13 @@ class Journal:
         self.path = path
         self.plan_id = plan_id
         self.done: set[str] = set()
+        self.counts: dict[str, int] = {}        # statuses recorded by this run
+        self.last_at = time.monotonic_ns()      # when this run last recorded (or started)
+        self._newline = False                   # the file ends in a torn line: start a new one
         if path is not None and path.is_file():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            self._newline = bool(text) and not text.endswith("\n")
+            for line in text.splitlines():
                 try:
                     entry = json.loads(line)
                 except ValueError:
@@ -47,9 +57,19 @@ class Journal:
     def record(self, key: str, status: str) -> None:
         if status == "done":
             self.done.add(key)
+        self.counts[status] = self.counts.get(status, 0) + 1
+        self.last_at = time.monotonic_ns()
         if self.path is None:
             return
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"plan": self.plan_id, "key": key, "status": status}) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        line = (json.dumps({"plan": self.plan_id, "key": key, "status": status}) + "\n").encode("utf-8")
+        if self._newline:
+            line = b"\n" + line
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            written = os.write(fd, line)            # one call: whole, or (disk full) cut short
+            while written < len(line):              # the rest, still before any other line
+                written += os.write(fd, line[written:])
+            self._newline = False
+            os.fsync(fd)
+        finally:
+            os.close(fd)
