@@ -58,3 +58,24 @@ def exit_code(results: list[TargetResult]) -> int:
     if any(a.status == SKIPPED for r in results for a in r.results):
         return 4
     return 0
+
+
+def interrupted_message(total: int, journal, rerun: str) -> str:
+    """What an interrupted apply did, in one line: actions done (journalled; earlier runs of the same
+    plan included), skipped or failed, the mutating requests abandoned in flight (their outcome is
+    unknown: the server may still carry them out) or answered but not journalled, and how to continue."""
+    from ghcr_janitor.net.http import mutations
+
+    counts = journal.counts
+    parts = [f"{min(len(journal.done), total)} of {total} actions done"]
+    parts += [f"{counts[s]} {s}" for s in (SKIPPED, FAILED) if counts.get(s)]
+    in_flight = mutations.in_flight()
+    if in_flight:
+        parts.append(f"{len(in_flight)} in flight abandoned ({', '.join(in_flight)}: "
+                     f"{'its outcome is' if len(in_flight) == 1 else 'their outcomes are'} unknown; "
+                     f"a rerun re-checks {'it' if len(in_flight) == 1 else 'them'})")
+    elif mutations.last_sent_ns > journal.last_at:
+        parts.append("1 answered but interrupted before it was journalled (a rerun re-checks it)")
+    else:
+        parts.append("none in flight")
+    return f"interrupted: {', '.join(parts)}; {rerun}"

@@ -29,6 +29,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Apply a plan file: tags that moved since planning are skipped and reported."""
         c.set_verbosity(verbose, quiet)
+        applying: dict = {}         # the plan's action count and journal, once applying starts
+
+        def interrupted() -> str:
+            rerun = f"rerun `janitor apply {plan_file}` to continue"
+            if "journal" not in applying:
+                return f"interrupted before applying anything: nothing was changed; {rerun}"
+            from ghcr_janitor.apply.results import interrupted_message
+
+            return interrupted_message(applying["count"], applying["journal"], rerun)
 
         async def body() -> int:
             from ghcr_janitor.apply.applier import apply_plan
@@ -50,10 +59,12 @@ def register(app: typer.Typer) -> None:
                                   "add --yes to apply the plan")
             session = build_session(None, False, concurrency, insecure, username, password_stdin, owner_type,
                                     max_requests=max_requests)
+            journal = applying["journal"] = Journal.for_plan(plan_file)
+            applying["count"] = count
             with progress_bar() as bar:
                 if bar is not None:
                     bar.set_total("apply", count)
-                results = await apply_plan(the_plan, session.connect, Journal.for_plan(plan_file), progress=bar)
+                results = await apply_plan(the_plan, session.connect, journal, progress=bar)
             session.close()
             code = exit_code(results)
             emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file,
@@ -61,4 +72,4 @@ def register(app: typer.Typer) -> None:
             report_requests(session.connect.log, c.verbosity())
             return code
 
-        raise typer.Exit(c.run(body))
+        raise typer.Exit(c.run(body, interrupted))

@@ -76,27 +76,85 @@ def fail(exc: JanitorError) -> "typer.Exit":
     return typer.Exit(exc.exit_code)
 
 
-def run(coro_factory: Callable[[], Any]) -> Any:
-    """Run an async command body; errors become a one-line message and an exit code."""
+def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None = None) -> Any:
+    """Run an async command body; errors become a one-line message and an exit code.
+
+    Ctrl-C is exit 130 within moments, whatever the network does: the first SIGINT halts the request
+    workers (nothing more is sent; a request the server stalls is abandoned, never waited for) and
+    cancels the body; `interrupted()` then says what was done in one line. A SIGINT after the first
+    one's message has begun exits at once."""
     import asyncio
+    import os
+    import signal
 
     import httpx
 
+    from ghcr_janitor.net import workers
+    from ghcr_janitor.net.http import mutations
+
+    workers.resume()
+    mutations.clear()
+    chained: list = []
+
+    def set_sigint(handler) -> Any:
+        try:
+            return signal.signal(signal.SIGINT, handler)
+        except ValueError:              # not the main thread: signals are not ours to handle
+            return None
+
+    async def main() -> Any:
+        previous = signal.getsignal(signal.SIGINT)      # asyncio's: cancels the body, then KeyboardInterrupt
+
+        def on_sigint(signum, frame) -> None:
+            workers.halt()
+            previous(signum, frame)
+
+        if callable(previous) and set_sigint(on_sigint) is not None:     # not when SIGINT is ignored
+            chained.append(on_sigint)
+        return await coro_factory()
+
+    def stop() -> "typer.Exit":
+        previous = set_sigint(lambda signum, frame: os._exit(130)) if chained else None
+        try:
+            message = "interrupted"
+            if interrupted is not None:
+                try:
+                    message = interrupted() or message
+                except Exception:       # the account is best effort; the exit code is not
+                    pass
+            echo_err(message)
+        finally:
+            if previous is not None:
+                set_sigint(previous)
+        return typer.Exit(130)
+
     try:
-        return asyncio.run(coro_factory())
-    except JanitorError as exc:
-        raise fail(exc) from None
+        return asyncio.run(main())
     except KeyboardInterrupt:
-        echo_err("interrupted")
-        raise typer.Exit(130) from None
+        raise stop() from None
+    except asyncio.CancelledError:
+        if workers.halted():
+            raise stop() from None
+        raise
+    except JanitorError as exc:
+        if workers.halted():            # what an abandoned request left behind
+            raise stop() from None
+        raise fail(exc) from None
     except httpx.HTTPError as exc:      # network trouble that outlasted the retries
+        if workers.halted():
+            raise stop() from None
         from ghcr_janitor.net.http import describe_error
 
         echo_err(f"error: {describe_error(exc)}")
         raise typer.Exit(1) from None
     except OSError as exc:              # last resort: a file we could not read or write
+        if workers.halted():
+            raise stop() from None
         echo_err(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}")
         raise typer.Exit(1) from None
+    finally:
+        if chained and signal.getsignal(signal.SIGINT) is chained[0]:
+            set_sigint(signal.default_int_handler)
 
 
 MAX_PASSWORD_BYTES = 1 << 20          # --password-stdin: tokens are a few kB

@@ -42,6 +42,15 @@ def register(app: typer.Typer) -> None:
         if dry_run and yes:
             c.echo_err("error: --dry-run and --yes contradict each other")
             raise typer.Exit(2)
+        applying: dict = {}         # the plan's action count and journal, once applying starts
+
+        def interrupted() -> str:
+            rerun = "rerun the same `janitor prune` command to continue (it plans afresh)"
+            if "journal" not in applying:
+                return f"interrupted before applying anything: nothing was changed; {rerun}"
+            from ghcr_janitor.apply.results import interrupted_message
+
+            return interrupted_message(applying["count"], applying["journal"], rerun)
 
         async def body() -> int:
             from ghcr_janitor.apply.applier import apply_plan
@@ -73,10 +82,12 @@ def register(app: typer.Typer) -> None:
             count = sum(len(t.actions) for t in the_plan.targets)
             if count:
                 confirm_or_refuse(f"Apply {count} actions?", yes, CONFIRM_HINT)
+            journal = applying["journal"] = Journal(None)
+            applying["count"] = count
             with progress_bar() as bar:
                 if bar is not None:
                     bar.set_total("apply", count)
-                results = await apply_plan(the_plan, session.connect, Journal(None), progress=bar)
+                results = await apply_plan(the_plan, session.connect, journal, progress=bar)
             code = exit_code(results)
             if not no_gc:
                 code = max(code, await _gc_layouts(the_plan, grace, output, results))
@@ -88,7 +99,7 @@ def register(app: typer.Typer) -> None:
             report_requests(session.connect.log, c.verbosity())
             return 1 if planning_failed else code
 
-        raise typer.Exit(c.run(body))
+        raise typer.Exit(c.run(body, interrupted))
 
 
 def _duration(parse, text: str):
