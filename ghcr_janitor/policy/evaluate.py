@@ -26,13 +26,13 @@ Semantics (design.md, "How the criteria of one rule combine"):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 
 from ghcr_janitor.core.models import Artifact, Inventory
 from ghcr_janitor.policy import template
+from ghcr_janitor.policy.regex import fullmatch
 from ghcr_janitor.policy.model import DELETE, KEEP, RETAG, Policy, Rule
 from ghcr_janitor.policy.units import format_duration, format_size
 from ghcr_janitor.core.reference import TAG_PATTERN
@@ -91,8 +91,8 @@ def _created_text(c: _Cand) -> str:
 
 
 def _matches(text: str, globs: tuple[str, ...], regex: str | None) -> bool:
-    """Any glob (fnmatchcase) or the regex (the whole text) matches."""
-    return any(fnmatchcase(text, g) for g in globs) or (regex is not None and re.fullmatch(regex, text) is not None)
+    """Any glob (fnmatchcase) or the regex (the whole text, RE2: linear time) matches."""
+    return any(fnmatchcase(text, g) for g in globs) or (regex is not None and fullmatch(regex, text))
 
 
 def tag_selected(rule: Rule, tag: str) -> bool:

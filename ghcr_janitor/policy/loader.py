@@ -22,7 +22,6 @@ Rules are numbered from 1 in messages: `rule[2].older_than` is the second `[[rul
 
 from __future__ import annotations
 
-import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.core.files import UnreadableFile, read_regular
 from ghcr_janitor.core.models import CACHE_KINDS, KINDS, REF_STATES
+from ghcr_janitor.policy import regex as policy_regex
 from ghcr_janitor.policy import template
 from ghcr_janitor.policy.model import ACTIONS, DELETE, RETAG, Policy, Rule, Selector
 from ghcr_janitor.policy.units import parse_duration, parse_size
@@ -81,8 +81,8 @@ def _string_list(value: Any, key: str, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _selector(value: Any, where: str, action: str) -> Selector:
-    """The `select` table of rule `where` (see the module docstring for its keys)."""
+def _selector(value: Any, where: str, action: str, rule_name: str) -> Selector:
+    """The `select` table of rule `where`, named `rule_name` (see the module docstring for its keys)."""
     key = f"{where}.select"
     if not isinstance(value, dict):
         raise _Invalid(key, f"expected a table like {{ tags = [\"cache-*\"] }}, got {_type_name(value)}")
@@ -92,10 +92,10 @@ def _selector(value: Any, where: str, action: str) -> Selector:
         tags = _string_list(value["tags"], f"{key}.tags", "tag globs")
         if not tags:
             raise _Invalid(f"{key}.tags", "empty list selects nothing (give at least one glob, e.g. \"cache-*\")")
-    regex = _regex(value, "regex", key)
+    regex = _regex(value, "regex", key, rule_name)
     keys = _globs(value, "keys", key, "key globs", "\"Linux-buildx-*\"")
     refs = _globs(value, "refs", key, "ref globs", "\"refs/pull/*\"")
-    key_regex = _regex(value, "key_regex", key)
+    key_regex = _regex(value, "key_regex", key, rule_name)
     ref_state = _choices(value, "ref_state", key, REF_STATES)
     kind = _choices(value, "kind", key, KINDS + CACHE_KINDS)
     untagged = value.get("untagged", False)
@@ -126,16 +126,16 @@ def _selector(value: Any, where: str, action: str) -> Selector:
     return selector
 
 
-def _regex(value: dict, name: str, key: str) -> str | None:
+def _regex(value: dict, name: str, key: str, rule_name: str) -> str | None:
+    """A regex RE2 can run (linear time: a tag or cache key cannot hang the run), or _Invalid."""
     regex = value.get(name)
     if regex is None:
         return None
     if not isinstance(regex, str) or not regex:
         raise _Invalid(f"{key}.{name}", f"expected a non-empty string, got {_short(regex)}")
-    try:
-        re.compile(regex)
-    except (re.error, RecursionError, OverflowError, ValueError) as exc:
-        raise _Invalid(f"{key}.{name}", f"invalid regex {_short(regex)}: {exc}") from None
+    problem = policy_regex.check(regex)
+    if problem is not None:
+        raise _Invalid(f"{key}.{name}", f"{problem} (rule {rule_name!r})")
     return regex
 
 
@@ -179,7 +179,7 @@ def _rule(table: Any, index: int, names: set[str]) -> Rule:
         raise _Invalid(f"{where}.action", f"unknown action {_short(action)} (use \"delete\" or \"retag\")")
     if "select" not in table:
         raise _Invalid(f"{where}.select", "missing (e.g. select = { tags = [\"cache-*-*\"] })")
-    selector = _selector(table["select"], where, action)
+    selector = _selector(table["select"], where, action, name)
     older_than = None
     if "older_than" in table:
         try:

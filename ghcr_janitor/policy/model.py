@@ -16,7 +16,7 @@ ACTIONS = (DELETE, RETAG)
 @dataclass(frozen=True)
 class Selector:
     """What a rule selects: tags matching any glob (fnmatchcase) or the regex
-    (`re.fullmatch`, the whole tag), and untagged artifacts if `untagged`.
+    (RE2 full match, the whole tag: linear time), and untagged artifacts if `untagged`.
 
     `broken`: only broken images (indexes with children known to be gone); alone it
     selects every broken one, tagged or untagged; with tags/regex/untagged it narrows them.
