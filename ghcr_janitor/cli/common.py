@@ -95,6 +95,7 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
     workers.resume()
     mutations.clear()
     chained: list = []
+    outer = signal.getsignal(signal.SIGINT)     # what to put back (asyncio leaves ours in place)
 
     def set_sigint(handler) -> Any:
         try:
@@ -154,7 +155,7 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
         raise typer.Exit(1) from None
     finally:
         if chained and signal.getsignal(signal.SIGINT) is chained[0]:
-            set_sigint(signal.default_int_handler)
+            set_sigint(outer if outer is not None else signal.default_int_handler)
 
 
 MAX_PASSWORD_BYTES = 1 << 20          # --password-stdin: tokens are a few kB
