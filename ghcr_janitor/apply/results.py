@@ -62,8 +62,9 @@ def exit_code(results: list[TargetResult]) -> int:
 
 def interrupted_message(total: int, journal, rerun: str) -> str:
     """What an interrupted apply did, in one line: actions done (journalled; earlier runs of the same
-    plan included), skipped or failed, the mutating requests abandoned in flight (their outcome is
-    unknown: the server may still carry them out) or answered but not journalled, and how to continue."""
+    plan included), skipped or failed, the mutating registry requests abandoned in flight (their
+    outcome is unknown: the server may still carry them out) or answered but not journalled, and how
+    to continue."""
     from ghcr_janitor.net.http import mutations
 
     counts = journal.counts
@@ -76,6 +77,6 @@ def interrupted_message(total: int, journal, rerun: str) -> str:
                      f"a rerun re-checks {'it' if len(in_flight) == 1 else 'them'})")
     elif mutations.last_sent_ns > journal.last_at:
         parts.append("1 answered but interrupted before it was journalled (a rerun re-checks it)")
-    else:
-        parts.append("none in flight")
+    # Otherwise no claim: a GitHub REST request (not tracked here) may have been under way; the rerun
+    # re-checks whatever the journal does not hold either way.
     return f"interrupted: {', '.join(parts)}; {rerun}"
