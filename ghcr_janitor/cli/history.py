@@ -25,10 +25,14 @@ def export(history: c.HistoryOpt = None, verbose: c.VerboseOpt = 0, quiet: c.Qui
     from ghcr_janitor.report.history import History, history_path, to_json_line
 
     try:
-        for row in History(history_path(history, os.environ)).rows():
+        store = History(history_path(history, os.environ))
+        for row in store.rows():
             sys.stdout.write(to_json_line(row) + "\n")
     except JanitorError as exc:
         raise c.fail(exc) from None
+    warning = store.skipped_warning()
+    if warning:
+        c.echo_err(f"warning: {warning}")
 
 
 @history_app.command("import")

@@ -4,8 +4,9 @@ A sqlite file, `JANITOR_STATE_DIR/history.sqlite` unless `--history FILE` says o
 workflow can keep it as an artifact or in a cache between scheduled runs. The schema is versioned
 (`PRAGMA user_version`), each target keeps its newest `MAX_ROWS_PER_TARGET` rows, and every append
 is one transaction (two concurrent runs are safe: sqlite locks the file). A history that cannot be
-read or written costs a one-line warning, never the run. `janitor history export|import` moves it
-as JSON lines.
+read or written costs a one-line warning, never the run; a damaged row (a count that is not a
+non-negative integer, a time that is not a time, ...) is skipped and counted in one warning.
+`janitor history export|import` moves it as JSON lines.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.core.paths import is_damaged
 from ghcr_janitor.core.timeparse import format_time, parse_time
 
 SCHEMA_VERSION = 1
 MAX_ROWS_PER_TARGET = 5_000
 FILE_NAME = "history.sqlite"
 FUTURE_SLACK = timedelta(days=1)      # imported rows may be this far ahead of this machine's clock
+_FIX = "move it aside or delete it (a new history starts)"
 
 
 class HistoryError(JanitorError):
@@ -83,6 +86,14 @@ class History:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.skipped = 0        # damaged rows `rows()` left out
+
+    def skipped_warning(self) -> str | None:
+        """One line counting the damaged rows the last `rows()` skipped, or None."""
+        if not self.skipped:
+            return None
+        return (f"{self.path}: skipped {self.skipped} damaged row(s) of the run history (a value of the wrong type, or a time "
+                "that is not a time); the rest are used")
 
     def _open(self, create: bool) -> sqlite3.Connection:
         if not create and not self.path.exists():
@@ -104,7 +115,8 @@ class History:
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return db
         except sqlite3.Error as exc:
-            raise HistoryError(f"{self.path}: not a usable history file ({exc})") from None
+            fix = f": {_FIX}" if is_damaged(exc) else ""
+            raise HistoryError(f"{self.path}: not a usable history file ({exc}){fix}") from None
         except OSError as exc:
             raise HistoryError(f"{self.path}: {exc.strerror or exc}") from None
 
@@ -131,15 +143,34 @@ class History:
             db.close()
 
     def rows(self) -> Iterator[Row]:
-        """Every row, oldest first."""
+        """Every well-formed row, oldest first; damaged ones are counted in `skipped`."""
+        self.skipped = 0
         db = self._open(create=False)
         try:
             for values in db.execute(f"SELECT {', '.join(FIELDS)} FROM history ORDER BY time, target, command"):
-                yield Row(*values)
+                row = Row(*values)
+                if _well_formed(row):
+                    yield row
+                else:
+                    self.skipped += 1
         except sqlite3.Error as exc:
-            raise HistoryError(f"{self.path}: cannot read the history ({exc})") from None
+            fix = f": {_FIX}" if is_damaged(exc) else ""
+            raise HistoryError(f"{self.path}: cannot read the history ({exc}){fix}") from None
         finally:
             db.close()
+
+
+def _well_formed(row: Row) -> bool:
+    """Every field has the type `Row` says (counts: non-negative integers) and the time is a time."""
+    for name in _COUNTS:
+        value = getattr(row, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            return False
+    if row.backend is not None and not isinstance(row.backend, str):
+        return False
+    if not all(isinstance(v, str) and v for v in (row.time, row.command, row.target)):
+        return False
+    return parse_time(row.time) is not None
 
 
 def to_json_line(row: Row) -> str:
@@ -198,9 +229,10 @@ def read_history(explicit: Path | None, env) -> tuple[dict[str, list[Row]], str 
     if not path.exists():
         return {}, None
     found: dict[str, list[Row]] = {}
+    store = History(path)
     try:
-        for row in History(path).rows():
+        for row in store.rows():
             found.setdefault(row.target, []).append(row)
     except HistoryError as exc:
         return {}, f"history not read: {exc}"
-    return found, None
+    return found, store.skipped_warning()
