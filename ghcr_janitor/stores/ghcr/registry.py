@@ -87,8 +87,12 @@ class GhcrRegistry:
         return sorted({t for v in versions.values() for t in v.tags})
 
     async def current_tags(self) -> dict[str, str]:
-        """Every tag's digest now, from the OCI side (fresh; costs no REST budget)."""
-        return await self.oci.current_tags()
+        """Every tag's digest now, from the OCI side (fresh; costs no REST budget). A package of
+        untagged versions only has no OCI tag list (404): no tags."""
+        try:
+            return await self.oci.current_tags()
+        except NotFoundError:
+            return {}
 
     async def consistent_listing(self, max_age: float = 0.0) -> tuple[list[Version], str | None]:
         """The REST versions (at most `max_age` s old) and, if incomplete even after a relist, why.
