@@ -161,3 +161,29 @@ def assert_closure_intact(factory: LayoutFactory, digest: str) -> None:
         path = factory.path(d)
         assert path.is_file(), f"{d} missing"
         assert sha256(path.read_bytes()) == d, f"{d} content changed"
+
+
+# --- blobs that are not plain files (issue 19: symlink loops, FIFOs, devices, huge files) --------
+
+
+def make_loop(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.name)                        # a link to itself: ELOOP
+
+
+def make_fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def make_zero(path: Path) -> None:
+    path.unlink()
+    path.symlink_to("/dev/zero")
+
+
+def make_huge(path: Path) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(8 << 30)                      # sparse: 8 GiB that take no disk
+
+
+SHAPES = {"loop": make_loop, "fifo": make_fifo, "zero": make_zero, "huge": make_huge}

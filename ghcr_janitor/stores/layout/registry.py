@@ -24,11 +24,17 @@ from typing import Any, Callable, Iterator
 
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import check_digest, digest_of, is_digest, verify
-from ghcr_janitor.core.files import atomic_write
+from ghcr_janitor.core.files import UnreadableFile, atomic_write
 from ghcr_janitor.core.errors import LayoutError, ManifestError, NotFoundError, TagMovedError, UsageError
 from ghcr_janitor.core.manifests import load_json, parse_descriptor
 from ghcr_janitor.core.models import Descriptor
 from ghcr_janitor.stores.base import RawManifest, Version
+from ghcr_janitor.stores.layout.files import (
+    INDEX_CAP, OCI_LAYOUT_CAP, blob_path, escapes, not_regular, read_blob, read_layout_file,
+)
+
+__all__ = ["LayoutRegistry", "blob_path", "check_layout", "index_lock", "parse_index", "read_index",
+           "read_index_bytes", "ref_name"]
 
 OCI_LAYOUT = "oci-layout"
 INDEX = "index.json"
@@ -47,11 +53,11 @@ def check_layout(root: Path) -> None:
     if not root.is_dir():
         raise LayoutError(f"{root}: not a directory (expected an OCI image layout)")
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(read_layout_file(path, OCI_LAYOUT_CAP))
     except FileNotFoundError:
         raise LayoutError(f"{path}: missing; {root} is not an OCI image layout") from None
-    except (OSError, ValueError) as exc:
-        raise LayoutError(f"{path}: unreadable or not JSON ({type(exc).__name__})") from None
+    except (ValueError, RecursionError) as exc:
+        raise LayoutError(f"{path}: not JSON ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("imageLayoutVersion"), str):
         raise LayoutError(f"{path}: not a JSON object with an imageLayoutVersion string")
 
@@ -60,11 +66,9 @@ def read_index_bytes(root: Path) -> bytes:
     """The raw bytes of index.json; LayoutError if missing or unreadable."""
     path = root / INDEX
     try:
-        return path.read_bytes()
+        return read_layout_file(path, INDEX_CAP)
     except FileNotFoundError:
         raise LayoutError(f"{path}: missing (an OCI image layout needs an index.json)") from None
-    except OSError as exc:
-        raise LayoutError(f"{path}: unreadable ({exc.strerror})") from None
 
 
 def parse_index(body: bytes, root: Path) -> tuple[dict[str, Any], list[Descriptor]]:
@@ -86,12 +90,6 @@ def parse_index(body: bytes, root: Path) -> tuple[dict[str, Any], list[Descripto
     except ManifestError as exc:
         raise LayoutError(str(exc)) from None
     return doc, descs
-
-
-def blob_path(root: Path, digest: str) -> Path:
-    """`root/blobs/<alg>/<hex>` for a validated digest."""
-    algorithm, _, encoded = check_digest(digest).partition(":")
-    return root / "blobs" / algorithm / encoded
 
 
 def ref_name(desc: Descriptor) -> str | None:
@@ -212,6 +210,7 @@ class LayoutRegistry:
     def __init__(self, path: str | os.PathLike[str]):
         self.root = Path(path)
         self.name = str(path)
+        self._escape: dict[str, str | None] = {}      # algorithm -> why blobs/<alg> may not be read
         check_layout(self.root)
 
     # reading
@@ -229,16 +228,30 @@ class LayoutRegistry:
         return tags
 
     def _read_blob(self, digest: str, max_size: int) -> bytes:
+        """A regular file of this layout, at most `max_size` bytes, matching its digest.
+
+        NotFoundError when absent; ManifestError (one line naming the file) when it is a symlink,
+        FIFO, device or directory, too large, unreadable, or reached through a directory that
+        resolves outside the layout (LayoutError).
+        """
         path = blob_path(self.root, digest)
+        algorithm = digest.split(":", 1)[0]
+        if algorithm not in self._escape:
+            self._escape[algorithm] = escapes(self.root, f"blobs/{algorithm}")
+        if self._escape[algorithm]:
+            raise LayoutError(f"{self._escape[algorithm]}: blobs are not read through it")
         try:
-            size = path.stat().st_size
-            if size > max_size:
-                raise ManifestError(f"{path}: {size} bytes, over the {max_size} byte limit")
-            data = path.read_bytes()
+            why = not_regular(os.lstat(path).st_mode)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"{self.name}: blob {digest} is missing ({path})") from None
-        except IsADirectoryError:
-            raise ManifestError(f"{path}: is a directory, not a blob") from None
+        except OSError as exc:
+            raise ManifestError(f"{path}: {exc.strerror}") from None
+        if why:
+            raise ManifestError(f"{path}: {why}")
+        try:
+            data = read_blob(self.root, digest, max_size)
+        except UnreadableFile as exc:
+            raise ManifestError(str(exc)) from None
         verify(data, digest, str(path))
         return data
 
@@ -265,13 +278,13 @@ class LayoutRegistry:
                 extra["blob_mtime"] = datetime.fromtimestamp(mtime, timezone.utc).isoformat()
             except OSError:
                 extra["blob_missing"] = True
-            versions[desc.digest] = Version(desc.digest, tags, media_type=desc.media_type, extra=extra)
+            versions[desc.digest] = Version(desc.digest, tags, media_type=mt.normalise(desc.media_type), extra=extra)
         return list(versions.values())
 
     def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
         """The blob store is the complete listing: a blob that is not a file is gone."""
         try:
-            return not blob_path(self.root, digest).exists()
+            return not os.path.lexists(blob_path(self.root, digest))
         except (ManifestError, OSError):
             return False
 
@@ -280,7 +293,8 @@ class LayoutRegistry:
         return desc.digest if desc else None
 
     async def get_manifest(self, reference: str) -> RawManifest:
-        """By tag or digest; media type from index.json, else the body's `mediaType`."""
+        """By tag or digest; the media type is the body's own (its `mediaType`, else its shape),
+        else index.json's (normalised: parameters dropped)."""
         descs = self._index()
         if is_digest(reference):
             digest = reference
@@ -291,19 +305,10 @@ class LayoutRegistry:
                 raise NotFoundError(f"{self.name}: tag {reference!r} not found in index.json")
             digest = desc.digest
         body = self._read_blob(digest, mt.MAX_MANIFEST_BYTES)
-        media_type = desc.media_type if desc else None
+        where = str(blob_path(self.root, digest))
+        media_type = mt.content_type(load_json(body, where)) or (mt.normalise(desc.media_type) if desc else None)
         if media_type is None:
-            where = str(blob_path(self.root, digest))
-            doc = load_json(body, where)
-            declared = doc.get("mediaType")
-            if isinstance(declared, str):
-                media_type = declared
-            elif "manifests" in doc:
-                media_type = mt.OCI_INDEX
-            elif "layers" in doc or "config" in doc:
-                media_type = mt.OCI_MANIFEST
-            else:
-                raise ManifestError(f"{where}: not a manifest")
+            raise ManifestError(f"{where}: not a manifest")
         return RawManifest(digest, media_type, body)
 
     async def get_blob(self, digest: str, max_size: int) -> bytes:
@@ -330,9 +335,12 @@ class LayoutRegistry:
             raise ManifestError(f"manifest is {len(body)} bytes, over the {mt.MAX_MANIFEST_BYTES} byte cap")
         digest = digest_of(body)
         path = blob_path(self.root, digest)
+        escape = escapes(self.root, f"blobs/{digest.split(':')[0]}")
+        if escape:
+            raise LayoutError(f"{escape}: no blob is written through it")
         try:
-            present = digest_of(path.read_bytes()) == digest
-        except OSError:
+            present = digest_of(read_blob(self.root, digest, mt.MAX_MANIFEST_BYTES)) == digest
+        except UnreadableFile:
             present = False
         if not present:
             try:
