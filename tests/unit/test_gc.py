@@ -114,17 +114,20 @@ def test_nested_indexes_subject_and_image_blobs_are_reachable(tmp_path):
 
 
 @pytest.mark.parametrize("media_type", [None, DOCKER_LIST])
-def test_cache_index_entries_are_blobs_and_layers_are_never_parsed(tmp_path, media_type):
+def test_cache_index_entries_are_blobs_but_a_manifest_by_content_is_walked(tmp_path, media_type):
+    """Content decides, not the descriptor (design.md, safety rules): a cache index entry whose bytes
+    are a manifest is walked, so what it names is kept; plain entries are leaves."""
     f = LayoutFactory(tmp_path / "c")
-    victim = f.blob(b"unreferenced")
-    # A layer whose bytes happen to be a manifest naming `victim`: it must not be parsed.
+    named = f.blob(b"named only by the decoy's content")
+    orphan = f.blob(b"unreferenced")
     decoy = f.blob(dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                          "config": victim, "layers": [victim]}))
+                          "config": named, "layers": [named]}))
     kw = {"media_type": media_type} if media_type else {}
     root = f.cache_index([f.layer("a"), decoy], **kw)
     f.tag("cache-a", root)
     report = run_gc(f.root, HOUR, NOW, dry_run=False)
-    assert deleted(report) == {victim["digest"]}
+    assert report.ok and deleted(report) == {orphan["digest"]}
+    assert f.path(named["digest"]).exists()
     assert_closure_intact(f, root["digest"])
 
 

@@ -1,18 +1,23 @@
 """Garbage collection of a local OCI layout (BuildKit `type=local` cache dir).
 
-Reachable = everything referenced from EVERY index.json descriptor, walking indexes,
-manifests (config, layers) and BuildKit cacheconfig blobs (`layers[].blob`), dispatching
-on each descriptor's mediaType; layer blobs are never read (formats.md 2.3). A manifest's
-`subject` is a weak reference (image-spec: "a weak association"): a referrer neither needs
-its subject to be present nor keeps it alive; a subject stays by its own tag.
+Reachable = everything referenced from EVERY index.json descriptor, walking each manifest,
+index and BuildKit cacheconfig blob once, by its own content (`walk.py`): never by what a
+descriptor claims, so a mislabelled descriptor cannot hide a kept blob. A manifest's `subject`
+is a weak reference (image-spec: "a weak association"): a referrer neither needs its subject
+to be present nor keeps it alive; a subject stays by its own tag.
 
 Deleted: regular files `blobs/<alg>/<hex>` not reachable and not modified within
 `keep_recent`; `ingest/` entries idle for a day (or `keep_recent`, if longer). Nothing
 else is touched (stray files, nested layouts in sub-directories). A missing *leaf* (a layer
 or other blob that references nothing) is reported and gc still collects (the run exits 1
-so the damage is noticed). A missing or unreadable blob that could reference others (a
-manifest, an index, an image config, a cacheconfig, an unknown manifest-like type) makes
-the reachable set unknown: then nothing at all is deleted.
+so the damage is noticed). A missing blob that could reference others (a manifest, an index,
+an image config, a cacheconfig, an unknown manifest-like type), any reachable blob that cannot
+be read (a symlink, FIFO, device), or one gc cannot classify makes the reachable set unknown:
+then nothing at all is deleted.
+
+Paths: gc never reads or deletes through a directory (`blobs/`, `blobs/<alg>/`, `ingest/`) that
+resolves outside the layout directory: it refuses the layout instead (nothing deleted, one line).
+Deletes go through directory descriptors opened without following symlinks (`files.open_dir`).
 
 Locking: BuildKit's flock on `index.json.lock`, shared while reading index.json and
 walking, exclusive while deleting; under the exclusive lock index.json is re-read and, if
@@ -23,26 +28,22 @@ run gc between builds, not during one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ghcr_janitor.core import mediatypes as mt
-from ghcr_janitor.core.digests import check_digest, verify as verify_digest
-from ghcr_janitor.core.errors import ManifestError
-from ghcr_janitor.core.manifests import parse_cache_config, parse_manifest
-from ghcr_janitor.stores.layout.registry import (
-    blob_path, check_layout, index_lock, parse_index, read_index_bytes,
-)
+from ghcr_janitor.core.errors import LayoutError
+from ghcr_janitor.stores.layout.files import escaping_dirs, open_dir
+from ghcr_janitor.stores.layout.registry import check_layout, index_lock, parse_index, read_index_bytes
+from ghcr_janitor.stores.layout.walk import walk
 
 INGEST_MAX_AGE = timedelta(hours=24)
 _HEX = {"sha256": re.compile(r"^[a-f0-9]{64}$"), "sha512": re.compile(r"^[a-f0-9]{128}$")}
-_WALKED = mt.ALL_MANIFEST_TYPES | {mt.BUILDKIT_CACHE_CONFIG}
 
 
 @dataclass
@@ -92,94 +93,14 @@ class GcReport:
 # --- reachability -------------------------------------------------------------------
 
 
-def _hash_file(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return f"{algorithm}:{h.hexdigest()}"
-
-
-def _children(path: Path, digest: str, media_type: str) -> list[tuple[str, str | None, int | None]]:
-    """(digest, mediaType, size) of what a manifest, index or cacheconfig blob references."""
-    if path.stat().st_size > mt.MAX_MANIFEST_BYTES:
-        raise ManifestError(f"{path}: larger than {mt.MAX_MANIFEST_BYTES} bytes, not read")
-    body = path.read_bytes()
-    verify_digest(body, digest, str(path))
-    if media_type == mt.BUILDKIT_CACHE_CONFIG:
-        blobs = parse_cache_config(body, str(path))["blobs"]
-        return [(check_digest(b, f"{path}: cache config blob"), None, None) for b in blobs]
-    manifest = parse_manifest(body, digest, media_type, str(path))
-    if manifest.media_type not in mt.ALL_MANIFEST_TYPES:
-        raise ManifestError(f"{path}: described as {media_type} but is {manifest.media_type}")
-    descs = list(manifest.blobs) + list(manifest.children)      # not the subject: a weak reference
-    return [(d.digest, d.media_type, d.size) for d in descs]
-
-
-def _unwalkable(media_type: str | None, parent: str) -> bool:
-    """A descriptor that may reference blobs but whose format gc does not know."""
-    if media_type is None or media_type in _WALKED:
-        return False
-    return parent == "index.json" or "manifest" in media_type or media_type.endswith("index.v1+json")
-
-
-def _may_reference(media_type: str | None, parent: str) -> bool:
-    """Could a blob of this type reference other blobs (so that losing it hides them)?"""
-    return media_type in _WALKED or media_type in mt.IMAGE_CONFIG_TYPES or _unwalkable(media_type, parent)
-
-
 def _walk(root: Path, index_body: bytes, report: GcReport, verify: bool) -> set[str]:
     """Fill report.reachable*, missing, corrupt (and blocked); return the reachable set."""
     _, descs = parse_index(index_body, root)
-    stack = [(d.digest, d.media_type, d.size, "index.json") for d in reversed(descs)]
-    late: list[tuple[str, str | None, int | None, str]] = []  # cacheconfig refs: no descriptor
-    seen: set[str] = set()
-    present = 0
-    lost_referrers = 0          # missing blobs that could have referenced others
-    while stack or late:
-        digest, media_type, size, parent = stack.pop() if stack else late.pop()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        path = blob_path(root, digest)
-        try:
-            st = path.stat()
-        except (FileNotFoundError, NotADirectoryError):
-            report.missing.append((digest, parent))
-            lost_referrers += _may_reference(media_type, parent)
-            continue
-        present += 1
-        walked = media_type in _WALKED
-        problem = None
-        if not path.is_file():
-            problem = "not a regular file"
-        elif size is not None and st.st_size != size:
-            problem = f"{st.st_size} bytes on disk, descriptor says {size}"
-        elif walked:
-            try:
-                children = _children(path, digest, media_type)
-            except (ManifestError, OSError) as exc:
-                problem = str(exc)
-            else:
-                for d, m, s in reversed(children):
-                    (stack if m is not None else late).append((d, m, s, digest))
-        elif _unwalkable(media_type, parent):
-            # A root, or something that looks like a manifest, of a type we cannot read: what it
-            # references is unknown, so nothing may be deleted.
-            report.blocked = report.blocked or (
-                f"cannot walk {media_type} {digest} (from {parent}): the reachable set is unknown")
-        elif verify and _hash_file(path, digest.split(":")[0]) != digest:
-            problem = "content does not match its digest"
-        if problem:
-            report.corrupt.append((digest, problem))
-            if walked:
-                report.blocked = report.blocked or f"cannot read {digest}: the reachable set is unknown"
-        report.reachable_bytes += st.st_size
-    report.reachable = present
-    if lost_referrers:
-        report.blocked = (f"{lost_referrers} referenced manifest/index/config blob(s) missing: the layout is "
-                          "damaged and what they referenced is unknown")
-    return seen
+    found = walk(root, [(d.digest, d.media_type, d.size, "index.json") for d in descs], verify)
+    report.reachable, report.reachable_bytes = found.present, found.present_bytes
+    report.missing, report.corrupt = found.missing, found.corrupt
+    report.blocked = report.blocked or found.blocked
+    return found.reachable
 
 
 # --- candidates ---------------------------------------------------------------------
@@ -225,6 +146,10 @@ def _tree_stat(path: Path) -> tuple[float, int]:
 
 def _plan(root: Path, index_body: bytes, keep_recent: timedelta, now: datetime, verify: bool, dry_run: bool) -> GcReport:
     report = GcReport(str(root), dry_run)
+    escape = escaping_dirs(root)
+    if escape:
+        report.blocked = f"{escape}: gc never reads or deletes through it"
+        return report
     reachable = _walk(root, index_body, report, verify)
     if report.blocked:
         return report
@@ -260,35 +185,65 @@ def plan_gc(path: str | os.PathLike[str], keep_recent: timedelta, now: datetime,
         return _plan(root, read_index_bytes(root), keep_recent, _utc(now), verify, dry_run=True)
 
 
+def _delete_blobs(root: Path, report: GcReport, planned: list[tuple[str, int]], keep_recent: timedelta,
+                  now: datetime) -> None:
+    """Unlink each planned blob through its directory's descriptor, unless it changed meanwhile."""
+    by_alg: dict[str, list[tuple[str, int]]] = {}
+    for digest, size in planned:
+        by_alg.setdefault(digest.split(":")[0], []).append((digest, size))
+    for alg, blobs in sorted(by_alg.items()):
+        try:
+            with open_dir(root, f"blobs/{alg}") as fd:
+                for digest, size in blobs:
+                    name = digest.split(":")[1]
+                    try:
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        if not stat.S_ISREG(st.st_mode) or _age(now, st.st_mtime) < keep_recent:
+                            report.recent.append((digest, size))      # rewritten since the walk
+                            continue
+                        os.unlink(name, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as exc:
+                        report.errors.append(f"{root / 'blobs' / alg / name}: {exc.strerror}")
+                        continue
+                    report.deleted.append((digest, size))
+        except (LayoutError, OSError) as exc:
+            report.errors.append(str(exc) if isinstance(exc, LayoutError) else f"{root}/blobs/{alg}: {exc.strerror}")
+
+
+def _delete_ingest(root: Path, report: GcReport, planned: list[tuple[str, int]]) -> None:
+    """Remove each planned `ingest/` entry through the directory's descriptor."""
+    if not planned:
+        return
+    try:
+        with open_dir(root, "ingest") as fd:
+            for rel, size in planned:
+                name = rel.split("/", 1)[1]
+                try:
+                    if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                        shutil.rmtree(name, dir_fd=fd)
+                    else:
+                        os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    report.errors.append(f"{root / rel}: {exc.strerror}")
+                    continue
+                report.ingest_removed.append((rel, size))
+    except (LayoutError, OSError) as exc:
+        report.errors.append(str(exc) if isinstance(exc, LayoutError) else f"{root}/ingest: {exc.strerror}")
+
+
 def _execute(root: Path, report: GcReport, keep_recent: timedelta, now: datetime) -> None:
     planned, report.deleted = report.deleted, []
-    for digest, size in planned:
-        path = blob_path(root, digest)
-        try:
-            if _age(now, path.lstat().st_mtime) < keep_recent:  # rewritten since the walk
-                report.recent.append((digest, size))
-                continue
-            path.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            report.errors.append(f"{path}: {exc.strerror}")
-            continue
-        report.deleted.append((digest, size))
     planned_ingest, report.ingest_removed = report.ingest_removed, []
-    for rel, size in planned_ingest:
-        target = root / rel
-        try:
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            report.errors.append(f"{target}: {exc.strerror}")
-            continue
-        report.ingest_removed.append((rel, size))
+    escape = escaping_dirs(root)           # checked again under the exclusive lock
+    if escape:
+        report.blocked = f"{escape}: gc never reads or deletes through it"
+        return
+    _delete_blobs(root, report, planned, keep_recent, now)
+    _delete_ingest(root, report, planned_ingest)
 
 
 def run_gc(path: str | os.PathLike[str], keep_recent: timedelta, now: datetime, dry_run: bool, *, verify: bool = False) -> GcReport:
