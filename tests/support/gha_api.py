@@ -1,7 +1,7 @@
 """A local stand-in for GitHub's REST endpoints of one repository's Actions cache.
 
 Built from the documented shapes (gha-cache.md §1): `GET /repos/O/R/actions/caches` pages with
-`per_page`/`page`, `total_count` and `Link`; `DELETE /repos/O/R/actions/caches/{id}` -> 204 or 404;
+`per_page`/`page`, an exact `ref` and a key-prefix `key` filter, `total_count` and `Link`; `DELETE /repos/O/R/actions/caches/{id}` -> 204 or 404;
 usage, storage-limit (404 unless set), the repository (default branch), branches and pull
 requests. Faults are queued per method; every request is logged. It runs on 127.0.0.1 in a
 thread, started by the tests like the registry.
@@ -16,7 +16,9 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import httpx
 
 BUILDKIT_VERSION = "693bb7016429d80366022f036f84856888c9f13e00145f5f6f4dce303a38d6f2"
 ACTIONS_VERSION = "404eb58b0e6bd1a1f0b7ba5d7ee2cd1a2b0ab4e8d94a0e1a06e6e3ba1a8bee2c"
@@ -52,6 +54,7 @@ class CacheRepo:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []
         self.vanish_on_delete: set[int] = set()      # gone between list and delete (a concurrent job)
+        self.on_delete = None                        # called with an entry just before a DELETE removes it
         self.remaining = 5000
         self.lock = threading.Lock()
 
@@ -102,6 +105,8 @@ class CacheRepo:
                 cache_id = int(path.rsplit("/", 1)[1])
                 if cache_id in self.vanish_on_delete:
                     self.entries.pop(cache_id, None)
+                if self.on_delete is not None and cache_id in self.entries:
+                    self.on_delete(self.entries[cache_id])
                 if self.entries.pop(cache_id, None) is None:
                     return 404, {"message": "Not Found"}, limits
                 return 204, None, limits
@@ -125,14 +130,18 @@ class CacheRepo:
     def _page(self, query: dict, limits: dict) -> tuple[int, dict, dict]:
         per_page = min(int(query.get("per_page", ["30"])[0]), 100)
         page = int(query.get("page", ["1"])[0])
+        ref = query.get("ref", [None])[0]
+        key = query.get("key", [""])[0]                 # "An explicit key or prefix"
+        listed = [e for e in self.entries.values() if ref in (None, e["ref"]) and e["key"].startswith(key)]
         if query.get("sort", [""])[0] == "created_at":
-            ordered = sorted(self.entries.values(), key=lambda e: (e["created_at"], e["id"]),
+            ordered = sorted(listed, key=lambda e: (e["created_at"], e["id"]),
                              reverse=query.get("direction", ["desc"])[0] != "asc")
         else:
-            ordered = sorted(self.entries.values(), key=lambda e: e["last_accessed_at"], reverse=True)
+            ordered = sorted(listed, key=lambda e: e["last_accessed_at"], reverse=True)
         last = max(1, -(-len(ordered) // per_page))
         headers = dict(limits)
-        kept = "".join(f"&{k}={query[k][0]}" for k in ("sort", "direction") if k in query)   # as GitHub keeps them
+        kept = "".join(f"&{k}={quote(query[k][0], safe='')}" for k in ("sort", "direction", "ref", "key")
+                       if k in query)   # as GitHub keeps them
         link = f"{self.base_url}/repos/{self.owner}/{self.repo}/actions/caches?per_page={per_page}{kept}&page="
         rels = []
         if page < last:
@@ -156,6 +165,21 @@ class CacheRepo:
                                f'?per_page={per_page}&page={page + 1}>; rel="next"')
         return 200, {"total_count": len(names), "repository_cache_usages": [
             {"full_name": n, "active_caches_size_in_bytes": 1, "active_caches_count": 1} for n in chunk]}, headers
+
+
+def in_process(repo: CacheRepo, url: str = "http://127.0.0.1:1") -> httpx.AsyncBaseTransport:
+    """An httpx transport that answers from `repo` without a socket (a model runs thousands of
+    requests); `url` is the API URL the client uses. Requests are logged as by GhaServer."""
+    repo.base_url = url
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        target = request.url.raw_path.decode("ascii")
+        status, body, headers = repo.answer(request.method, target, request.headers.get("authorization"))
+        repo.requests.append((request.method, target, status))
+        return httpx.Response(status, headers=headers, json=body) if body is not None else \
+            httpx.Response(status, headers=headers)
+
+    return httpx.MockTransport(handle)
 
 
 class GhaServer:
