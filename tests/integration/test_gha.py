@@ -9,6 +9,7 @@ import json
 import pytest
 
 from ghcr_janitor.apply import cache_applier
+from ghcr_janitor.plan.file import read_plan
 from tests.support.gha_api import CacheRepo, GhaServer, seed
 
 TARGET = "gha:acme/app"
@@ -82,8 +83,11 @@ def test_apply_deletes_exactly_the_plan_by_id_and_a_rerun_is_a_no_op(gha, cli, t
     assert set(gha.entries) == before - gone_ids(gha)
     deletes = [p for m, p, _ in gha.requests if m == "DELETE"]
     assert sorted(int(p.rsplit("/", 1)[1]) for p in deletes) == sorted(gone_ids(gha))
-    # Bounded: one listing (3 pages) plus one DELETE per entry.
-    assert len(gha.requests) == len(deletes) + 3
+    # Bounded: a last look (the repository, a listing and a state per ref) per LOOK_EVERY deletes.
+    actions = read_plan(plan_file).targets[0].actions
+    assert len(gha.requests) == cache_applier.requests_needed(actions, "main")
+    looks = [p for m, p, _ in gha.requests if p == "/repos/acme/app"]
+    assert len(looks) == -(-len(deletes) // cache_applier.LOOK_EVERY)
     again = cli("apply", plan_file, "--yes")
     assert again.exit_code == 0 and "already done" in again.stdout
 
@@ -266,7 +270,8 @@ def test_one_request_budget_for_the_run_stops_between_targets_and_a_rerun_finish
         plan_file = tmp_path / "plan.json"
         assert cli("plan", "gha:acme/app", "gha:acme/web", "-o", plan_file).exit_code == 0
         planned = [len(t["actions"]) for t in json.loads(plan_file.read_text())["targets"]]
-        server.remaining = planned[0] + 3 + 40           # the first target fits, then 40 requests are left
+        first_cost = cache_applier.requests_needed(read_plan(plan_file).targets[0].actions, "main")
+        server.remaining = first_cost + 40               # the first target fits, then 40 requests are left
         stopped = cli("apply", plan_file, "--yes", "-O", "json")
         assert stopped.exit_code == 4, stopped.stdout + stopped.stderr
         targets = json.loads(stopped.stdout)["targets"]

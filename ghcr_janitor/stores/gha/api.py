@@ -35,6 +35,11 @@ FORK_TOKEN = ("this run's GITHUB_TOKEN is read-only: workflows triggered by a pu
               "`schedule` instead (see cron/github-actions-cache.yml)")
 
 
+class LookExpired(RegistryError):
+    """A DELETE would have waited (a rate limit) past the time its caller's last look was good for:
+    it was not sent; look again, then delete."""
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     """One entry as the REST API lists it."""
@@ -89,6 +94,7 @@ class ActionsCacheApi(GitHubRest):
         self.env = os.environ if env is None else env
         self.base = f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
         self.short_listing: tuple[int, int] | None = None     # (listed, total_count) if fewer were seen
+        self._send_by: float | None = None                    # a DELETE in flight must go out by then
 
     def __repr__(self) -> str:
         return f"ActionsCacheApi({self.api_url}, {self.owner}/{self.repo})"
@@ -126,12 +132,22 @@ class ActionsCacheApi(GitHubRest):
             raise RegistryError(f"{doing}: the answer is not a JSON object")
         return body
 
-    async def list_entries(self) -> list[CacheEntry]:
-        """Every entry, every page, before anything is decided (never delete while paging)."""
+    async def list_entries(self, ref: str | None = None) -> list[CacheEntry]:
+        """Every entry (of `ref` only, if given), every page, before anything is decided (never
+        delete while paging). Sets `short_listing` when fewer were seen than the API counted."""
+        entries, self.short_listing = await self.listing(ref)
+        return entries
+
+    async def listing(self, ref: str | None = None, key: str | None = None
+                      ) -> tuple[list[CacheEntry], tuple[int, int] | None]:
+        """(entries sorted by id, (listed, total_count) if the listing came back short, else None).
+        With `ref` and `key` GitHub filters (`key` is a prefix); only entries of exactly that ref
+        whose key starts with `key` are returned."""
         doing = "listing"
         # Oldest first by creation: new entries land on the last page and a restore does not move an
         # entry between pages (the default order, last_accessed_at desc, does).
-        order = "sort=created_at&direction=asc"
+        order = "sort=created_at&direction=asc" + "".join(
+            f"&{name}={quote(value, safe='')}" for name, value in (("ref", ref), ("key", key)) if value is not None)
         url: str | None = f"{self.api_url}{self.base}/actions/caches?per_page={PER_PAGE}&{order}"
         found: dict[int, CacheEntry] = {}
         total = None
@@ -157,14 +173,29 @@ class ActionsCacheApi(GitHubRest):
                 break
         else:
             raise RegistryError(f"listing {self.where}: more than {MAX_PAGES} pages")
-        if total is not None and len(found) < total:
-            # Entries evicted while paging is normal; entries we never saw are not: say so.
-            self.short_listing = (len(found), total)
-        return sorted(found.values(), key=lambda e: e.id)
+        # Entries evicted while paging is normal; entries we never saw are not: the caller says so.
+        short = (len(found), total) if total is not None and len(found) < total else None
+        entries = sorted((e for e in found.values() if ref in (None, e.ref) and e.key.startswith(key or "")),
+                         key=lambda e: e.id)
+        return entries, short
 
-    async def delete(self, cache_id: int) -> bool:
-        """DELETE one entry by id: True if deleted, False if it was already gone (404)."""
-        response, retried = await self.request("DELETE", f"{self.api_url}{self.base}/actions/caches/{int(cache_id)}")
+    async def _wait(self, seconds: float, why: str) -> None:
+        """A rate-limit wait; during a DELETE with `send_by`, one that would end later raises LookExpired."""
+        if self._send_by is not None and seconds <= self.max_wait and self.clock() + seconds > self._send_by:
+            raise LookExpired(f"GitHub API {why}: waiting {seconds:.0f}s would outlast the last look")
+        await super()._wait(seconds, why)
+
+    async def delete(self, cache_id: int, *, send_by: float | None = None) -> bool:
+        """DELETE one entry by id: True if deleted, False if it was already gone (404).
+
+        `send_by` (the api's clock): a rate-limit wait that would send it later raises LookExpired
+        instead, unsent. Deletes are sent one at a time (the applier is sequential).
+        """
+        self._send_by = send_by
+        try:
+            response, retried = await self.request("DELETE", f"{self.api_url}{self.base}/actions/caches/{int(cache_id)}")
+        finally:
+            self._send_by = None
         status = response.status_code
         if status in (200, 202, 204):
             return True

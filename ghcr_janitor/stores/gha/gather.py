@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
 
 from ghcr_janitor.core.models import BUILDKIT_BLOB, Artifact, Inventory, cache_item_id
 from ghcr_janitor.stores.gha.api import DEFAULT_LIMIT, ActionsCacheApi, CacheEntry
-from ghcr_janitor.stores.gha.keys import KeyFacts, classify
+from ghcr_janitor.stores.gha.keys import KeyFacts, classify, family_of
 
 MEDIA_TYPE = "application/vnd.github.actions-cache"
 LAST_ACCESSED = "gha/last_accessed_at"
@@ -76,6 +77,45 @@ def newest_of_groups(entries: list[tuple[CacheEntry, KeyFacts]]) -> set[int]:
         if group not in best or rank > best[group][0]:
             best[group] = (rank, entry.id)
     return {cache_id for _, cache_id in best.values()}
+
+
+@dataclass(frozen=True)
+class Look:
+    """Fresh facts about some refs, as planning derives them: their entries by id, each ref's
+    state, the ids that are the newest of their group, the refs whose listing came back short,
+    and when the look began (the api's clock)."""
+
+    entries: dict[int, CacheEntry]
+    states: dict[str, str]
+    newest: frozenset[int]
+    short: frozenset[str]
+    at: float
+
+
+def listing_prefixes(keys: set[str]) -> set[str]:
+    """Key prefixes whose listings hold every group the `keys` can belong to: each key's family
+    (a prefix of the key and of every member of its group), none under another."""
+    families = sorted({family_of(k) for k in keys})
+    return {f for f in families if not any(f != g and f.startswith(g) for g in families)}
+
+
+async def look_at(api: ActionsCacheApi, keys_by_ref: dict[str, set[str]]) -> Look:
+    """Planning's facts for some entries, read now: the default branch; per ref, the listing of
+    each of `listing_prefixes` (GitHub's `key` filter is a prefix: that holds the entries' whole
+    groups, so `newest` is exact); then the refs' states."""
+    at = api.clock()
+    default_branch = await api.default_branch()
+    entries: dict[int, CacheEntry] = {}
+    short = set()
+    for ref in sorted(keys_by_ref):
+        for prefix in sorted(listing_prefixes(keys_by_ref[ref])):
+            listed, cut = await api.listing(ref, prefix)
+            entries.update((e.id, e) for e in listed)
+            if cut is not None:
+                short.add(ref)
+    states = await ref_states(api, set(keys_by_ref), default_branch)
+    newest = newest_of_groups([(e, classify(e.key, e.version, e.ref)) for e in entries.values()])
+    return Look(entries, states, frozenset(newest), frozenset(short), at)
 
 
 def keep_rank(kind: str, ref_state: str, newest: bool) -> int:

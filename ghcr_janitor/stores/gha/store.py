@@ -5,8 +5,8 @@ from __future__ import annotations
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.net.github import DEFAULT_API_URL, token_and_rate
-from ghcr_janitor.stores.gha.api import ActionsCacheApi, CacheEntry
-from ghcr_janitor.stores.gha.gather import build_cache_inventory
+from ghcr_janitor.stores.gha.api import ActionsCacheApi
+from ghcr_janitor.stores.gha.gather import Look, build_cache_inventory, look_at
 
 DELETES_PER_MINUTE_ENV = "JANITOR_GHA_DELETES_PER_MINUTE"
 # A DELETE costs 5 of the 900 points a minute per endpoint (about 180 a minute): stay well below.
@@ -30,13 +30,14 @@ class CacheStore:
     async def inventory(self) -> Inventory:
         return await build_cache_inventory(self.api, self.name)
 
-    async def entries(self) -> dict[int, CacheEntry]:
-        """A fresh, complete listing by id (apply re-checks every pin against it)."""
-        return {e.id: e for e in await self.api.list_entries()}
+    async def look(self, keys_by_ref: dict[str, set[str]]) -> Look:
+        """A last look before deleting: these entries with their groups, their refs' states, now."""
+        return await look_at(self.api, keys_by_ref)
 
-    async def delete(self, cache_id: int) -> bool:
-        """True if deleted now, False if it was already gone."""
-        return await self.api.delete(cache_id)
+    async def delete(self, cache_id: int, *, send_by: float | None = None) -> bool:
+        """True if deleted now, False if it was already gone; LookExpired if a rate-limit wait
+        would send it after `send_by` (not sent)."""
+        return await self.api.delete(cache_id, send_by=send_by)
 
     async def aclose(self) -> None:
         await self.api.aclose()
