@@ -110,9 +110,34 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
             workers.halt()
             previous(signum, frame)
 
-        if callable(previous) and set_sigint(on_sigint) is not None:     # not when SIGINT is ignored
-            chained.append(on_sigint)
-        return await coro_factory()
+        if not (callable(previous) and set_sigint(on_sigint) is not None):    # SIGINT ignored: leave it so
+            return await coro_factory()
+        chained.append(on_sigint)
+        # Any thread may receive a Ctrl-C; the handler runs on this one, whose loop may sleep while a
+        # request stalls a worker: the signal writes to this socket, and the loop wakes to run it.
+        import socket
+
+        loop = asyncio.get_running_loop()
+        wake, woken = socket.socketpair()
+        wake.setblocking(False)
+        woken.setblocking(False)
+
+        def drain() -> None:
+            try:
+                while woken.recv(512):
+                    pass
+            except OSError:
+                pass
+
+        loop.add_reader(woken.fileno(), drain)
+        previous_fd = signal.set_wakeup_fd(wake.fileno(), warn_on_full_buffer=False)
+        try:
+            return await coro_factory()
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            loop.remove_reader(woken.fileno())
+            wake.close()
+            woken.close()
 
     def stop() -> "typer.Exit":
         previous = set_sigint(lambda signum, frame: os._exit(130)) if chained else None
