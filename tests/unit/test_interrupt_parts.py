@@ -200,3 +200,43 @@ def test_the_message_never_claims_nothing_was_in_flight_for_an_answer_not_yet_jo
 def test_a_request_never_started_is_not_reported_in_flight():
     mutations.begin("DELETE", "http://h/v2/x/manifests/sha256:abc")    # queued, cancelled before a worker took it
     assert mutations.in_flight() == []
+
+
+def test_a_sigint_the_kernel_hands_to_a_worker_thread_still_interrupts_at_once():
+    """A terminal's Ctrl-C goes to the whole process: any thread may receive it. The event loop,
+    asleep while a stalled request blocks a worker, must still wake and answer it."""
+    import signal
+
+    import typer
+
+    from ghcr_janitor.cli.common import run
+
+    pool = Workers(1)
+    release, started = threading.Event(), threading.Event()
+    ident: list[int] = []
+
+    def stalled():
+        ident.append(threading.get_ident())
+        started.set()
+        release.wait(10)                      # a request the server never answers (bounded here)
+
+    async def body():
+        return await pool.submit(stalled)
+
+    def ctrl_c():
+        started.wait(10)
+        time.sleep(0.1)
+        signal.pthread_kill(ident[0], signal.SIGINT)
+
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(typer.Exit) as exit_:
+            run(body, lambda: "interrupted: test")
+        took = time.monotonic() - began - 0.1
+    finally:
+        release.set()
+        pool.close()
+    assert exit_.value.exit_code == 130
+    assert took < 1.0, f"the interrupt was answered {took:.2f} s after the signal"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
