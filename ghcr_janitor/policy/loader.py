@@ -18,6 +18,9 @@ Schema (keys are checked; anything else is an error)::
     to = "archive-{tag}"                    # retag only (required there)
 
 Rules are numbered from 1 in messages: `rule[2].older_than` is the second `[[rule]]`.
+`regex` and `key_regex` are RE2 syntax, matched against the whole tag or key in linear time
+(policy/regex.py); a pattern RE2 cannot run (backreferences, lookaround) is refused here.
+The file itself is read only when regular and at most MAX_POLICY_BYTES.
 """
 
 from __future__ import annotations
