@@ -71,8 +71,9 @@ def _table(report, keep_recent: timedelta, markdown: bool = False) -> str:
 
 
 def gc_problems(report) -> list[str]:
+    """One line per problem; a corrupt blob that is the reason nothing was deleted is said once."""
     out = [f"missing blob {d} (referenced by {r})" for d, r in report.missing]
-    out += [f"corrupt blob {d}: {r}" for d, r in report.corrupt]
+    out += [f"corrupt blob {d}: {r}" for d, r in report.corrupt if not (report.blocked and r in report.blocked)]
     out += list(report.errors)
     if report.blocked:
         out.append(f"nothing deleted: {report.blocked}")
@@ -109,8 +110,11 @@ def register(app: typer.Typer) -> None:
         """Delete blobs of a local BuildKit cache dir that no index.json tag reaches.
 
         Run it between builds: a blob modified within --keep-recent is never deleted.
-        A missing layer blob is reported (exit 1) and unreachable blobs are still collected;
-        a missing manifest, index or config means nothing is deleted (exit 1).
+        Every manifest, index and cache config is walked by its own content, whatever the
+        descriptors say. A missing layer blob is reported (exit 1) and unreachable blobs are
+        still collected; a missing manifest, index or config, a blob gc cannot read or
+        classify, or a blobs/ or ingest/ directory leading outside the layout means nothing
+        is deleted (exit 1, one line).
         """
         from ghcr_janitor.stores.layout.gc import run_gc
 

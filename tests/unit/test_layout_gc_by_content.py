@@ -213,3 +213,19 @@ def test_json_layers_that_are_not_manifests_stay_leaves(tmp_path):
     root = f.manifest(config, [statement, f.blob(b"  {not json at all", LAYER)])
     f.tag("att", root)
     gc_keeps_every_closure(f, root)
+
+
+def test_gc_refuses_when_a_lost_child_is_typed_index_with_a_charset_parameter(tmp_path):
+    """`...index.v1+json; charset=utf-8` is an index: losing it loses what it referenced."""
+    f = LayoutFactory(tmp_path / "c")
+    inner = f.index([f.image("amd64")])
+    f.tag("app", f.index([as_type(inner, CHARSET_INDEX)]))
+    f.path(inner["digest"]).unlink()
+    blocked_and_untouched(f, inner["digest"])
+
+
+def test_gc_refuses_when_a_charset_typed_index_descriptor_names_a_plain_blob(tmp_path):
+    f = LayoutFactory(tmp_path / "c")
+    layer = f.layer("plain")
+    f.tag("odd", f.index([as_type(layer, CHARSET_INDEX)]))
+    blocked_and_untouched(f, layer["digest"])

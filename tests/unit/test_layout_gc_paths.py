@@ -172,8 +172,9 @@ def test_cli_gc_unreadable_blob_one_line_no_traceback(cache, cli, shape):
     result = cli("gc", f"oci-layout:{cache.root}", "--keep-recent", "0")
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr
-    assert all(line.startswith("error: ") for line in result.stderr.splitlines()), result.stderr
-    assert any(cache.victim["digest"].split(":")[1] in line for line in result.stderr.splitlines())
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: nothing deleted: "), result.stderr
+    assert cache.victim["digest"] in lines[0] and str(cache.path(cache.victim["digest"])) in lines[0]
     assert cache.path(cache.orphan["digest"]).exists()
 
 
@@ -197,3 +198,40 @@ def snapshot_without(root: Path, odd: Path) -> dict:
             if p != odd:
                 out[str(p.relative_to(root))] = (p.lstat().st_size, p.lstat().st_mtime_ns)
     return out
+
+
+def test_a_blobs_dir_swapped_for_a_symlink_after_the_check_deletes_nothing_elsewhere(two, monkeypatch):
+    """Deletes go through directory descriptors checked when opened: a swap after gc's own check
+    (here: between its last check and the deletes) ends in an error, not in B losing a kept blob."""
+    from ghcr_janitor.stores.layout import gc as gc_mod
+
+    a, b = two
+    mine = a.blob(b"bytes both layouts hold")             # unreachable in A...
+    shared = b.blob(b"bytes both layouts hold")           # ...kept in B
+    b.tag("shared", b.manifest(b.blob(b"{}", "application/vnd.oci.empty.v1+json"), [shared]))
+    calls = []
+
+    def check_then_swap(root):
+        calls.append(root)
+        if len(calls) == 2:                                # _execute's check, under the exclusive lock
+            os.rename(a.root / "blobs", a.root / "old-blobs")
+            (a.root / "blobs").symlink_to(b.root / "blobs")
+        return None
+
+    monkeypatch.setattr(gc_mod, "escaping_dirs", check_then_swap)
+    before = snapshot(b.root, dir_mtimes=False)
+    report = run_gc(a.root, ZERO, NOW, dry_run=False)
+    assert len(calls) == 2 and report.deleted == [] and not report.ok
+    assert any("outside the layout" in e for e in report.errors), report.errors
+    assert b.path(mine["digest"]).is_file() and snapshot(b.root, dir_mtimes=False) == before
+
+
+def test_a_blobs_algorithm_dir_that_is_a_symlink_loop_blocks_gc_in_one_line(cache, cli):
+    store = cache.root / "blobs" / "sha256"
+    os.rename(store, cache.root / "blobs" / "old")
+    store.symlink_to("sha256")                         # ELOOP on every blob path
+    report = run_gc(cache.root, ZERO, NOW, dry_run=False)
+    assert report.blocked and report.deleted == [] and "\n" not in report.blocked
+    result = cli("gc", f"oci-layout:{cache.root}")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert all(line.startswith("error: ") for line in result.stderr.splitlines()), result.stderr

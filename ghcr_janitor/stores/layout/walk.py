@@ -122,6 +122,7 @@ class _Walker:
         self.leaf: set[str] = set()                 # present, and not manifest-like by content
         self.lost: set[str] = set()                 # missing, and a descriptor says it could reference
         self.wrong_size: set[str] = set()
+        self.failed: set[str] = set()               # present but unreadable or unwalkable: said once
 
     def run(self, roots: list[Ref]) -> Walk:
         self.stack = list(reversed(roots))
@@ -145,7 +146,7 @@ class _Walker:
             if could_reference(media_type, role):
                 self.lost.add(digest)
             return
-        if size is not None and on_disk != size and digest not in self.wrong_size:
+        if size is not None and on_disk != size and not {digest} & (self.wrong_size | self.failed):
             self.wrong_size.add(digest)
             self.out.corrupt.append((digest, f"{on_disk} bytes on disk, descriptor says {size}"))
         if digest in self.leaf and claims_walkable(media_type, role):
@@ -154,6 +155,7 @@ class _Walker:
 
     def _fail(self, digest: str, why: str) -> None:
         """A reachable blob gc cannot read or walk: what it references is unknown."""
+        self.failed.add(digest)
         self.out.corrupt.append((digest, why))
         self.out.block(f"cannot walk {digest}: {why}; the reachable set is unknown")
 
