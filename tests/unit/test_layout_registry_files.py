@@ -21,11 +21,15 @@ def run(coro):
     return asyncio.run(coro)
 
 
+class Hung(Exception):
+    """A read or open that blocked."""
+
+
 @contextmanager
 def within(seconds: int):
     """Fail instead of hanging when a read blocks (a FIFO with no writer)."""
     def expire(signum, frame):
-        raise TimeoutError(f"blocked for {seconds}s")
+        raise Hung(f"blocked for {seconds}s")        # not an OSError: nothing may swallow it
 
     old = signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
@@ -117,3 +121,16 @@ def test_ls_over_a_blobs_dir_outside_the_layout_keeps_and_exits_1(tmp_path, cli)
     result = cli("ls", f"oci-layout:{a.root}")
     assert result.exit_code == 1 and "outside the layout" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("shape", ["fifo", "zero"])
+def test_a_lock_file_that_is_not_regular_is_a_one_line_error_not_a_hang(lay, shape, cli):
+    lock = lay.root / "index.json.lock"
+    lock.write_bytes(b"")
+    SHAPES[shape](lock)
+    with within(10), pytest.raises(LayoutError, match="index.json.lock") as caught:
+        read_index(lay.root)
+    assert "\n" not in str(caught.value)
+    with within(20):
+        result = cli("gc", f"oci-layout:{lay.root}")
+    assert result.exit_code == 1 and "index.json.lock" in result.stderr and "Traceback" not in result.stderr

@@ -100,16 +100,25 @@ def ref_name(desc: Descriptor) -> str | None:
 
 
 def _open_lock(path: Path, create: bool) -> tuple[int, bool] | None:
-    """Open (maybe create) the lock file: (fd, created) or None if absent and not created."""
+    """Open (maybe create) the lock file: (fd, created) or None if absent and not created.
+
+    An existing one is opened without blocking or following a symlink and must be a regular
+    file (a FIFO there would hang the open; a device is no lock): LayoutError otherwise.
+    """
     if create:
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), True
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644), True
         except FileExistsError:
             pass
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC), False
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
+    why = not_regular(os.fstat(fd).st_mode)
+    if why:
+        os.close(fd)
+        raise LayoutError(f"{path}: {why}; it cannot be BuildKit's lock file")
+    return fd, False
 
 
 def _acquire(path: Path, exclusive: bool, create: bool, deadline: float) -> tuple[int, bool] | None:
