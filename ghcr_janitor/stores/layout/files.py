@@ -9,6 +9,7 @@ swapped for a symlink after the check cannot redirect a delete elsewhere.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from contextlib import contextmanager
@@ -123,6 +124,33 @@ def looks_like_json(root: Path, digest: str) -> bool:
     finally:
         os.close(fd)
     return head.lstrip(b" \t\r\n\x00\xef\xbb\xbf\xfe\xff").startswith(b"{")
+
+
+def hash_blob(root: Path, digest: str) -> str:
+    """The digest of a blob's content (same algorithm), streamed: any size, but only a regular
+    file, opened without blocking or following a symlink; `UnreadableFile` otherwise."""
+    path = blob_path(root, digest)
+    algorithm = digest.split(":", 1)[0]
+    h = hashlib.new(algorithm)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnreadableFile(path, "a symlink, not a regular file" if exc.errno == errno.ELOOP
+                             else exc.strerror or str(exc)) from None
+    try:
+        why = not_regular(os.fstat(fd).st_mode)
+        if why:
+            raise UnreadableFile(path, why)
+        os.set_blocking(fd, True)
+        for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
+            h.update(chunk)
+    except UnreadableFile:
+        raise
+    except OSError as exc:
+        raise UnreadableFile(path, exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    return f"{algorithm}:{h.hexdigest()}"
 
 
 @contextmanager

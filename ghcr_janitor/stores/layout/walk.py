@@ -17,7 +17,6 @@ A lost or corrupt plain blob (a layer) is only reported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import check_digest, verify
 from ghcr_janitor.core.errors import ManifestError
 from ghcr_janitor.core.files import UnreadableFile
-from ghcr_janitor.stores.layout.files import blob_path, looks_like_json, not_regular, read_blob
+from ghcr_janitor.stores.layout.files import blob_path, hash_blob, looks_like_json, not_regular, read_blob
 
 # digest, normalised media type, size, referrer (a digest or "index.json"), role (the field that named it)
 Ref = tuple[str, "str | None", "int | None", str, str]
@@ -104,14 +103,6 @@ def references(doc: dict[str, Any], kind: str, digest: str, where: str) -> list[
     return refs
 
 
-def _hash_file(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            h.update(chunk)
-    return f"{algorithm}:{h.hexdigest()}"
-
-
 class _Walker:
     """One walk over one layout; `visit` is called once per descriptor that reaches a blob."""
 
@@ -182,9 +173,18 @@ class _Walker:
         else:
             if not walked:
                 self.leaf.add(digest)
-                if self.verify and _hash_file(path, digest.split(":")[0]) != digest:
-                    self.out.corrupt.append((digest, "content does not match its digest"))
+                self._verify(digest)
         return st.st_size
+
+    def _verify(self, digest: str) -> None:
+        """With --verify, hash a leaf blob: a wrong one is reported (a leaf hides no references)."""
+        if not self.verify:
+            return
+        try:
+            if hash_blob(self.root, digest) != digest:
+                self.out.corrupt.append((digest, "content does not match its digest"))
+        except UnreadableFile as exc:
+            self._fail(digest, str(exc))
 
     def _walk(self, digest: str, size: int, claims: bool, where: str) -> bool:
         """Push the references of a manifest-like blob; False for a plain blob (a leaf)."""
