@@ -1,13 +1,13 @@
 """Apply a plan: a last look before every delete, then act (retag, untag, delete).
 
-A plan is a request, never an authority. Immediately before every mutating request, or a small
-batch of deletes sent at once right after it (`last_look.deletes_per_look`), apply takes a last
+A plan is a request, never an authority. Immediately before every delete (or, where a look is
+dear, a small batch sent at once right after it: `last_look.deletes_per_look`) apply takes a last
 look at what the tags reach now (`apply.last_look`):
 - a tag that moved since planning is skipped (or, parked on the janitor's own placeholder by an
   interrupted untag, finished);
-- a digest that another tag now points at, or that a tagged index now lists, is untagged
-  (the plan's tag removed), never deleted; an untagged or child digest reachable now is skipped,
-  with a reason naming the tag;
+- a digest another tag now points at is untagged (the plan's tag removed), never deleted; a digest
+  a tagged index now lists, and an untagged or child digest any tag reaches now, is skipped with
+  a reason naming the tag;
 - untagged and child deletes on a store that lists untagged versions (GHCR) also check the
   listing, cross-checked against the tag list, and every listed index version.
 Actions run in plan order (parents before the children that follow them); a child is deleted
@@ -31,23 +31,18 @@ from ghcr_janitor.stores.base import Registry
 from ghcr_janitor.stores.oci.registry import is_placeholder
 
 
-def _batches(actions: list, size: int) -> list[list]:
-    """Consecutive actions, at most `size` deletes a batch; an action that follows a digest
-    acted on in the current batch (its parent, or the same digest) starts a new one."""
-    batches: list[list] = []
-    current: list = []
+def _batch(actions: list, start: int, size: int) -> list:
+    """Consecutive actions from `start`, at most `size`; an action that follows a digest acted on
+    earlier in the batch (its parent, or the same digest), and any retag, starts the next batch."""
+    batch: list = []
     digests: set[str] = set()
-    for action in actions:
+    for action in actions[start:start + size]:
         follows = set(action.parents or ([action.parent] if action.parent else []))
-        if current and (len(current) >= size or follows & digests or action.action == "retag"
-                        or current[-1].action == "retag"):
-            batches.append(current)
-            current, digests = [], set()
-        current.append(action)
+        if batch and (follows & digests or action.action == "retag" or batch[-1].action == "retag"):
+            break
+        batch.append(action)
         digests.add(action.digest)
-    if current:
-        batches.append(current)
-    return batches
+    return batch
 
 
 class Applier:
@@ -80,7 +75,9 @@ class Applier:
         for a in actions:
             if a.action in ("delete", "untag") and a.tag:
                 removing.setdefault(a.digest, set()).add(a.tag)
-        for n, batch in enumerate(_batches(actions, deletes_per_look(self.registry))):
+        start = 0
+        while start < len(actions):
+            batch = _batch(actions, start, deletes_per_look(self.registry))
             todo = [a for a in batch if self._early(a) is None]
             look: Look | None = None
             looked = ""
@@ -89,9 +86,11 @@ class Applier:
                     look = await self.looker.take(with_versions=any(a.tag is None or a.parent for a in todo))
                 except (JanitorError, httpx.HTTPError) as exc:
                     looked = describe_error(exc)
-                    if n == 0:
+                    if start == 0:
                         result.error = f"could not read the current tags: {looked}; nothing applied"
                         return result
+                batch = batch[:deletes_per_look(self.registry, len(look.tags) if look else None)]
+            start += len(batch)
             outcomes = await asyncio.gather(*(self._step(a, look, looked, removing) for a in batch))
             for action, outcome in zip(batch, outcomes):
                 if action.digest in followed and outcome.status == DONE and await self._gone(action.digest):

@@ -1,8 +1,9 @@
 """The last look: what the tags (and, where listed, index versions) reach right now.
 
-Apply takes one immediately before every mutating request, or before a small batch of deletes
-that are then all sent at once (`deletes_per_look`: 16 on OCI registries and layouts, 1 on GHCR,
-whose REST deletes are paced). A plan is a request, never an authority: a delete is skipped
+Apply takes one immediately before every delete. Only where a look is dear (more than
+`TAGS_PER_LOOK` = 64 tags to HEAD) does one look cover a small batch: one delete per 64 tags, at
+most 16 on an OCI registry (`deletes_per_look`) and 1 on GHCR (its REST deletes are paced), all
+sent at once right after the look. A plan is a request, never an authority: a delete is skipped
 when its digest is reachable in the look that precedes it, whatever the plan says.
 
 What a look reads:
@@ -49,9 +50,16 @@ class Look:
         return [u for u in self.users.get(digest, []) if " via " in u or u.startswith("index version")]
 
 
-def deletes_per_look(registry: Registry) -> int:
-    """How many deletes one look may cover on this store (at least 1)."""
-    return max(1, int(registry.deletes_per_look)) if isinstance(registry, LooksAtTags) else 1
+TAGS_PER_LOOK = 64          # a look covers one delete per this many tags it had to read (rounded up)
+
+
+def deletes_per_look(registry: Registry, tags: int | None = None) -> int:
+    """How many deletes one look covers: one, unless the look is dear (more than `TAGS_PER_LOOK`
+    tags to HEAD), then one per `TAGS_PER_LOOK` tags, never more than the store allows."""
+    cap = max(1, int(registry.deletes_per_look)) if isinstance(registry, LooksAtTags) else 1
+    if tags is None:
+        return cap
+    return max(1, min(cap, -(-tags // TAGS_PER_LOOK)))
 
 
 class LastLook:

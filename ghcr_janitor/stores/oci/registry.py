@@ -32,7 +32,7 @@ class OciRegistry:
     kind = "oci"
     lists_untagged = False
     frees_storage_on_delete = False
-    deletes_per_look = 1            # deletes one last look covers (all sent at once right after it)
+    deletes_per_look = 16           # at most this many deletes follow one last look (apply.last_look)
 
     def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
         """The Distribution API cannot enumerate manifests: a 404 may be a permissions quirk."""
