@@ -19,6 +19,12 @@ import os
 import time
 from pathlib import Path
 
+from ghcr_janitor.core.errors import PlanError
+from ghcr_janitor.core.files import UnreadableFile, read_regular
+from ghcr_janitor.plan.file import MAX_PLAN_BYTES
+
+MAX_JOURNAL_BYTES = 256 << 20   # one line per action: ~150 bytes; a million actions fit
+
 
 def action_key(target: str, action: str, tag: str | None, digest: str, to: str | None) -> str:
     return "|".join([target, action, tag or "", digest, to or ""])
@@ -32,8 +38,11 @@ class Journal:
         self.counts: dict[str, int] = {}        # statuses recorded by this run
         self.last_at = time.monotonic_ns()      # when this run last recorded (or started)
         self._newline = False                   # the file ends in a torn line: start a new one
-        if path is not None and path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
+        if path is not None and os.path.lexists(path):
+            try:
+                text = read_regular(path, MAX_JOURNAL_BYTES).decode("utf-8", errors="replace")
+            except UnreadableFile as exc:
+                raise PlanError(f"apply journal {exc}; move it aside to start over") from None
             self._newline = bool(text) and not text.endswith("\n")
             for line in text.splitlines():
                 try:
@@ -49,7 +58,7 @@ class Journal:
         if plan_path is None:
             return cls(None)
         try:
-            plan_id = hashlib.sha256(plan_path.read_bytes()).hexdigest()
+            plan_id = hashlib.sha256(read_regular(plan_path, MAX_PLAN_BYTES)).hexdigest()
         except OSError:
             plan_id = ""
         return cls(plan_path.with_name(plan_path.name + ".journal"), plan_id)

@@ -82,16 +82,13 @@ def gc_problems(report) -> list[str]:
 
 def _step_summary(target: str, report, keep_recent: timedelta) -> None:
     """Append a Markdown summary to $GITHUB_STEP_SUMMARY when it is set (cli.md)."""
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not path:
+    if not os.environ.get("GITHUB_STEP_SUMMARY"):
         return
     text = f"### janitor gc `{target}`\n\n{_table(report, keep_recent, markdown=True)}\n"
     text += "".join(f"\n- :x: {line}" for line in gc_problems(report)) + "\n"
-    try:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        typer.echo(f"warning: GITHUB_STEP_SUMMARY {path}: {exc.strerror}", err=True)
+    from ghcr_janitor.cli.outputs import append_step_summary
+
+    append_step_summary(text.rstrip("\n"))
 
 
 def register(app: typer.Typer) -> None:

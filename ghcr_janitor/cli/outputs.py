@@ -90,11 +90,12 @@ def append_step_summary(text: str) -> None:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if not summary:
         return
+    from ghcr_janitor.core.files import UnreadableFile, append_regular
+
     try:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-    except OSError as exc:
-        typer.echo(f"warning: GITHUB_STEP_SUMMARY {summary}: {exc.strerror or exc}", err=True)
+        append_regular(summary, (text + "\n").encode("utf-8"))
+    except UnreadableFile as exc:
+        typer.echo(f"warning: GITHUB_STEP_SUMMARY {exc}", err=True)
 
 
 def report_requests(log, verbosity: int) -> None:

@@ -116,3 +116,24 @@ def _file_kind(mode: int) -> str:
         if test(mode):
             return name
     return "not a regular file"
+
+
+def append_regular(path: str | os.PathLike, data: bytes) -> None:
+    """Append `data` to a regular file (created if missing); never blocks on a FIFO or device.
+
+    `UnreadableFile` (an OSError, one line) for anything but a regular file.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        raise UnreadableFile(path, _why(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(path, f"not a regular file ({_file_kind(st.st_mode)})")
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

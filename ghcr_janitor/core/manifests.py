@@ -81,7 +81,7 @@ def parse_descriptor(value: object, where: str) -> Descriptor:
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise _fail(where, "descriptor artifactType is not a string")
     return Descriptor(
-        media_type=sys.intern(media_type),
+        media_type=sys.intern(mt.normalise(media_type) or media_type),   # `; charset=…` changes nothing
         digest=sys.intern(digest),
         size=size,
         annotations=_str_map(value.get("annotations"), where),
@@ -155,7 +155,7 @@ def parse_manifest(body: bytes, digest: str, media_type: str | None = None, wher
     declared = doc.get("mediaType")
     if declared is not None and not isinstance(declared, str):
         raise _fail(where, "mediaType is not a string")
-    kind_type = declared or media_type or ""
+    kind_type = mt.normalise(declared or media_type) or ""
     if kind_type not in mt.ALL_MANIFEST_TYPES:
         # No mediaType in the body: infer from the shape.
         if "manifests" in doc:

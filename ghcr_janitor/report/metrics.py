@@ -70,11 +70,16 @@ def _union_size(inventory, digests: Iterable[str]) -> int:
     return sum(union.values())
 
 
+MAX_PREVIOUS_BYTES = 64 << 20      # a textfile of this run's metrics is kilobytes
+
+
 def _previous_success(path: Path) -> float | None:
     """The last-success timestamp of the file this run replaces, if it has one."""
+    from ghcr_janitor.core.files import read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, ValueError):
+        text = read_regular(path, MAX_PREVIOUS_BYTES).decode("utf-8")
+    except (OSError, ValueError):       # missing, not a regular file, too large, not text: start afresh
         return None
     try:
         from prometheus_client.parser import text_string_to_metric_families

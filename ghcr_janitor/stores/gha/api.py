@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError
+from ghcr_janitor.core.files import read_regular
 from ghcr_janitor.core.timeparse import parse_time
 from ghcr_janitor.net.github import GitHubRest, _message, _unauthorised
 
@@ -71,13 +72,15 @@ def parse_entry(item: object) -> CacheEntry:
                       parse_time(item.get("created_at")), parse_time(item.get("last_accessed_at")))
 
 
+MAX_EVENT_BYTES = 64 << 20         # GitHub's event payloads are at most a few MiB
+
+
 def fork_pull_request(env: Mapping[str, str]) -> bool:
     """Does this process run in a workflow triggered by a pull request from a fork?"""
     if env.get("GITHUB_EVENT_NAME") not in ("pull_request", "pull_request_review", "pull_request_review_comment"):
         return False
     try:
-        with open(env.get("GITHUB_EVENT_PATH") or "", encoding="utf-8") as handle:
-            event = json.load(handle)
+        event = json.loads(read_regular(env.get("GITHUB_EVENT_PATH") or "", MAX_EVENT_BYTES))
         return bool(event["pull_request"]["head"]["repo"]["fork"])
     except (OSError, ValueError, KeyError, TypeError):
         return env.get("GITHUB_ACTOR") == "dependabot[bot]"
