@@ -220,6 +220,10 @@ def _rest_requests_needed(target_plan, journal: Journal) -> int:
     todo = [a for a in target_plan.actions
             if action_key(target_plan.target, a.action, a.tag, a.digest or cache_item_id(a.cache_id), a.to)
             not in journal.done]
+    if target_plan.backend == "gha":           # its looks list per ref and family (cache_applier)
+        from ghcr_janitor.apply.cache_applier import requests_needed
+
+        return requests_needed(todo)
     per_action = {"delete": 1, "untag": 4, "retag": 0}
     return sum(per_action.get(a.action, 1) for a in todo) + 3 + len(todo) // 100
 

@@ -116,6 +116,7 @@ async def _gc_layouts(plan, grace, output, results) -> int:
     freed becomes that target's reclaimed bytes."""
     from datetime import datetime, timezone
 
+    from ghcr_janitor.core.errors import JanitorError
     from ghcr_janitor.core.reference import LAYOUT, parse_target
 
     code = 0
@@ -126,7 +127,12 @@ async def _gc_layouts(plan, grace, output, results) -> int:
         from ghcr_janitor.cli.gc import gc_problems
         from ghcr_janitor.stores.layout.gc import run_gc
 
-        report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
+        try:
+            report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
+        except JanitorError as exc:          # a lock held too long, a layout gone: said, not a traceback
+            c.echo_err(f"error: gc {target.name}: {exc}")
+            code = max(code, exc.exit_code)
+            continue
         for result in results:
             if result.target == target_plan.target:
                 result.freed = report.bytes_freed

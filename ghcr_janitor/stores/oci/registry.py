@@ -243,7 +243,7 @@ class OciRegistry:
             await self.delete_manifest(placeholder)
         except NotFoundError:
             pass
-        except BaseException:
+        except Exception:           # not on Ctrl-C: nothing is sent after an interrupt; a rerun finishes the untag
             await self.put_manifest(tag, original.body, original.media_type)
             raise
 
