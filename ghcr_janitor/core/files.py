@@ -6,7 +6,9 @@ import errno
 import os
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def _fsync_dir(path: Path) -> None:
@@ -63,45 +65,49 @@ class UnreadableFile(OSError):
         return f"{self.path}: {self.why}"
 
 
-def read_regular(path: str | os.PathLike, cap: int, *, follow_symlinks: bool = True) -> bytes:
-    """The bytes of a regular file, at most `cap` of them; never blocks on a FIFO or device.
+@contextmanager
+def open_regular(path: str | os.PathLike, flags: int = os.O_RDONLY, *, follow_symlinks: bool = True,
+                 mode: int = 0o644) -> Iterator[tuple[int, os.stat_result]]:
+    """A blocking descriptor of a regular file, and its stat; never blocks on a FIFO or device.
 
     Opened with O_NONBLOCK (so a FIFO cannot hang the open), then checked with fstat on the open
-    descriptor (so a swap between check and read cannot slip a device in): anything but a regular
-    file, or more than `cap` bytes (by size, and again while reading: a file may grow), raises
-    `UnreadableFile`. `follow_symlinks=False` refuses a symlink as the last component.
+    descriptor (so a swap between check and use cannot slip a device in). Anything but a regular
+    file, or any OS error on the way, is `UnreadableFile`. `follow_symlinks=False` refuses a
+    symlink as the last component.
     """
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-    if not follow_symlinks:
-        flags |= os.O_NOFOLLOW
+    flags |= os.O_CLOEXEC | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(path, flags, mode)
     except OSError as exc:
         raise UnreadableFile(path, _why(exc)) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UnreadableFile(path, f"not a regular file ({_file_kind(st.st_mode)})")
+        os.set_blocking(fd, True)
+        yield fd, st
+    except UnreadableFile:
+        raise
+    except OSError as exc:
+        raise UnreadableFile(path, _why(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: str | os.PathLike, cap: int, *, follow_symlinks: bool = True) -> bytes:
+    """The bytes of a regular file, at most `cap` of them (`open_regular`'s checks); more than
+    `cap` bytes (by size, and again while reading: a file may grow) is `UnreadableFile`."""
+    with open_regular(path, follow_symlinks=follow_symlinks) as (fd, st):
         if st.st_size > cap:
             raise UnreadableFile(path, f"{st.st_size} bytes, over the {cap} byte limit")
-        os.set_blocking(fd, True)
         chunks: list[bytes] = []
         total = 0
-        while True:
-            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
-            if not chunk:
-                break
+        while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
             chunks.append(chunk)
             total += len(chunk)
             if total > cap:
                 raise UnreadableFile(path, f"over the {cap} byte limit")
         return b"".join(chunks)
-    except OSError as exc:
-        if isinstance(exc, UnreadableFile):
-            raise
-        raise UnreadableFile(path, _why(exc)) from None
-    finally:
-        os.close(fd)
 
 
 def _why(exc: OSError) -> str:
@@ -119,21 +125,8 @@ def _file_kind(mode: int) -> str:
 
 
 def append_regular(path: str | os.PathLike, data: bytes) -> None:
-    """Append `data` to a regular file (created if missing); never blocks on a FIFO or device.
-
-    `UnreadableFile` (an OSError, one line) for anything but a regular file.
-    """
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
-    except OSError as exc:
-        raise UnreadableFile(path, _why(exc)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnreadableFile(path, f"not a regular file ({_file_kind(st.st_mode)})")
-        os.set_blocking(fd, True)
+    """Append `data` to a regular file (created if missing), with `open_regular`'s checks."""
+    with open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT) as (fd, _):
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)

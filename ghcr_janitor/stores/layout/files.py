@@ -18,7 +18,7 @@ from typing import Iterator
 
 from ghcr_janitor.core.digests import check_digest
 from ghcr_janitor.core.errors import LayoutError
-from ghcr_janitor.core.files import UnreadableFile, read_regular
+from ghcr_janitor.core.files import UnreadableFile, open_regular, read_regular
 
 OCI_LAYOUT_CAP = 64 * 1024            # {"imageLayoutVersion": "1.0.0"} and little else
 INDEX_CAP = 64 * 1024 * 1024          # index.json: ~200 bytes a tag, so some 300,000 tags
@@ -106,51 +106,19 @@ def read_blob(root: Path, digest: str, cap: int) -> bytes:
 def looks_like_json(root: Path, digest: str) -> bool:
     """Whether a blob's first bytes could open a JSON object: `{` after blanks, NULs or a byte-order
     mark. Reads at most SNIFF_BYTES of a regular file and never blocks; `UnreadableFile` otherwise."""
-    path = blob_path(root, digest)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise UnreadableFile(path, "a symlink, not a regular file" if exc.errno == errno.ELOOP
-                             else exc.strerror or str(exc)) from None
-    try:
-        why = not_regular(os.fstat(fd).st_mode)
-        if why:
-            raise UnreadableFile(path, why)
+    with open_regular(blob_path(root, digest), follow_symlinks=False) as (fd, _):
         head = os.read(fd, SNIFF_BYTES)
-    except UnreadableFile:
-        raise
-    except OSError as exc:
-        raise UnreadableFile(path, exc.strerror or str(exc)) from None
-    finally:
-        os.close(fd)
     return head.lstrip(b" \t\r\n\x00\xef\xbb\xbf\xfe\xff").startswith(b"{")
 
 
 def hash_blob(root: Path, digest: str) -> str:
     """The digest of a blob's content (same algorithm), streamed: any size, but only a regular
     file, opened without blocking or following a symlink; `UnreadableFile` otherwise."""
-    path = blob_path(root, digest)
-    algorithm = digest.split(":", 1)[0]
-    h = hashlib.new(algorithm)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise UnreadableFile(path, "a symlink, not a regular file" if exc.errno == errno.ELOOP
-                             else exc.strerror or str(exc)) from None
-    try:
-        why = not_regular(os.fstat(fd).st_mode)
-        if why:
-            raise UnreadableFile(path, why)
-        os.set_blocking(fd, True)
+    h = hashlib.new(digest.split(":", 1)[0])
+    with open_regular(blob_path(root, digest), follow_symlinks=False) as (fd, _):
         for chunk in iter(lambda: os.read(fd, 1 << 20), b""):
             h.update(chunk)
-    except UnreadableFile:
-        raise
-    except OSError as exc:
-        raise UnreadableFile(path, exc.strerror or str(exc)) from None
-    finally:
-        os.close(fd)
-    return f"{algorithm}:{h.hexdigest()}"
+    return f"{digest.split(':', 1)[0]}:{h.hexdigest()}"
 
 
 @contextmanager
