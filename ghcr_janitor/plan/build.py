@@ -184,8 +184,9 @@ def _link_followers(actions: list[Action], followers_: set[str], parents_of: dic
         ordered = sorted(parents_of.get(a.digest, ()), key=lambda d: (position[d], d))
         a.parent, a.parents = ordered[0], ordered
         a.reason = _follower_reason(inventory, a.digest, a.parent, decisions)
-        root = by_digest[a.parent]
-        while root.parent is not None:
+        root, seen = by_digest[a.parent], {a.digest}
+        while root.parent is not None and root.digest not in seen:     # parents may form a cycle
+            seen.add(root.digest)
             root = by_digest[root.parent]
         a.rule = root.rule
 
