@@ -72,8 +72,8 @@ class Applier:
         result = TargetResult(self.target)
         followed = {p for a in actions if a.parent for p in (a.parents or [a.parent])}
         removing: dict[str, set[str]] = {}
-        for a in actions:
-            if a.action in ("delete", "untag") and a.tag:
+        for a in actions:           # tags whose delete the plan asks for: an untag keeps its digest
+            if a.action == "delete" and a.tag:
                 removing.setdefault(a.digest, set()).add(a.tag)
         start = 0
         while start < len(actions):
@@ -139,7 +139,7 @@ class Applier:
             if current is None:
                 return res(DONE, "tag already gone")
             if current != action.digest:
-                if await self._finish_placeholder(action.tag, current):
+                if await self._finish_placeholder(action.tag, current, look):
                     return res(DONE, "finished an interrupted untag (removed the janitor's placeholder)")
                 return res(SKIPPED, f"moved since planning: now {current}")
             through = look.reached_through(action.digest)
@@ -167,12 +167,16 @@ class Applier:
         except OSError as exc:                          # a local layout that cannot be written
             return res(FAILED, f"{exc.filename or 'file'}: {exc.strerror or exc}")
 
-    async def _finish_placeholder(self, tag: str, current: str) -> bool:
+    async def _finish_placeholder(self, tag: str, current: str, look: Look) -> bool:
+        """Delete `current` if it is our own placeholder for `tag` (by content) and nothing else
+        uses it now: no other tag, no index."""
+        if look.tags_on(current) != [tag] or look.reached_through(current):
+            return False
         try:
             raw = await self.registry.get_manifest(current)
         except (JanitorError, httpx.HTTPError):
             return False
-        if not is_placeholder(raw.body, tag):
+        if not is_placeholder(raw.body, current, tag):
             return False
         await self.registry.delete_manifest(current)
         return True

@@ -15,8 +15,10 @@ What a look reads:
   listing (at most `VERSIONS_MAX_AGE` s old, minus our own deletes) cross-checked against the tag
   list, and the children of every listed index version.
 
-No registry offers a conditional delete: between the end of a look and the DELETE, one round
-trip of exposure remains.
+No registry offers a conditional delete, so a window remains. For a new tag, it is from the last
+tag-list read (the look ends by reading the tag list again and walking any tag that appeared) to
+the DELETE: about two round trips. For a tag that already existed and is moved, it is from that
+tag's HEAD (the HEADs run concurrently, early in the look) to the DELETE: the look's duration.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ghcr_janitor.stores.base import ListsIndexVersions, LooksAtTags, Registry
 
 VERSIONS_MAX_AGE = 10.0     # seconds a GHCR version listing may serve untagged/child deletes
 MAX_INDEX_DEPTH = 8         # nested indexes followed this deep (deeper: treated as unreadable)
+CATCH_UP_ROUNDS = 3         # tag-list re-reads at the end of a look (new tags are HEADed and walked)
 
 
 @dataclass
@@ -67,7 +70,8 @@ class LastLook:
 
     def __init__(self, registry: Registry):
         self.registry = registry
-        self._children: dict[str, tuple[str, ...]] = {}
+        # digest -> (child manifests to walk, every digest it lists: children, entries of any type, blobs)
+        self._children: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.looks = 0
 
     async def take(self, with_versions: bool = False) -> Look:
@@ -91,7 +95,24 @@ class LastLook:
         if versions is not None:
             roots += [(f"index version {v.digest}", v.digest) for v in versions]
         look.blind = await self._reach(look, roots)
+        if isinstance(self.registry, LooksAtTags):
+            await self._catch_up(look)
         return look
+
+    async def _catch_up(self, look: Look) -> None:
+        """Read the tag list once more after the HEADs: a tag created meanwhile (`imagetools create
+        -t release …` while we looked) is HEADed and walked too, so the window for a new tag is the
+        last tag-list read, not the whole look. Bounded: `CATCH_UP_ROUNDS` rounds."""
+        assert isinstance(self.registry, LooksAtTags)
+        for _ in range(CATCH_UP_ROUNDS):
+            new = sorted(set(await self.registry.tag_names()) - set(look.tags))
+            if not new:
+                return
+            found = await self.registry.current_tags(new)
+            look.tags.update(found)
+            trouble = await self._reach(look, [(f"tag {t}", d) for t, d in sorted(found.items())])
+            look.blind = look.blind or trouble
+        look.blind = look.blind or "tags kept appearing while the janitor looked"
 
     async def _reach(self, look: Look, roots: list[tuple[str, str]]) -> str | None:
         """Fill `look.users` from `roots`; a manifest that cannot be read is a problem."""
@@ -104,23 +125,25 @@ class LastLook:
             gone = await self._fetch({d for _, d, _ in frontier})
             nxt = []
             for who, digest, depth in frontier:
-                children = self._children.get(digest)
-                if children is None:
+                known = self._children.get(digest)
+                if known is None:
                     # Gone is fine for a listed version (deleted meanwhile) and for a child (a broken
                     # index: nothing there to protect); a tag's own manifest must be readable.
                     if not (digest in gone and (depth or who.startswith("index version"))):
                         problem = problem or f"the manifest of {who} ({digest}) could not be read"
                     continue
+                children, listed = known
                 if depth >= MAX_INDEX_DEPTH and children:
                     problem = problem or f"{who}: indexes nested deeper than {MAX_INDEX_DEPTH}"
                     continue
-                for child in children:
-                    base = who.split(" via ")[0]
-                    label = f"{base} via {digest}" if base.startswith("tag ") else base
+                base = who.split(" via ")[0]
+                label = f"{base} via {digest}" if base.startswith("tag ") else base
+                for child in listed:            # whatever its descriptor says it is
                     users = look.users.setdefault(child, [])
                     if label not in users:
                         users.append(label)
-                        nxt.append((base, child, depth + 1))
+                        if child in children:
+                            nxt.append((base, child, depth + 1))
             frontier = nxt
         return problem
 
@@ -132,8 +155,9 @@ class LastLook:
         async def one(digest: str) -> None:
             try:
                 raw = await self.registry.get_manifest(digest)
-                self._children[digest] = tuple(
-                    c.digest for c in parse_manifest(raw.body, digest, raw.media_type).children)
+                parsed = parse_manifest(raw.body, digest, raw.media_type)
+                children = tuple(c.digest for c in parsed.children)
+                self._children[digest] = (children, children + tuple(b.digest for b in parsed.blobs))
             except NotFoundError:
                 gone.add(digest)
             except JanitorError:

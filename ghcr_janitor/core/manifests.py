@@ -229,3 +229,22 @@ def parse_cache_config(body: bytes, where: str) -> dict[str, Any]:
         "blobs": [b for b in blobs if isinstance(b, str)],
         "newest_created": max(times) if times else None,
     }
+
+
+def placeholder_owner(manifest: Manifest) -> str | None:
+    """The tag the janitor's own untag placeholder was pushed for, or None for anything else.
+
+    Recognised by its whole content, never by its annotations alone (anyone can copy those): the
+    placeholder annotations, an empty config of at most 2 bytes and nothing else — no layers, no
+    children, no subject.
+    """
+    notes = manifest.annotations or {}
+    tag = notes.get(mt.PLACEHOLDER_TAG)
+    if notes.get(mt.PLACEHOLDER) != "true" or not isinstance(tag, str) or not tag:
+        return None
+    config = manifest.config
+    if manifest.kind == models.BUILDKIT_CACHE or manifest.children or manifest.subject is not None \
+            or config is None or config.media_type != mt.OCI_EMPTY or config.size > 2 \
+            or tuple(manifest.blobs) != (config,):
+        return None
+    return tag

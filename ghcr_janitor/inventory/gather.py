@@ -21,7 +21,7 @@ from ghcr_janitor.inventory.cache import ManifestCache
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError
 from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
-from ghcr_janitor.core.manifests import image_config_created, parse_manifest
+from ghcr_janitor.core.manifests import image_config_created, parse_manifest, placeholder_owner
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.stores.base import ListsIndexVersions, RawManifest, Registry, Version
@@ -245,13 +245,9 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
 
 
 def _placeholder_label(manifest: Manifest) -> dict[str, str]:
-    """`{"placeholder_for": TAG}` for the janitor's own untag placeholder (by its annotations)."""
-    notes = manifest.annotations or {}
-    tag = notes.get(mt.PLACEHOLDER_TAG)
-    if notes.get(mt.PLACEHOLDER) == "true" and isinstance(tag, str) and manifest.kind != models.BUILDKIT_CACHE \
-            and not manifest.children and all(b.size <= 2 for b in manifest.blobs):
-        return {"placeholder_for": tag}
-    return {}
+    """`{"placeholder_for": TAG}` for the janitor's own untag placeholder (by its whole content)."""
+    owner = placeholder_owner(manifest)
+    return {"placeholder_for": owner} if owner is not None else {}
 
 
 def compute_unique_sizes(inventory: Inventory, deps: dict[str, set[str]] | None = None) -> None:

@@ -92,8 +92,11 @@ class LooksAtTags(Protocol):
 
     deletes_per_look: int
 
-    async def current_tags(self) -> dict[str, str]:
-        """Every tag -> the digest it points at now; a tag that vanished meanwhile is left out."""
+    async def tag_names(self) -> list[str]:
+        """Every tag name now (never cached)."""
+
+    async def current_tags(self, names: list[str] | None = None) -> dict[str, str]:
+        """Every tag (or each of `names`) -> the digest it points at now; one that vanished is left out."""
 
 
 @runtime_checkable

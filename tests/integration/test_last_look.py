@@ -181,3 +181,75 @@ def test_a_placeholder_for_another_tag_or_with_content_is_not_ours_to_finish(cli
     dry = json.loads(cli("prune", target, "--policy", policy(tmp_path, 'protect = ["cache-base"]\n'),
                          "--dry-run", "-O", "json").stdout)["targets"][0]
     assert dry["actions"] == []
+
+
+@pytest.mark.parametrize("entry_type", ["application/octet-stream", "application/vnd.oci.image.layer.v1.tar+gzip",
+                                        "application/vnd.example.artifact.v1+json"])
+def test_an_index_listing_a_planned_digest_under_any_media_type_saves_it(cli, registry, repo, tmp_path, entry_type):
+    d, d_body = repo.image("cache-v1", [b"v1" * 40], OLD)
+    target = f"{registry.host}/{repo.repo}"
+    plan = make_plan(cli, target, policy(tmp_path, DELETE_CACHES), tmp_path)
+    body = dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                  "manifests": [{"mediaType": entry_type, "digest": d, "size": len(d_body)}]})
+    repo.manifest("release", body, "application/vnd.oci.image.index.v1+json")
+    applied, code = apply(cli, plan)
+    row = outcome(applied, tag="cache-v1")
+    assert row["status"] == "skipped" and "tag release" in row["reason"], row
+    assert repo.tags()["cache-v1"] == d and code == 4
+
+
+@pytest.mark.parametrize("look_alike", ["with-layers", "two-tags"])
+def test_apply_never_finishes_a_placeholder_look_alike(cli, registry, repo, tmp_path, look_alike):
+    """A tag moved since planning onto a manifest that only carries the placeholder annotations (it
+    has content, or another tag uses it) is not the janitor's to delete."""
+    repo.image("cache-x", [b"x" * 40], OLD)
+    target = f"{registry.host}/{repo.repo}"
+    plan = make_plan(cli, target, policy(tmp_path, DELETE_CACHES), tmp_path)
+    doc = json.loads(placeholder_manifest("cache-x"))
+    repo.blob(b"{}")
+    if look_alike == "with-layers":
+        doc["layers"] = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                          "digest": repo.blob(b"precious" * 9), "size": 72}]
+    body = dumps(doc)
+    other = repo.manifest("cache-x", body, OCI_MANIFEST)
+    if look_alike == "two-tags":
+        repo.manifest("release", body, OCI_MANIFEST)
+    applied, code = apply(cli, plan)
+    row = outcome(applied, tag="cache-x")
+    assert row["status"] == "skipped" and "moved" in row["reason"], row
+    assert repo.tags()["cache-x"] == other and code == 4
+
+
+def test_a_hand_added_untag_of_another_tag_does_not_license_the_digest_delete(cli, registry, repo, tmp_path):
+    d, body = repo.image("cache-a", [b"a" * 40], OLD)
+    repo.manifest("release", body, OCI_MANIFEST)
+    target = f"{registry.host}/{repo.repo}"
+    plan = make_plan(cli, target, policy(tmp_path, DELETE_CACHES), tmp_path)
+    doc = json.loads(plan.read_text())
+    actions = doc["targets"][0]["actions"]
+    assert [(a["action"], a["tag"]) for a in actions] == [("untag", "cache-a")]
+    actions[0]["action"] = "delete"
+    actions.append(dict(actions[0], action="untag", tag="release"))
+    plan.write_text(json.dumps(doc))
+    applied, _ = apply(cli, plan)
+    assert outcome(applied, tag="cache-a")["reason"].startswith("untagged instead of deleted")
+    tags = repo.tags()
+    assert "cache-a" not in tags
+    assert repo.client.head(f"{repo.base}/v2/{repo.repo}/manifests/{d}",
+                            headers={"Accept": OCI_MANIFEST}).status_code == 200
+
+
+def test_a_tag_created_after_the_looks_tag_list_read_is_still_seen(cli, registry, repo, tmp_path, foreign):
+    """`imagetools create -t release` lands while apply HEADs the tags it listed: the look ends by
+    reading the tag list again, so the new tag is walked before the delete."""
+    d, d_body = repo.image("cache-v1", [b"v1" * 40], OLD)
+    target = f"{registry.host}/{repo.repo}"
+    plan = make_plan(cli, target, policy(tmp_path, DELETE_CACHES), tmp_path)
+    index = dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                   "manifests": [{"mediaType": OCI_MANIFEST, "digest": d, "size": len(d_body)}]})
+    foreign.append(Hook(lambda m, u: m == "HEAD" and "/manifests/cache-v1" in u,
+                        lambda: repo.manifest("release", index, "application/vnd.oci.image.index.v1+json")))
+    applied, code = apply(cli, plan)
+    row = outcome(applied, tag="cache-v1")
+    assert row["status"] == "skipped" and "tag release" in row["reason"], row
+    assert repo.tags()["cache-v1"] == d and code == 4

@@ -13,8 +13,8 @@ The world also judges each mutating request (`violations`):
   other than tags the plan itself removes from that digest;
 - a placeholder PUT onto a tag that no longer points at the digest the plan untags.
 The one excuse is the residual window no registry can close: a foreign change made after the
-janitor began its last look (its last tag-list read; for a placeholder PUT, its last HEAD of
-that tag) with nothing but reads since then.
+janitor began its last look (its first tag-list read since its last write; for a placeholder PUT,
+its last HEAD of that tag) with nothing but reads since then.
 """
 
 from __future__ import annotations
@@ -174,7 +174,8 @@ class World:
                 return httpx.Response(404)
             rest = path[len(prefix):]
             if rest == "tags/list" and method == "GET":
-                self.look_start = self.seq
+                if self.last_write > self.look_start or self.look_start < 0:
+                    self.look_start = self.seq          # the first tag-list read since our last write
                 if not self.tags:
                     return httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN"}]})
                 return httpx.Response(200, json={"name": REPO, "tags": sorted(self.tags)})

@@ -226,7 +226,7 @@ def test_the_model_catches_a_snapshot_applier(monkeypatch, model):
         return snapshots[id(self)]
 
     monkeypatch.setattr(last_look.LastLook, "take", snapshot_once)
-    model.TestCase.settings = settings(SETTINGS, max_examples=300, database=None,
+    model.TestCase.settings = settings(SETTINGS, max_examples=1000, database=None,
                                        phases=[Phase.generate], report_multiple_bugs=False)
     with pytest.raises(AssertionError, match="while tag|placeholder pushed over"):
         model.TestCase().runTest()

@@ -86,13 +86,17 @@ class GhcrRegistry:
         versions = await self._listing(self.listing_ttl)
         return sorted({t for v in versions.values() for t in v.tags})
 
-    async def current_tags(self) -> dict[str, str]:
-        """Every tag's digest now, from the OCI side (fresh; costs no REST budget). A package of
-        untagged versions only has no OCI tag list (404): no tags."""
+    async def tag_names(self) -> list[str]:
+        """Every tag name now, from the OCI side. A package of untagged versions only has no OCI tag
+        list (404): no tags."""
         try:
-            return await self.oci.current_tags()
+            return await self.oci.list_tags()
         except NotFoundError:
-            return {}
+            return []
+
+    async def current_tags(self, names: list[str] | None = None) -> dict[str, str]:
+        """The digest of every tag now (or of `names`), from the OCI side: fresh, no REST budget."""
+        return await self.oci.current_tags(await self.tag_names() if names is None else names)
 
     async def consistent_listing(self, max_age: float = 0.0) -> tuple[list[Version], str | None]:
         """The REST versions (at most `max_age` s old) and, if incomplete even after a relist, why.
@@ -218,7 +222,7 @@ class GhcrRegistry:
             raw = await self.oci.get_manifest(version.name)
         except JanitorError:
             return False
-        return is_placeholder(raw.body, tag)
+        return is_placeholder(raw.body, raw.digest, tag)
 
     async def _find_placeholder(self, placeholder: str, tag: str) -> PackageVersion:
         """Re-list (page by page, newest first) until the placeholder's version shows up."""

@@ -13,6 +13,7 @@ import httpx
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import digest_of, is_digest, verify
 from ghcr_janitor.core.errors import AuthError, ManifestError, NotFoundError, RegistryError, TagMovedError
+from ghcr_janitor.core.manifests import parse_manifest, placeholder_owner
 from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.net.status import raise_for_status
@@ -104,9 +105,13 @@ class OciRegistry:
     async def list_versions(self) -> list[Version] | None:
         return None
 
-    async def current_tags(self) -> dict[str, str]:
-        """Every tag's digest now: the tag list, then a HEAD per tag (concurrently, bounded)."""
-        tags = await self.list_tags()
+    async def tag_names(self) -> list[str]:
+        """Every tag name now (the tag list, never cached)."""
+        return await self.list_tags()
+
+    async def current_tags(self, names: list[str] | None = None) -> dict[str, str]:
+        """The digest of every tag now (or of `names`): a HEAD per tag, concurrently, bounded."""
+        tags = await self.list_tags() if names is None else names
         sem = asyncio.Semaphore(self.client.limit.maximum)
         found: dict[str, str] = {}
 
@@ -285,12 +290,12 @@ def placeholder_manifest(tag: str) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def is_placeholder(body: bytes, tag: str) -> bool:
-    """True if `body` is the janitor's own placeholder manifest, pushed for `tag`."""
+def is_placeholder(body: bytes, digest: str, tag: str) -> bool:
+    """True if `body` (verified against `digest`) is the janitor's own placeholder pushed for `tag`:
+    by its whole content (`core.manifests.placeholder_owner`), not its annotations alone."""
     try:
-        notes = json.loads(body).get("annotations") or {}
-        return notes.get(mt.PLACEHOLDER) == "true" and notes.get(mt.PLACEHOLDER_TAG) == tag
-    except (ValueError, AttributeError):
+        return placeholder_owner(parse_manifest(body, digest)) == tag
+    except ManifestError:
         return False
 
 
