@@ -278,9 +278,10 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
             continue
         freed = {b: s for b, s in arts[a.digest].closure.items() if b not in in_use and b not in counted}
         counted.update(freed)
-        owner = a
-        while owner.parent is not None and owner.parent in first_delete:    # the image's action carries it
-            owner = first_delete[owner.parent]
+        owner, seen = a, {a.digest}
+        while owner.parent is not None and owner.parent in first_delete and owner.parent not in seen:
+            owner = first_delete[owner.parent]                  # the image's action carries it
+            seen.add(owner.digest)                              # (parents may form a cycle)
         owner.reclaim_size += sum(freed.values())
         if a.parent is not None:        # what stays if this child is skipped at apply time
             a.reclaim_share = sum(s for b, s in arts[a.digest].closure.items() if b not in in_use)

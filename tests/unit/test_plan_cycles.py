@@ -71,3 +71,32 @@ def test_linking_followers_whose_parents_form_a_cycle_finishes():
     worker.join(10)
     assert not worker.is_alive(), "linking followers loops on a parent cycle"
     assert (actions[0].parent, actions[1].parent) == (b, a)
+
+
+def test_a_deleted_image_whose_referrers_name_each_other_is_planned():
+    """The shape CI's property run hung on: a deleted index C uses A; A and B name each other as
+    `subject`, and B sorts before C. Both follow the index, and each other."""
+    a, b, c = dg("a"), dg("b10"), dg("c")
+    assert b < c < a
+    arts = {c: art("c", closure=[a], children=(a,)), a: art("a", subject=b), b: art("b10", subject=a)}
+    arts[c].tags.append("cache-x")
+    inventory = Inventory(target="localhost:5000/acme/app", tags={"cache-x": c}, artifacts=arts,
+                          listed=["cache-x"], untagged=[])
+    plan = plan_with_timeout(inventory)
+    assert c in {x.digest for x in plan.actions}
+
+
+def test_a_referrer_whose_subject_is_in_its_own_closure_is_planned():
+    """Found by the safety property on a fresh run: m4 lists m3 (which lists m1, which lists m0)
+    and names m0 as its `subject`, so m0 and m4 each follow the other. Deleting the untagged m3
+    must finish, naming an owner for every follower's bytes."""
+    m = [dg(f"m{i}") for i in range(6)]
+    arts = {
+        m[0]: art("m0"),
+        m[1]: art("m1", closure=[m[0]], children=(m[0],)),
+        m[3]: art("m3", closure=[m[1], m[0]], children=(m[1],)),
+        m[4]: art("m4", closure=[m[3], m[1], m[0]], children=(m[3],), subject=m[0]),
+    }
+    inventory = Inventory(target="localhost:5000/acme/app", tags={}, artifacts=arts, listed=[], untagged=[m[3]])
+    plan = plan_with_timeout(inventory)
+    assert m[3] in {x.digest for x in plan.actions}
