@@ -187,9 +187,7 @@ class Applier:
             return res(SKIPPED, f"not deleted: {_users(users)}")
         if look.blind or look.problem:
             return res(SKIPPED, f"not deleted: {look.blind or look.problem}")
-        if look.listed is not None and action.digest not in look.listed:
-            return res(DONE, "already gone")
-        try:
+        try:                        # the store re-checks before it says "gone" (a listing may have shifted)
             await self.registry.delete_manifest(action.digest)
         except NotFoundError:
             return res(DONE, "already gone")

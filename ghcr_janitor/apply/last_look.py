@@ -41,7 +41,6 @@ class Look:
 
     tags: dict[str, str]
     users: dict[str, list[str]] = field(default_factory=dict)
-    listed: frozenset[str] | None = None     # digests of listed versions (stores that list them)
     problem: str | None = None               # untagged/child deletes are unsafe on this look
     blind: str | None = None                 # no delete by digest is safe on this look
 
@@ -72,13 +71,10 @@ class LastLook:
         self.registry = registry
         # digest -> (child manifests to walk, every digest it lists: children, entries of any type, blobs)
         self._children: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        self.looks = 0
 
     async def take(self, with_versions: bool = False) -> Look:
         """A fresh look; `with_versions` adds the listing (for untagged and child deletes)."""
-        self.looks += 1
         problem = None
-        listed = None
         versions = None
         if with_versions and isinstance(self.registry, ListsIndexVersions):
             versions, problem = await self.registry.consistent_listing(VERSIONS_MAX_AGE)
@@ -88,9 +84,7 @@ class LastLook:
             tags = await self.registry.current_tags()
         else:
             tags = await _listed_tags(self.registry)
-        if versions is not None:
-            listed = frozenset(v.digest for v in versions)
-        look = Look(tags, listed=listed, problem=problem)
+        look = Look(tags, problem=problem)
         roots = [(f"tag {t}", d) for t, d in sorted(tags.items())]
         if versions is not None:
             roots += [(f"index version {v.digest}", v.digest) for v in versions]
