@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 from datetime import datetime, timezone
 
@@ -228,5 +229,7 @@ def test_the_model_catches_a_snapshot_applier(monkeypatch, model):
     monkeypatch.setattr(last_look.LastLook, "take", snapshot_once)
     model.TestCase.settings = settings(SETTINGS, max_examples=1000, database=None,
                                        phases=[Phase.generate], report_multiple_bugs=False)
-    with pytest.raises(AssertionError, match="while tag|placeholder pushed over"):
-        model.TestCase().runTest()
+    with pytest.raises(Exception) as caught:     # AssertionError, or hypothesis' FlakyFailure around it
+        model.TestCase().runTest()              # (threads make a replay's timing differ)
+    found = [caught.value, *getattr(caught.value, "exceptions", ())]
+    assert any(re.search("while tag|placeholder pushed over", str(e)) for e in found), caught.value
