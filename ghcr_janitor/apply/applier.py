@@ -66,9 +66,8 @@ class Applier:
             return False
         return versions is not None and digest not in {v.digest for v in versions}
 
-    async def run(self, actions: list, known: set[str] | None = None) -> TargetResult:
-        """Apply `actions` in order (`known` is accepted for compatibility and unused: the last
-        look, not the plan, says what is in use)."""
+    async def run(self, actions: list) -> TargetResult:
+        """Apply `actions` in order; the last look, not the plan, says what is in use."""
         result = TargetResult(self.target)
         followed = {p for a in actions if a.parent for p in (a.parents or [a.parent])}
         removing: dict[str, set[str]] = {}
@@ -78,9 +77,10 @@ class Applier:
         start = 0
         while start < len(actions):
             batch = _batch(actions, start, deletes_per_look(self.registry))
-            todo = [a for a in batch if self._early(a) is None]
+            early = [self._early(a) for a in batch]
             look: Look | None = None
             looked = ""
+            todo = [a for a, known in zip(batch, early) if known is None]
             if todo:
                 try:
                     look = await self.looker.take(with_versions=any(a.tag is None or a.parent for a in todo))
@@ -91,7 +91,8 @@ class Applier:
                         return result
                 batch = batch[:deletes_per_look(self.registry, len(look.tags) if look else None)]
             start += len(batch)
-            outcomes = await asyncio.gather(*(self._step(a, look, looked, removing) for a in batch))
+            outcomes = await asyncio.gather(*(self._step(a, known, look, looked, removing)
+                                              for a, known in zip(batch, early)))
             for action, outcome in zip(batch, outcomes):
                 if action.digest in followed and outcome.status == DONE and await self._gone(action.digest):
                     self.deleted.add(action.digest)     # verified gone: what follows it may go now
@@ -114,8 +115,8 @@ class Applier:
                                 f"not deleted: {waiting[0]}, which uses it, was not deleted", None, 0)
         return None
 
-    async def _step(self, action, look: Look | None, looked: str, removing: dict[str, set[str]]) -> ActionResult:
-        early = self._early(action)
+    async def _step(self, action, early: ActionResult | None, look: Look | None, looked: str,
+                    removing: dict[str, set[str]]) -> ActionResult:
         if early is not None:
             return early
         if look is None:
@@ -262,9 +263,8 @@ async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, i
             results.append(await apply_cache_plan(target, target_plan, connect, journal, progress))
             continue
         registry = open_registry(target, connect)
-        known = {a.digest for a in target_plan.actions} | {k.digest for k in target_plan.kept}
         try:
-            results.append(await Applier(registry, target_plan.target, journal, progress).run(target_plan.actions, known))
+            results.append(await Applier(registry, target_plan.target, journal, progress).run(target_plan.actions))
         finally:
             await registry.aclose()
     return results

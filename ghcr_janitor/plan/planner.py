@@ -138,13 +138,13 @@ def _cache_facts(target_plan: TargetPlan, inventory: Inventory) -> None:
 def finish_interrupted_untags(inventory: Inventory, decisions: list[Decision]) -> list[Decision]:
     """The janitor's own placeholders (left by an untag that was interrupted after pushing one)
     are deleted whatever the policy says: that finishes the untag. Recognised by content
-    (`labels["placeholder_for"]`, set from the manifest's annotations), never by age."""
+    (`labels["placeholder_for"]`, set by `core.manifests.placeholder_owner`), never by age, and only
+    while no other tag uses it."""
     out = []
     for d in decisions:
         art = inventory.artifacts.get(d.digest)
         owner = art.labels.get("placeholder_for") if art is not None and not art.error else None
-        if owner is not None and (d.tag is None or d.tag == owner) and art is not None \
-                and set(art.tags) <= {owner}:
+        if owner is not None and d.tag in (None, owner) and set(art.tags) <= {owner}:
             why = (f"the janitor's placeholder for {owner!r}, left by an interrupted untag: deleting it "
                    "finishes the untag")
             out.append(Decision(d.tag, d.digest, "delete", why, PLACEHOLDER_RULE))

@@ -112,10 +112,7 @@ class GhcrRegistry:
         problem: str | None = None
         for attempt in range(2):
             listing = await self._listing(max_age if attempt == 0 else 0.0)
-            try:
-                names = await self.oci.list_tags()
-            except NotFoundError:           # no tag at all: a package of untagged versions
-                names = []
+            names = await self.tag_names()
             carried = {t for v in listing.values() for t in v.tags}
             missing = sorted(t for t in names if t not in carried)
             if not missing:
