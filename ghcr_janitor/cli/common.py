@@ -162,25 +162,26 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
         if workers.halted():
             raise stop() from None
         raise
-    except JanitorError as exc:
+    except (JanitorError, httpx.HTTPError, OSError) as exc:
         if workers.halted():            # what an abandoned request left behind
             raise stop() from None
-        raise fail(exc) from None
-    except httpx.HTTPError as exc:      # network trouble that outlasted the retries
-        if workers.halted():
-            raise stop() from None
-        from ghcr_janitor.net.http import describe_error
-
-        echo_err(f"error: {describe_error(exc)}")
-        raise typer.Exit(1) from None
-    except OSError as exc:              # last resort: a file we could not read or write
-        if workers.halted():
-            raise stop() from None
-        echo_err(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}")
-        raise typer.Exit(1) from None
+        raise _failure(exc) from None
     finally:
         if chained and signal.getsignal(signal.SIGINT) is chained[0]:
             set_sigint(outer if outer is not None else signal.default_int_handler)
+
+
+def _failure(exc: Exception) -> "typer.Exit":
+    """One line and the exit code for an error that ends a command."""
+    if isinstance(exc, JanitorError):
+        return fail(exc)
+    if isinstance(exc, OSError):        # last resort: a file we could not read or write
+        echo_err(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}")
+        return typer.Exit(1)
+    from ghcr_janitor.net.http import describe_error     # network trouble that outlasted the retries
+
+    echo_err(f"error: {describe_error(exc)}")
+    return typer.Exit(1)
 
 
 MAX_PASSWORD_BYTES = 1 << 20          # --password-stdin: tokens are a few kB
