@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from ghcr_janitor.core.errors import PlanError
-from ghcr_janitor.core.files import UnreadableFile, read_regular
+from ghcr_janitor.core.files import UnreadableFile, append_regular, read_regular
 from ghcr_janitor.plan.file import MAX_PLAN_BYTES
 
 MAX_JOURNAL_BYTES = 256 << 20   # one line per action: ~150 bytes; a million actions fit
@@ -73,12 +73,5 @@ class Journal:
         line = (json.dumps({"plan": self.plan_id, "key": key, "status": status}) + "\n").encode("utf-8")
         if self._newline:
             line = b"\n" + line
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            written = os.write(fd, line)            # one call: whole, or (disk full) cut short
-            while written < len(line):              # the rest, still before any other line
-                written += os.write(fd, line[written:])
-            self._newline = False
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_regular(self.path, line, sync=True, mode=0o666)     # one write call: whole, or cut short by a full disk
+        self._newline = False

@@ -124,9 +124,12 @@ def _file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def append_regular(path: str | os.PathLike, data: bytes) -> None:
-    """Append `data` to a regular file (created if missing), with `open_regular`'s checks."""
-    with open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT) as (fd, _):
+def append_regular(path: str | os.PathLike, data: bytes, *, sync: bool = False, mode: int = 0o644) -> None:
+    """Append `data` to a regular file (created with `mode` if missing), with `open_regular`'s
+    checks: one `write` call, continued only if the disk cut it short; `sync` fsyncs after it."""
+    with open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode=mode) as (fd, _):
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
