@@ -183,6 +183,7 @@ def _parse_target(raw: Any, where: str) -> TargetPlan:
         target=target,
         backend=_get(obj, "backend", where, (str,), required=False, default="oci"),
         reclaim_size=_get(obj, "reclaim_size", where, (int,)),
+        reclaim_note=_get(obj, "reclaim_note", where, (str,), required=False, default=""),
         actions=actions_parsed,
         kept=kept_items, notes=list(notes), errors=list(errors), warnings=list(warnings),
         cache=_get(obj, "cache", where, (dict, type(None)), required=False),

@@ -70,6 +70,8 @@ class TargetPlan:
     warnings: list[str] = field(default_factory=list)
     # The Actions cache: usage and limit (bytes) when planned, and the usage the plan leaves.
     cache: dict[str, Any] | None = None
+    # What reclaim_size means on this store (a sentence from the inventory; "" when not said).
+    reclaim_note: str = ""
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Plan:
                     "target": t.target,
                     "backend": t.backend,
                     "reclaim_size": t.reclaim_size,
+                    "reclaim_note": t.reclaim_note,
                     "actions": [asdict(a) for a in t.actions],
                     "kept": [asdict(k) for k in t.kept],
                     "notes": list(t.notes),

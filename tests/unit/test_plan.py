@@ -300,3 +300,23 @@ def test_a_plan_file_cannot_mix_cache_actions_and_registry_targets(tmp_path):
                                      "targets": [{"target": target, "reclaim_size": 0, "actions": [action], "kept": []}]}))
         with pytest.raises(PlanError, match=where):
             read_plan(path)
+
+
+def test_reclaim_note_comes_from_the_inventory_and_round_trips(tmp_path):
+    inv = inventory({"cache-a": "a"}, [art("a", {"l": 5})])
+    inv.reclaim_note = "no longer referenced by any tag in this repository"   # set by the store's inventory
+    tp = build_target_plan(inv, [delete("cache-a", "a")], False)
+    assert tp.reclaim_note == "no longer referenced by any tag in this repository"
+    plan = new_plan("p", [tp], NOW)
+    path = tmp_path / "plan.json"
+    write_plan(plan, path)
+    assert json.loads(path.read_text())["targets"][0]["reclaim_note"] == tp.reclaim_note
+    assert read_plan(path).targets[0].reclaim_note == tp.reclaim_note
+
+
+def test_an_older_plan_without_reclaim_note_reads_as_empty():
+    assert Plan.from_dict(_good()).targets[0].reclaim_note == ""
+    data = _good()
+    data["targets"][0]["reclaim_note"] = 5
+    with pytest.raises(PlanError, match=r"targets\[0\]\.reclaim_note: unexpected int"):
+        Plan.from_dict(data)
