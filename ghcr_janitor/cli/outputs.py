@@ -37,16 +37,17 @@ def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_fil
 def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime | None = None,
                  metrics_file: Path | None = None, inventories: list | None = None,
                  history: tuple[str, Path | None] | None = None) -> None:
-    from ghcr_janitor.report.plan_view import results_document, results_table
+    from ghcr_janitor.report.plan_view import reclaim_notes, results_document, results_table
 
+    notes = reclaim_notes(plan, inventories)     # what each target's reclaimed figure is
     if fmt == OutputFormat.json:
-        typer.echo(json.dumps(results_document(results, code), indent=2))
+        typer.echo(json.dumps(results_document(results, code, notes), indent=2))
     elif fmt == OutputFormat.markdown:
         from ghcr_janitor.report.markdown import results_markdown
 
-        typer.echo(results_markdown(results))
+        typer.echo(results_markdown(results, notes))
     else:
-        typer.echo(results_table(results))
+        typer.echo(results_table(results, notes))
     for result in results:                    # stderr, whatever the stdout format
         if result.error:
             typer.echo(f"error: {result.target}: {result.error}", err=True)

@@ -126,6 +126,9 @@ class Inventory:
     tag_filter: tuple[str, ...] | None = None
     # Store-level facts (the Actions cache: usage, limit and where the limit came from).
     facts: dict[str, Any] = field(default_factory=dict)
+    # What a reclaim figure means on this store, in one sentence (the store's `reclaim_note`):
+    # every output that prints a reclaim figure prints this beside it ("" when the store says nothing).
+    reclaim_note: str = ""
 
     def tags_of(self, digest: str) -> list[str]:
         return sorted(t for t, d in self.tags.items() if d == digest)

@@ -24,7 +24,7 @@ from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest, placeholder_owner
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest
 from ghcr_janitor.net.http import describe_error
-from ghcr_janitor.stores.base import ListsIndexVersions, RawManifest, Registry, Version
+from ghcr_janitor.stores.base import RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Version
 
 MAX_DEPTH = 8
 MAX_CONFIG_BYTES = 1 << 20
@@ -339,6 +339,7 @@ async def build_inventory(
         listed=select_tags(list(tag_map), options.tag_globs, options.all_tags),
         errors=errors, backend=registry.kind, unresolved=unresolved,
         tag_filter=None if options.all_tags else tuple(options.tag_globs),
+        reclaim_note=getattr(registry, "reclaim_note", RECLAIM_NOTE),
     )
     if listing_problem:
         inventory.facts["listing_problem"] = listing_problem

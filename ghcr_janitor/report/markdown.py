@@ -107,7 +107,8 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
             out.append("*(nothing selected)*")
         c = _counts(tp.actions)
         out += ["", f"{c['delete']} delete, {c['untag']} untag, {c['retag']} retag, {len(tp.kept)} kept; "
-                    f"{verb} **{human_size(tp.reclaim_size)}** ({tp.reclaim_size} bytes)"]
+                    f"{verb} **{human_size(tp.reclaim_size)}** ({tp.reclaim_size} bytes)"
+                    + (f": {cell(tp.reclaim_note)}" if tp.reclaim_note else "")]
         for note in tp.notes:
             out += ["", f"> note: {cell(note)}"]
         if tp.errors or tp.warnings:
@@ -122,10 +123,11 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
 
 # --- apply results -----------------------------------------------------------------------------
 
-def results_markdown(results: list) -> str:
-    """What an apply did: per repository a table of actions with their status."""
+def results_markdown(results: list, notes: dict[str, str] | None = None) -> str:
+    """What an apply did: per repository a table of actions with their status; `notes`: target ->
+    what its reclaim figure is (`plan_view.reclaim_notes`)."""
     from ghcr_janitor.core.digests import label_of, pin_of
-    from ghcr_janitor.report.plan_view import RESULT_HEADERS
+    from ghcr_janitor.report.plan_view import RESULT_HEADERS, applied_line
 
     out = ["## Applied", ""]
     for tr in results:
@@ -138,7 +140,8 @@ def results_markdown(results: list) -> str:
             out += [table(rows, RESULT_HEADERS), ""]
         statuses = [r.status for r in tr.results]
         out += [f"{statuses.count('done')} done, {statuses.count('skipped')} skipped, "
-                f"{statuses.count('failed')} failed; reclaimed **{human_size(tr.reclaimed)}** ({tr.reclaimed} bytes)", ""]
+                f"{statuses.count('failed')} failed; "
+                + applied_line(tr, cell((notes or {}).get(tr.target, "")), strong=lambda s: f"**{s}**"), ""]
     return "\n".join(out).rstrip()
 
 
@@ -161,7 +164,10 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     from ghcr_janitor.report.inventory_view import inventory_dict
     from ghcr_janitor.report.metrics import repository_errors
 
+    from ghcr_janitor.report.plan_view import reclaim_notes
+
     inventories = list(inventories or [])
+    notes = reclaim_notes(plan, inventories) if plan is not None or results is not None else {}
     by_inv = {i.target: i for i in inventories}
     by_plan = {t.target: t for t in (plan.targets if plan is not None else [])}
     by_result = {r.target: r for r in (results or [])}
@@ -182,7 +188,8 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
         verb = "would reclaim" if results is None else "planned to reclaim"
         facts.append(f"{verb} **{human_size(plan.reclaim_size)}**")
     if results is not None:
-        facts.append(f"reclaimed **{human_size(sum(r.reclaimed for r in results))}**")
+        facts.append(f"done actions reclaim **{human_size(sum(r.reclaimed for r in results))}**"
+                     + (" (what that is: below)" if notes else ""))
     if now is not None:
         facts.append(now.strftime("%Y-%m-%d %H:%M UTC") if now.utcoffset() is not None else now.isoformat())
     out += [" · ".join(facts), ""]
@@ -239,6 +246,8 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     else:
         out.append("*(no targets)*")
 
+    out += _reclaim_notes_lines({repo: notes[repo] for repo in repos if repo in notes})
+
     if problems:
         out += ["", "**Errors and skipped actions**", ""]
         shown = problems[:MAX_LISTED_PROBLEMS]
@@ -250,6 +259,19 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     if detail:
         out += ["", detail]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _reclaim_notes_lines(notes: dict[str, str]) -> list[str]:
+    """What the reclaim figures are, each sentence once (with the repositories it is about)."""
+    if not notes:
+        return []
+    by_note: dict[str, list[str]] = {}
+    for repo, note in notes.items():
+        by_note.setdefault(note, []).append(repo)
+    if len(by_note) == 1:
+        return ["", f"Reclaim figures: {cell(next(iter(by_note)))}."]
+    return ["", "Reclaim figures:", ""] + [f"- {', '.join(code(r) for r in repos)}: {cell(note)}"
+                                          for note, repos in by_note.items()]
 
 
 def _action_details(plan, results) -> str:

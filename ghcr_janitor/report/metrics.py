@@ -12,8 +12,9 @@ Metric names (all gauges; every one describes the run that wrote the file):
 ``ghcr_janitor_repository_tags{repository}``                   every tag of the repository
 ``ghcr_janitor_repository_bytes{repository}``                  every artifact the janitor sees (each blob once)
 ``ghcr_janitor_untagged_artifacts{repository}``                untagged versions (GHCR, OCI layouts)
-``ghcr_janitor_reclaimable_bytes{repository}``                 what the plan frees
-``ghcr_janitor_reclaimed_bytes{repository}``                   what the apply freed (done actions)
+``ghcr_janitor_reclaimable_bytes{repository}``                 what the plan reclaims (HELP: what that is on
+                                                               the run's stores, the store's reclaim_note)
+``ghcr_janitor_reclaimed_bytes{repository}``                   what the done actions reclaim (HELP: likewise)
 ``ghcr_janitor_actions{repository,action,status}``             action = delete|untag|retag,
                                                                status = planned|done|skipped|failed
 ``ghcr_janitor_actions_cache_usage_bytes{repository}``         a gha: target's cache usage (GitHub's figure)
@@ -39,6 +40,8 @@ import os
 import time
 from pathlib import Path
 from typing import Any, Iterable
+
+from ghcr_janitor.report.plan_view import reclaim_notes
 
 KNOWN_STAGES = ("python-deps", "node-deps", "builder", "base")
 UNTAGGED_STAGE = "untagged"
@@ -107,6 +110,19 @@ def repository_errors(inventory=None, target_plan=None, target_result=None) -> i
     return count
 
 
+def reclaim_help(notes: dict[str, str]) -> str:
+    """The HELP text's tail saying what the reclaim figures are: each store's sentence once, with the
+    repositories it is about when the run mixes stores (HELP is one line: no newlines)."""
+    by_note: dict[str, list[str]] = {}
+    for repo, note in notes.items():
+        by_note.setdefault(" ".join(note.split()), []).append(repo)
+    if not by_note:
+        return ""
+    if len(by_note) == 1:
+        return ": " + next(iter(by_note))
+    return "; " + "; ".join(f"{', '.join(repos)}: {note}" for note, repos in by_note.items())
+
+
 def build_registry(inventories: list | None = None, plans: Any = None, results: list | None = None,
                    errors: int | None = 0, now: float | None = None, previous_success: float | None = None):
     """The CollectorRegistry for one run (exposed for tests and for pushing to a Pushgateway)."""
@@ -125,8 +141,10 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
     repo_bytes_g = gauge("repository_bytes", "Bytes of every artifact the janitor sees, each blob counted once",
                          ("repository",))
     untagged_g = gauge("untagged_artifacts", "Untagged versions (GHCR, OCI layouts)", ("repository",))
-    reclaimable_g = gauge("reclaimable_bytes", "Bytes the plan frees", ("repository",))
-    reclaimed_g = gauge("reclaimed_bytes", "Bytes freed by actions done in this run", ("repository",))
+    inventories = list(inventories or [])
+    what = reclaim_help(reclaim_notes(plans, inventories))
+    reclaimable_g = gauge("reclaimable_bytes", "Bytes the plan reclaims" + what, ("repository",))
+    reclaimed_g = gauge("reclaimed_bytes", "Bytes the actions done in this run reclaim" + what, ("repository",))
     actions_g = gauge("actions", "Actions by kind and status (planned, done, skipped, failed)",
                       ("repository", "action", "status"))
     usage_g = gauge("actions_cache_usage_bytes", "Actions cache usage of the repository", ("repository",))
@@ -140,7 +158,6 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
     success_g = gauge("last_run_success", "1 when this run met no error, else 0")
     last_success_g = gauge("last_success_timestamp_seconds", "Unix time of the last run without error")
 
-    inventories = list(inventories or [])
     target_plans = list(plans.targets) if plans is not None else []
     results = list(results or [])
     by_inventory = {inv.target: inv for inv in inventories}

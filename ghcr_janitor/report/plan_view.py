@@ -25,6 +25,32 @@ def plan_rows(target_plan, now: datetime, show_kept: bool = True) -> list[list[s
     return rows
 
 
+def reclaim_notes(plan=None, inventories: list | None = None) -> dict[str, str]:
+    """Target -> what its reclaim figure is (the store's sentence, carried by inventory and plan)."""
+    notes = {inv.target: inv.reclaim_note for inv in inventories or [] if getattr(inv, "reclaim_note", "")}
+    for tp in plan.targets if plan is not None else []:
+        if getattr(tp, "reclaim_note", ""):
+            notes[tp.target] = tp.reclaim_note
+    return notes
+
+
+def reclaim_line(size: int, note: str, verb: str = "", strong=str) -> str:
+    """`would reclaim 14.0 MiB (14680064 bytes): <what that is>`; after an apply (`verb` ""):
+    `14.0 MiB (14680064 bytes) <what that is>`, never a bare "reclaimed" that a GC may not honour."""
+    figure = f"{strong(human_size(size))} ({size} bytes)"
+    if verb:
+        return f"{verb} {figure}" + (f": {note}" if note else "")
+    return f"{figure} {note}" if note else f"reclaimed {figure}"
+
+
+def applied_line(tr, note: str, strong=str) -> str:
+    """What an apply's figure is: bytes a step after the deletes really freed (`freed`: a layout's gc)
+    are said as freed; otherwise the figure with the store's sentence (`reclaim_line`)."""
+    if getattr(tr, "freed", None) is not None:
+        return f"freed {strong(human_size(tr.freed))} ({tr.freed} bytes) by the gc that followed"
+    return reclaim_line(tr.reclaimed, note, strong=strong)
+
+
 def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> str:
     from tabulate import tabulate
 
@@ -37,8 +63,8 @@ def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> st
         counts = {kind: sum(1 for a in tp.actions if a.action == kind) for kind in ("delete", "untag", "retag")}
         verb = "would reclaim" if dry_run else "reclaims"
         out.append(f"{'dry run: ' if dry_run else ''}{counts['delete']} delete, {counts['untag']} untag, "
-                   f"{counts['retag']} retag, {len(tp.kept)} kept; {verb} {human_size(tp.reclaim_size)} "
-                   f"({tp.reclaim_size} bytes)")
+                   f"{counts['retag']} retag, {len(tp.kept)} kept; "
+                   f"{reclaim_line(tp.reclaim_size, tp.reclaim_note, verb)}")
         for note in tp.notes:
             out.append(f"note: {note}")
         out.append("")
@@ -47,9 +73,11 @@ def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> st
     return "\n".join(out).rstrip()
 
 
-def results_table(results) -> str:
+def results_table(results, notes: dict[str, str] | None = None) -> str:
+    """`notes`: target -> what its reclaim figure is (`reclaim_notes`)."""
     from tabulate import tabulate
 
+    notes = notes or {}
     out = []
     for tr in results:
         out.append(tr.target)
@@ -59,12 +87,15 @@ def results_table(results) -> str:
             out.append(tabulate(rows, headers=RESULT_HEADERS, tablefmt="simple"))
         statuses = [r.status for r in tr.results]
         out.append(f"{statuses.count('done')} done, {statuses.count('skipped')} skipped, "
-                   f"{statuses.count('failed')} failed; reclaimed {human_size(tr.reclaimed)} ({tr.reclaimed} bytes)")
+                   f"{statuses.count('failed')} failed; {applied_line(tr, notes.get(tr.target, ''))}")
         out.append("")
     return "\n".join(out).rstrip()
 
 
-def results_document(results, code: int) -> dict:
+def results_document(results, code: int, notes: dict[str, str] | None = None) -> dict:
+    """`reclaim_note` per target: what `reclaimed_size` is on that store (from the plan)."""
+    notes = notes or {}
     return {"version": 1, "exit_code": code, "targets": [
         {"target": tr.target, "error": tr.error, "reclaimed_size": tr.reclaimed,
+         "reclaim_note": notes.get(tr.target, ""),
          "results": [r.to_dict() for r in tr.results]} for tr in results]}

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+# The reclaim sentence of a store that says nothing more precise: what the figure is counted from.
+RECLAIM_NOTE = "the bytes no artifact left in this repository references (each blob counted once)"
+
 
 @dataclass(frozen=True)
 class RawManifest:
@@ -45,6 +48,11 @@ class Registry(Protocol):
     kind: str                   # "oci" | "ghcr" | "layout"
     lists_untagged: bool        # True if list_versions() includes untagged roots
     frees_storage_on_delete: bool  # False for registries that need their own GC
+    # What this store's reclaim figure is, in one sentence people read beside it (plan, apply,
+    # step summary, metrics HELP, HTML report): "freed at once", "freed by the registry's GC, less
+    # what ... still shares". The inventory carries it (`Inventory.reclaim_note`); nothing above
+    # stores/ writes its own version of it.
+    reclaim_note: str = RECLAIM_NOTE
 
     async def list_tags(self) -> list[str]:
         """Every tag of the repository, deduplicated and sorted."""

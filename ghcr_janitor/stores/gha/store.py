@@ -19,6 +19,8 @@ class CacheStore:
     """`gha:OWNER/REPO`: facts from the REST listing, deletes by cache id only."""
 
     kind = "gha"
+    reclaim_note = ("freed as soon as the entries are deleted (their sizes as GitHub lists them; the "
+                    "repository's usage figure catches up within minutes)")
 
     def __init__(self, target: Target, api: ActionsCacheApi):
         self.target, self.api = target, api
@@ -28,7 +30,9 @@ class CacheStore:
         return f"CacheStore({self.name}, api={self.api.api_url})"
 
     async def inventory(self) -> Inventory:
-        return await build_cache_inventory(self.api, self.name)
+        inventory = await build_cache_inventory(self.api, self.name)
+        inventory.reclaim_note = self.reclaim_note
+        return inventory
 
     async def look(self, keys_by_ref: dict[str, set[str]]) -> Look:
         """A last look before deleting: these entries with their groups, their refs' states, now."""

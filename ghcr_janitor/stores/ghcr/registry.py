@@ -39,6 +39,10 @@ class GhcrRegistry:
     kind = "ghcr"
     lists_untagged = True
     frees_storage_on_delete = True
+    # GitHub reports no size per package version (registries.md): the figure is counted from the manifests.
+    reclaim_note = ("in deleted package versions and used by no version left in this package, counted from "
+                    "the manifests (GitHub reports no size per version, so what it counts may differ; a deleted "
+                    "version stays restorable for 30 days)")
     deletes_per_look = 1            # REST deletes are paced: each gets its own last look
 
     def __init__(self, name: str, oci: OciRegistry, api: GitHubPackages, *, listing_ttl: float = LISTING_TTL,

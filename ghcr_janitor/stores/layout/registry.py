@@ -215,6 +215,8 @@ class LayoutRegistry:
     kind = "layout"
     lists_untagged = True
     frees_storage_on_delete = False  # blobs stay until `janitor gc`
+    reclaim_note = ("no longer reachable from any tag of this cache dir; freed by `janitor gc` "
+                    "(`janitor prune` runs it after deleting, unless --no-gc)")
 
     def __init__(self, path: str | os.PathLike[str]):
         self.root = Path(path)
