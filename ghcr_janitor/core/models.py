@@ -76,6 +76,11 @@ class Artifact:
     `closure` maps every digest the artifact needs (its own manifest, child manifests,
     blobs) to its size, each counted once. `missing` lists child manifests known to be gone
     (the closure is still known: it is what is left); `broken` says how much is gone.
+
+    `followers` are the listed artifacts that follow this one without being in its closure
+    (referrers naming it as `subject`, theirs in turn: they go when it goes), and `follow_size`
+    the bytes of their closures that its own closure does not hold, each blob once. `size`
+    counts both, as `unique_size` does, so `unique_size <= size` always (cli.md).
     """
 
     digest: str
@@ -96,10 +101,13 @@ class Artifact:
     # Store-neutral facts the policy may select on (a cache entry's key, ref, ref_state,
     # family, ...); registries leave it empty.
     labels: dict[str, Any] = field(default_factory=dict)
+    followers: tuple[str, ...] = ()
+    follow_size: int = 0
 
     @property
     def size(self) -> int:
-        return sum(self.closure.values())
+        """Its closure and what follows it (`followers`), each blob once."""
+        return sum(self.closure.values()) + self.follow_size
 
 
 @dataclass
@@ -156,9 +164,16 @@ class Inventory:
         return set(self.artifacts) - followers
 
     def total_size(self, digests: list[str] | None = None) -> int:
-        """Bytes of the union of the closures of `digests` (default: all artifacts)."""
-        chosen = self.artifacts if digests is None else {d: self.artifacts[d] for d in digests}
+        """Bytes of the union of the closures of `digests` and of what follows them (default: all
+        artifacts), each blob once."""
+        if digests is None:
+            chosen = list(self.artifacts)
+        else:
+            chosen = list(digests)
+            chosen += [f for d in digests if d in self.artifacts for f in self.artifacts[d].followers]
         union: dict[str, int] = {}
-        for art in chosen.values():
-            union.update(art.closure)
+        for digest in chosen:
+            art = self.artifacts.get(digest)
+            if art is not None:
+                union.update(art.closure)
         return sum(union.values())

@@ -251,11 +251,13 @@ def _placeholder_label(manifest: Manifest) -> dict[str, str]:
 
 
 def compute_unique_sizes(inventory: Inventory, deps: dict[str, set[str]] | None = None) -> None:
-    """`unique_size`: what deleting only this image would free.
+    """`unique_size`: what deleting only this image would free; and `size` to match.
 
     An image's bytes include what follows it (GHCR keeps platform manifests, attestations and
-    referrers as versions of their own; they go with it). An artifact that follows another
-    frees nothing on its own (its parent keeps it): 0.
+    referrers as versions of their own; they go with it): its `followers` and their bytes beyond
+    its closure (`follow_size`) count in its `size` as in its `unique_size`, so that
+    `unique_size <= size`. An artifact that follows another frees nothing on its own (its parent
+    keeps it): 0, and its size is its own closure.
     """
     arts = inventory.artifacts
     deps = inventory.dependents() if deps is None else deps
@@ -269,6 +271,9 @@ def compute_unique_sizes(inventory: Inventory, deps: dict[str, set[str]] | None 
                     closure.update(arts[follower].closure)
                     stack.append(follower)
         extended[root] = closure
+        art = arts[root]
+        art.followers = tuple(sorted(seen - {root} - art.closure.keys()))
+        art.follow_size = sum(closure.values()) - sum(art.closure.values())
     users: dict[str, int] = {}
     for closure in extended.values():
         for blob in closure:

@@ -65,12 +65,8 @@ def stage_of(tag: str | None) -> str:
 
 
 def _union_size(inventory, digests: Iterable[str]) -> int:
-    union: dict[str, int] = {}
-    for digest in digests:
-        art = inventory.artifacts.get(digest)
-        if art is not None:
-            union.update(art.closure)
-    return sum(union.values())
+    """Bytes of these artifacts and what follows them (their referrers), each blob once: as `size`."""
+    return inventory.total_size(sorted(digests))
 
 
 MAX_PREVIOUS_BYTES = 64 << 20      # a textfile of this run's metrics is kilobytes
