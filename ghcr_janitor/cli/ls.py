@@ -44,10 +44,13 @@ def register(app: typer.Typer) -> None:
                 session.progress = bar
                 results = await session.inventories(names)
             session.close()
-            inventories = [r.inventory for r in results if r.inventory is not None]
+            inventories, only_tags = _shown(results)
             failures = [{"target": str(r.target), "error": r.error} for r in results if r.error]
             if output == c.OutputFormat.json:
-                json.dump(view.ls_document(inventories, failures), sys.stdout, indent=2)   # streamed
+                doc = view.ls_document(inventories, failures)
+                for entry, only_tag in zip(doc["targets"], only_tags + [r.target.tag for r in results if r.error]):
+                    entry["only_tag"] = only_tag            # a REPO:TAG target lists that tag only
+                json.dump(doc, sys.stdout, indent=2)   # streamed
                 sys.stdout.write("\n")
             elif output == c.OutputFormat.markdown:
                 from ghcr_janitor.report.markdown import ls_markdown
@@ -73,3 +76,24 @@ def register(app: typer.Typer) -> None:
 
         code = c.run(body)
         raise typer.Exit(code)
+
+
+def _shown(results) -> tuple[list, list]:
+    """The inventories to list, and each one's `only_tag`: a `REPO:TAG` target shows that tag
+    alone (sizes and unique sizes stay the whole repository's); a tag it does not have is an
+    error of that target."""
+    from ghcr_janitor.plan import only_tag as restrict
+
+    shown, tags = [], []
+    for result in results:
+        inventory, tag = result.inventory, result.target.tag
+        if inventory is None:
+            continue
+        if tag is not None:
+            missing = restrict.missing_tag(inventory, tag)
+            inventory = restrict.for_listing(inventory, tag)
+            if missing is not None:
+                inventory.errors = [*inventory.errors, missing]
+        shown.append(inventory)
+        tags.append(tag)
+    return shown, tags

@@ -137,6 +137,9 @@ def _split_layout(path: str) -> Target:
 def _gha(rest: str, text: str) -> Target:
     """`gha:OWNER/REPO`: a repository's GitHub Actions cache."""
     owner, _, repo = rest.partition("/")
+    if (":" in repo or "@" in repo) and _GH_OWNER.match(owner):
+        raise UsageError(f"target {text!r}: a gha: target takes no :TAG or @DIGEST (the Actions cache has "
+                         "keys, not tags; a policy selects entries by key)")
     glob = any(c in repo for c in GLOB_CHARS)
     if glob and _GH_OWNER.match(owner) and _GLOB_PART.match(repo):
         return Target(GHA, "", f"{owner}/{repo}", glob=True)
@@ -187,9 +190,12 @@ def parse_target(text: str) -> Target:
     kind = GHCR if host.lower() == GHCR_HOST else OCI
     head, _, last = rest.rpartition("/")
     if any(c in last for c in GLOB_CHARS):
-        if tag or digest or not _GLOB_PART.match(last) or (head and not _NAME.match(head)):
+        if tag or digest:
+            raise UsageError(f"target {text!r}: a glob target takes no :TAG or @DIGEST (name each repository "
+                             "as REPOSITORY:TAG to restrict a run to one tag)")
+        if not _GLOB_PART.match(last) or (head and not _NAME.match(head)):
             raise UsageError(f"target {text!r}: a glob may only be the last part of the name (HOST/team/*, "
-                             "ghcr.io/OWNER/app-*), without :TAG or @DIGEST")
+                             "ghcr.io/OWNER/app-*)")
         if kind == GHCR and not head:
             raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/GLOB (the owner's container packages)")
         return Target(kind, host.lower() if kind == GHCR else host, rest, glob=True)
@@ -198,3 +204,13 @@ def parse_target(text: str) -> Target:
     if kind == GHCR and "/" not in rest:
         raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/NAME")
     return Target(kind, host.lower() if kind == GHCR else host, rest, tag, digest)
+
+
+def parse_run_target(text: str) -> Target:
+    """A target of `ls`, `plan`, `prune` or `report`: `REPOSITORY` or `REPOSITORY:TAG` (the run is
+    restricted to that tag); `@DIGEST` names one artifact, which only `inspect` takes (UsageError)."""
+    target = parse_target(text)
+    if target.digest is not None:
+        raise UsageError(f"target {text!r}: @DIGEST names one artifact, for `janitor inspect`; ls, plan, prune "
+                         "and report take REPOSITORY or REPOSITORY:TAG")
+    return target

@@ -13,7 +13,7 @@ from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.inventory.ledger import Ledger
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.paths import cache_dir, state_dir
-from ghcr_janitor.core.reference import GHA, Target, parse_target
+from ghcr_janitor.core.reference import GHA, Target, parse_run_target
 from ghcr_janitor.stores.base import Registry
 
 T = TypeVar("T")
@@ -80,8 +80,11 @@ class Session:
             raise
 
     async def targets(self, targets: list[str]) -> tuple[list[Target], list[TargetResult]]:
-        """Concrete targets (globs expanded, then --shard), and the globs that could not be expanded."""
-        parsed = [parse_target(t) for t in targets]   # all usage errors before any contact
+        """Concrete targets (globs expanded, then --shard), and the globs that could not be expanded.
+
+        `REPO:TAG` restricts that target's run to the tag (said through `announce`); `@DIGEST` is
+        a usage error (it names one artifact: `inspect`), raised before anything is contacted."""
+        parsed = [parse_run_target(t) for t in targets]   # all usage errors before any contact
         failed: list[TargetResult] = []
         if any(t.glob for t in parsed):
             from ghcr_janitor.inventory.discover import expand
@@ -101,6 +104,9 @@ class Session:
 
             chosen = set(select_shard(list(unique), *self.shard))
             parsed = [t for t in parsed if str(t) in chosen]
+        for target in parsed:
+            if target.tag is not None and self.announce is not None:
+                self.announce(f"{target}: only tag {target.tag}")
         return parsed, failed
 
     async def inventories(self, targets: list[str]) -> list[TargetResult]:

@@ -179,8 +179,14 @@ def _parse_target(raw: Any, where: str) -> TargetPlan:
             what = "an Actions-cache target's actions need cache_id" if entries else \
                 "cache_id belongs to gha: targets only"
             raise _Bad(f"{where}.actions[{i}].cache_id", what)
+    only_tag = _get(obj, "only_tag", where, (str, type(None)), required=False)
+    if only_tag is not None and not TAG_PATTERN.match(only_tag):
+        raise _Bad(f"{where}.only_tag", f"invalid tag {only_tag[:80]!r}")
+    for i, a in enumerate(actions_parsed):
+        if only_tag is not None and a.tag != only_tag and a.parent is None:
+            raise _Bad(f"{where}.actions[{i}].tag", f"the plan is restricted to tag {only_tag!r} (only_tag)")
     return TargetPlan(
-        target=target,
+        target=target, only_tag=only_tag,
         backend=_get(obj, "backend", where, (str,), required=False, default="oci"),
         reclaim_size=_get(obj, "reclaim_size", where, (int,)),
         reclaim_note=_get(obj, "reclaim_note", where, (str,), required=False, default=""),

@@ -72,6 +72,8 @@ class TargetPlan:
     cache: dict[str, Any] | None = None
     # What reclaim_size means on this store (a sentence from the inventory; "" when not said).
     reclaim_note: str = ""
+    # A `REPO:TAG` run: the plan is restricted to this tag (None: the whole repository).
+    only_tag: str | None = None
 
 
 @dataclass
@@ -99,6 +101,7 @@ class Plan:
             "targets": [
                 {
                     "target": t.target,
+                    "only_tag": t.only_tag,
                     "backend": t.backend,
                     "reclaim_size": t.reclaim_size,
                     "reclaim_note": t.reclaim_note,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ghcr_janitor.core.models import Inventory, cache_item_id
 from ghcr_janitor.plan.model import DELETE, Action, Kept, Plan, TargetPlan, new_plan
+from ghcr_janitor.plan import only_tag as restrict
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
 from ghcr_janitor.policy.evaluate import tag_selected
@@ -153,23 +154,31 @@ def finish_interrupted_untags(inventory: Inventory, decisions: list[Decision]) -
     return out
 
 
-def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> TargetPlan:
+def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag: str | None = None) -> TargetPlan:
     """Evaluate, then build the safe plan.
 
     Unresolved tags, or an artifact that could not be inspected, block every delete by digest
     in the repository: the digest might be that tag's, or a child of that artifact.
+    `only_tag` (a `REPO:TAG` target) restricts the plan to that tag (`plan/only_tag.py`).
     """
+    if only_tag is not None:
+        inventory = restrict.for_policy(inventory, only_tag)
+    mine = (lambda found: restrict.only(found, only_tag)) if only_tag is not None else (lambda found: found)
     decisions = finish_interrupted_untags(inventory, evaluate(inventory, policy, now))
     frees = FREES_STORAGE.get(inventory.backend, False)
-    target_plan = build_target_plan(inventory, decisions, frees)
+    target_plan = build_target_plan(inventory, mine(decisions), frees)
     if referrer_tags(inventory):
         deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
-        target_plan = build_target_plan(inventory, _referrer_decisions(inventory, policy, decisions, deleted), frees)
+        adjusted = _referrer_decisions(inventory, policy, mine(decisions), deleted)
+        target_plan = build_target_plan(inventory, mine(adjusted), frees)
     if inventory.backend == "layout":
         target_plan.notes = [LAYOUT_NOTE]
     if inventory.backend == "gha":
         _cache_facts(target_plan, inventory)
-    target_plan.warnings += filtered_out_warnings(inventory, policy)
+    if only_tag is None:        # a restricted run considers its one tag, whatever the filter
+        target_plan.warnings += filtered_out_warnings(inventory, policy)
+    elif (missing := restrict.missing_tag(inventory, only_tag)) is not None:
+        target_plan.errors.append(missing)
     if inventory.unresolved:
         _block_deletes(target_plan, f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} "
                                     "could not be learned")
@@ -180,6 +189,8 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime) -> Targe
     if failed:
         _block_deletes(target_plan, f"not deleted: {len(failed)} artifact(s) could not be inspected "
                                     f"(e.g. {failed[0]}), so what they reference is unknown")
+    if only_tag is not None:
+        restrict.narrow(target_plan, only_tag)
     return target_plan
 
 
@@ -187,16 +198,19 @@ async def make_plan(session: "Session", targets: list[str], policy: Policy, poli
                     ) -> tuple[Plan, list[Inventory]]:
     """Inventory every target (a failing one gets an error entry and no actions).
 
-    Returns the plan and the inventories it was made from (for reports and metrics).
+    Returns the plan and the inventories it was made from (for reports and metrics). A
+    `REPO:TAG` target's plan and inventory show that tag only (`plan/only_tag.py`).
     """
     now = session.inventory.now
     results = await session.inventories(targets)
     plans = []
+    inventories = []
     for result in results:
+        tag = result.target.tag
         if result.inventory is None:
             plans.append(TargetPlan(target=result.target.repository, backend=result.target.kind,
-                                    errors=[result.error or "unknown error"]))
-        else:
-            plans.append(plan_inventory(result.inventory, policy, now))
-    inventories = [r.inventory for r in results if r.inventory is not None]
+                                    errors=[result.error or "unknown error"], only_tag=tag))
+            continue
+        plans.append(plan_inventory(result.inventory, policy, now, only_tag=tag))
+        inventories.append(result.inventory if tag is None else restrict.for_listing(result.inventory, tag))
     return new_plan(policy_name, plans, now), inventories
