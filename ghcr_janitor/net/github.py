@@ -25,7 +25,9 @@ import httpx
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.budget import RequestBudget
 from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError, UsageError
-from ghcr_janitor.net.http import RequestLog, retry_after_seconds
+from ghcr_janitor.net.http import (
+    RequestLog, configured_timeout, connection_failed, failure_reason, retry_after_seconds,
+)
 from ghcr_janitor.core.reference import is_loopback
 from ghcr_janitor.net.links import next_link
 from ghcr_janitor.core.timeparse import parse_time
@@ -39,7 +41,15 @@ MAX_PAGES = 10_000
 SECONDARY_MIN_WAIT = 60.0          # docs: "wait at least one minute", then back off exponentially
 MAX_BACKOFF = 900.0
 MAX_RATE_LIMIT_WAITS = 6           # per call, before giving up with RateLimitError
-MAX_TRANSIENT_RETRIES = 4          # 5xx / connection errors, per call
+MAX_TRANSIENT_RETRIES = 4          # 5xx / connections dropped after connecting, per call
+# A connection that cannot be made (refused, DNS failure, connect timeout) is no transient 5xx: the
+# API is down or GITHUB_API_URL is wrong. Retry briefly (a blip), then fail as a registry does:
+# "connection failed (HOST: REASON)". Refusals and DNS failures are instant: 3 attempts, 0.5 s then 1 s
+# apart. A connect timeout already waited CONNECT_TIMEOUT: 2 attempts.
+CONNECT_ATTEMPTS = 3
+CONNECT_TIMEOUT_ATTEMPTS = 2
+CONNECT_WAIT = 0.5                 # then doubles
+CONNECT_TIMEOUT = 10.0             # seconds to open a connection (at most $JANITOR_HTTP_TIMEOUT)
 DEFAULT_MAX_WAIT = 3700.0          # a primary window is at most an hour: honour it fully
 DEFAULT_DELETES_PER_MINUTE = 60.0
 MESSAGE_CAP = 200
@@ -74,6 +84,10 @@ def token_and_rate(options, rate_env: str, default_rate: float) -> tuple[Secret 
 
 class RateLimitError(RegistryError):
     """GitHub kept rate-limiting us, or asked for a longer wait than allowed."""
+
+
+class ConnectionFailed(RegistryError):
+    """GitHub's API could not be reached (refused, DNS failure, connect timeout), after a short retry."""
 
 
 class DownloadLimitError(RegistryError):
@@ -152,8 +166,11 @@ class GitHubRest:
             raise UsageError(f"GITHUB_API_URL {api_url!r}: refusing to send a token over plain HTTP")
         self.api_url = str(api).rstrip("/")
         self._token = token
-        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=False,
-                                                  headers={"User-Agent": "ghcr-janitor"})
+        if client is None:
+            timeout = configured_timeout()
+            client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+                                       follow_redirects=False, headers={"User-Agent": "ghcr-janitor"})
+        self.client = client
         self.sleep: Sleep = sleep or _sleep
         self.clock: Clock = clock or time.time
         self.delete_interval = 60.0 / deletes_per_minute
@@ -238,7 +255,7 @@ class GitHubRest:
         Returns (final response, whether it took more than one attempt).
         """
         headers = self._headers()
-        hits = transient = 0
+        hits = transient = unconnected = 0
         attempts = 0
         while True:
             await self._respect_primary()
@@ -249,11 +266,23 @@ class GitHubRest:
             target = httpx.URL(url)
             try:
                 response = await self.client.request(method, target, headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:      # nothing was sent
+                self._record(method, target, 0)
+                unconnected += 1
+                bound = CONNECT_TIMEOUT_ATTEMPTS if isinstance(exc, httpx.ConnectTimeout) else CONNECT_ATTEMPTS
+                if unconnected >= bound:
+                    raise ConnectionFailed(connection_failed(exc, target.netloc.decode("ascii", "replace"))) from None
+                log.info("GitHub API %s %s: %s; retrying", method, target.path,
+                         connection_failed(exc, target.netloc.decode("ascii", "replace")))
+                await self.sleep(CONNECT_WAIT * 2 ** (unconnected - 1))
+                continue
             except httpx.TransportError as exc:
                 self._record(method, target, 0)
                 transient += 1
                 if transient > MAX_TRANSIENT_RETRIES:
-                    raise RegistryError(f"GitHub API {method} {target.path}: {type(exc).__name__}") from None
+                    host = target.netloc.decode("ascii", "replace")
+                    raise RegistryError(f"GitHub API {method} {target.path}: connection lost ({host}: "
+                                        f"{type(exc).__name__}: {failure_reason(exc)})") from None
                 await self.sleep(2.0 ** transient)
                 continue
             self._record(method, response.request.url, response.status_code)

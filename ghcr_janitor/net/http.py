@@ -13,6 +13,7 @@ import email.utils
 import functools
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -507,12 +508,54 @@ def requests_summary(log: RequestLog) -> dict[str, dict[str, int]]:
     return summary
 
 
+def _host_of(exc: httpx.TransportError) -> str | None:
+    try:
+        url = exc.request.url
+    except RuntimeError:            # raised without a request
+        return None
+    return url.netloc.decode("ascii", "replace") or None
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words: "connection refused", "DNS lookup failed: Name or
+    service not known", "timed out", "network is unreachable" (from the deepest OS error behind
+    `exc`; httpx's own wording, e.g. "All connection attempts failed", hides it)."""
+    if isinstance(exc, (httpx.ConnectTimeout, TimeoutError)):
+        return "timed out"
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    deepest: OSError | None = None
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and (cause.errno is not None or isinstance(cause, socket.gaierror)):
+            deepest = cause
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(deepest, socket.gaierror):
+        return f"DNS lookup failed: {deepest.strerror or deepest}"
+    if isinstance(deepest, TimeoutError):
+        return "timed out"
+    if isinstance(deepest, ConnectionRefusedError):
+        return "connection refused"
+    if deepest is not None and deepest.strerror:
+        return deepest.strerror[:1].lower() + deepest.strerror[1:]
+    text = " ".join(str(exc).split())[:200]
+    return text or type(exc).__name__
+
+
+def connection_failed(exc: httpx.TransportError, host: str | None = None) -> str:
+    """The one wording of a connection that could not be made (every store, OCI and REST alike):
+    "connection failed (HOST: REASON)"."""
+    host = host or _host_of(exc)
+    return f"connection failed ({host}: {failure_reason(exc)})" if host else \
+        f"connection failed ({failure_reason(exc)})"
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for an error met while talking to a backend (never a traceback)."""
     if isinstance(exc, JanitorError):
         return str(exc)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return f"timed out talking to the registry ({type(exc).__name__})"
     if isinstance(exc, httpx.TransportError):
-        return f"connection failed ({type(exc).__name__}: {exc})"
+        return connection_failed(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -280,7 +280,43 @@ def test_github_transient_errors_are_retried_with_backoff(fake):
     api = client(t, owner_type="org")
     assert len(run(_list_and_close(api))) == 1
     assert [c[2] for c in api.calls] == [0, 502, 200]
-    assert t.sleeps == [2, 4]
+    assert t.sleeps == [0.5, 2]             # a refused connection: a short wait; a 502: the 5xx backoff
+
+
+def _refused(host: str) -> httpx.ConnectError:
+    """What httpx raises for a refused connection: its own words, the OS error behind them."""
+    inner = OSError("All connection attempts failed")
+    inner.__cause__ = ConnectionRefusedError(111, f"Connect call failed ('{host}', 443)")
+    return _chained(inner)
+
+
+def _chained(cause: BaseException) -> httpx.ConnectError:
+    exc = httpx.ConnectError("All connection attempts failed")
+    exc.__cause__ = cause
+    return exc
+
+
+@pytest.mark.parametrize("failure, bound, reason", [
+    (lambda: _refused("api.github.test"), 3, "connection refused"),
+    (lambda: _chained(__import__("socket").gaierror(-2, "Name or service not known")), 3,
+     "DNS lookup failed: Name or service not known"),
+    (lambda: httpx.ConnectTimeout("timed out"), 2, "timed out"),
+])
+def test_an_unreachable_api_fails_after_a_short_bounded_retry_naming_the_host(failure, bound, reason):
+    """A connection that cannot be made is retried briefly (not the 2+4+8+16 s of a 5xx), then one
+    line names the host and the reason, like a registry target's."""
+    from ghcr_janitor.net.github import ConnectionFailed
+
+    def refuse(request: httpx.Request):
+        raise failure()
+
+    t = FakeTime()
+    api = client(t, owner_type="org", client=httpx.AsyncClient(transport=httpx.MockTransport(refuse)))
+    with pytest.raises(ConnectionFailed) as caught:
+        run(_list_and_close(api))
+    assert str(caught.value) == f"connection failed (api.github.test: {reason})"
+    assert [c[2] for c in api.calls] == [0] * bound                  # the attempts: bounded
+    assert t.sleeps == [0.5, 1.0][:bound - 1]                        # and short
 
 
 # --- delete -----------------------------------------------------------------------------------
