@@ -12,6 +12,12 @@ look at what the tags reach now (`apply.last_look`):
   listing, cross-checked against the tag list, and every listed index version.
 Actions run in plan order (parents before the children that follow them); a child is deleted
 only once its parent is verified gone. Retags verify the digest they produced.
+
+The journal of an earlier run of the same plan is a hint, never proof (`apply.verify`): an action it
+says is done is reported done only if the store shows its effect now; otherwise it is carried out
+again, through the same last look. An action whose tag the last look does not find is "gone"
+(nothing to do; not a delete or untag of ours), and a plan whose pins match nothing in its target is
+refused before any target is touched (`ForeignPlan`, exit 2).
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from typing import Callable
 
 import httpx
 
-from ghcr_janitor.core.errors import JanitorError, NotFoundError, TagMovedError
+from ghcr_janitor.core.errors import JanitorError, NotFoundError, PlanError, TagMovedError
 from ghcr_janitor.core.models import cache_item_id
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.last_look import LastLook, Look, deletes_per_look
-from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, TargetResult
+from ghcr_janitor.apply.results import DONE, FAILED, GONE, SKIPPED, ActionResult, TargetResult
+from ghcr_janitor.apply.verify import effects_hold, mismatch
 from ghcr_janitor.stores.base import Registry
 from ghcr_janitor.stores.oci.registry import is_placeholder
 
@@ -56,6 +63,20 @@ class Applier:
         self.progress = progress
         self.looker = LastLook(registry)
         self.deleted: set[str] = set()             # digests deleted by this run (or its journal)
+        self.journalled: dict[str, ActionResult] = {}   # action key -> done, per the journal and the store now
+
+    async def _check_journal(self, actions: list) -> None:
+        """Which journalled actions the store shows done now (one batched read); the others are
+        refuted and carried out again."""
+        hinted = {self._key(a): a for a in actions if self._key(a) in self.journal.done}
+        if not hinted:
+            return
+        facts = await effects_hold(self.registry, list(hinted.values()))
+        for (key, a), fact in zip(hinted.items(), facts):
+            if fact is None:
+                self.journal.refute(key)
+            else:
+                self.journalled[key] = ActionResult(a.action, a.tag, a.digest, DONE, JOURNALLED, a.to, 0)
 
     async def _gone(self, digest: str) -> bool:
         """Is `digest` really gone? A delete that became an untag, or a tag that was already gone
@@ -69,6 +90,7 @@ class Applier:
     async def run(self, actions: list) -> TargetResult:
         """Apply `actions` in order; the last look, not the plan, says what is in use."""
         result = TargetResult(self.target)
+        await self._check_journal(actions)
         followed = {p for a in actions if a.parent for p in (a.parents or [a.parent])}
         removing: dict[str, set[str]] = {}
         for a in actions:           # tags whose delete the plan asks for: an untag keeps its digest
@@ -94,7 +116,7 @@ class Applier:
             outcomes = await asyncio.gather(*(self._step(a, known, look, looked, removing)
                                               for a, known in zip(batch, early)))
             for action, outcome in zip(batch, outcomes):
-                if action.digest in followed and outcome.status == DONE and await self._gone(action.digest):
+                if action.digest in followed and outcome.status in (DONE, GONE) and await self._gone(action.digest):
                     self.deleted.add(action.digest)     # verified gone: what follows it may go now
                 outcome.reclaim_share = getattr(action, "reclaim_share", 0)
                 result.results.append(outcome)
@@ -106,10 +128,9 @@ class Applier:
         return action_key(self.target, action.action, action.tag, action.digest, action.to)
 
     def _early(self, action) -> ActionResult | None:
-        """An outcome known without a look: journaled, or waiting for a parent not deleted."""
-        if self._key(action) in self.journal.done:
-            return ActionResult(action.action, action.tag, action.digest, DONE,
-                                "already done (apply journal)", action.to, 0)
+        """An outcome known without a look: journaled (and checked), or waiting for a parent not deleted."""
+        if self._key(action) in self.journalled:
+            return self.journalled[self._key(action)]
         if action.parent and (waiting := [p for p in action.parents or [action.parent] if p not in self.deleted]):
             return ActionResult(action.action, action.tag, action.digest, SKIPPED,
                                 f"not deleted: {waiting[0]}, which uses it, was not deleted", None, 0)
@@ -138,7 +159,7 @@ class Applier:
                 return await self._delete_untagged(action, look, res)
             current = look.tags.get(action.tag)
             if current is None:
-                return res(DONE, "tag already gone")
+                return res(GONE, ALREADY_GONE)
             if current != action.digest:
                 if await self._finish_placeholder(action.tag, current, look):
                     return res(DONE, "finished an interrupted untag (removed the janitor's placeholder)")
@@ -212,6 +233,14 @@ class Applier:
         return res(DONE, f"tagged {action.to}")
 
 
+JOURNALLED = "already done (apply journal)"        # reported only once the store confirmed it
+ALREADY_GONE = "already gone: no such tag now; nothing to do"
+
+
+class ForeignPlan(PlanError):
+    """A plan whose pins match nothing in one of its targets (planned for another target?): exit 2."""
+
+
 def _users(users: list[str]) -> str:
     """'now reachable from tag release via sha256:…' (the first two users, and how many more)."""
     shown = ", ".join(users[:2]) + (f" and {len(users) - 2} more" if len(users) > 2 else "")
@@ -219,16 +248,21 @@ def _users(users: list[str]) -> str:
 
 
 def _rest_requests_needed(target_plan, journal: Journal) -> int:
-    """About how many GitHub REST requests applying this target takes (what is journaled: none)."""
-    todo = [a for a in target_plan.actions
-            if action_key(target_plan.target, a.action, a.tag, a.digest or cache_item_id(a.cache_id), a.to)
-            not in journal.done]
+    """About how many GitHub REST requests applying this target takes. A journalled action costs
+    its check only: on the Actions cache a share of a look, on GHCR an untagged one a listing."""
+    def key(a) -> str:
+        return action_key(target_plan.target, a.action, a.tag, a.digest or cache_item_id(a.cache_id), a.to)
+
+    todo = [a for a in target_plan.actions if key(a) not in journal.done]
+    hinted = [a for a in target_plan.actions if key(a) in journal.done]
     if target_plan.backend == "gha":           # its looks list per ref and family (cache_applier)
         from ghcr_janitor.apply.cache_applier import requests_needed
 
-        return requests_needed(todo)
+        return requests_needed(todo) + (requests_needed(hinted) - len(hinted) if hinted else 0)
     per_action = {"delete": 1, "untag": 4, "retag": 0}
-    return sum(per_action.get(a.action, 1) for a in todo) + 3 + len(todo) // 100
+    checks = [a for a in hinted if a.tag is None or a.parent]
+    listing = 1 + len(checks) // 100 if checks else 0
+    return sum(per_action.get(a.action, 1) for a in todo) + 3 + len(todo) // 100 + listing
 
 
 def _not_started(target_plan, why: str) -> TargetResult:
@@ -240,31 +274,60 @@ def _not_started(target_plan, why: str) -> TargetResult:
     return result
 
 
-async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, int], None] | None = None) -> list[TargetResult]:
-    """Apply every target of a plan; one target's failure does not stop the others."""
+async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, int], None] | None = None,
+                     check_targets: bool = True) -> list[TargetResult]:
+    """Apply every target of a plan; one target's failure does not stop the others.
+
+    With `check_targets` (a saved plan), every target is first checked against its pins
+    (`apply.verify.mismatch`): if any target matches none of them, `ForeignPlan` is raised and
+    nothing is applied anywhere. `prune`, which plans and applies in one run, may skip it."""
     from ghcr_janitor.stores.connect import open_registry
     from ghcr_janitor.core.reference import GHA, GHCR, parse_target
 
-    results = []
-    stopped: str | None = None
-    for target_plan in plan.targets:
-        if not target_plan.actions:
-            results.append(TargetResult(target_plan.target))
-            continue
-        target = parse_target(target_plan.target)
-        if target.kind in (GHA, GHCR):          # GitHub REST: one budget for the whole run
-            stopped = stopped or connect.budget.affordable(_rest_requests_needed(target_plan, journal))
-            if stopped:
-                results.append(_not_started(target_plan, stopped))
+    registries: dict[int, Registry] = {}
+    try:
+        for i, target_plan in enumerate(plan.targets):
+            if target_plan.actions and parse_target(target_plan.target).kind != GHA:
+                registries[i] = open_registry(parse_target(target_plan.target), connect)
+        if check_targets:
+            await _refuse_foreign(plan, registries, journal)
+        results = []
+        stopped: str | None = None
+        for i, target_plan in enumerate(plan.targets):
+            note = getattr(target_plan, "reclaim_note", "") or ""
+            if not target_plan.actions:
+                results.append(TargetResult(target_plan.target, reclaim_note=note))
                 continue
-        if target.kind == GHA:
-            from ghcr_janitor.apply.cache_applier import apply_cache_plan
+            target = parse_target(target_plan.target)
+            if target.kind in (GHA, GHCR):          # GitHub REST: one budget for the whole run
+                stopped = stopped or connect.budget.affordable(_rest_requests_needed(target_plan, journal))
+                if stopped:
+                    results.append(_not_started(target_plan, stopped))
+                    results[-1].reclaim_note = note
+                    continue
+            if target.kind == GHA:
+                from ghcr_janitor.apply.cache_applier import apply_cache_plan
 
-            results.append(await apply_cache_plan(target, target_plan, connect, journal, progress))
-            continue
-        registry = open_registry(target, connect)
-        try:
-            results.append(await Applier(registry, target_plan.target, journal, progress).run(target_plan.actions))
-        finally:
+                result = await apply_cache_plan(target, target_plan, connect, journal, progress)
+            else:
+                result = await Applier(registries[i], target_plan.target, journal, progress).run(target_plan.actions)
+            result.reclaim_note = note
+            results.append(result)
+        return results
+    finally:
+        for registry in registries.values():
             await registry.aclose()
-    return results
+
+
+async def _refuse_foreign(plan, registries: dict[int, Registry], journal: Journal) -> None:
+    """ForeignPlan if any target's pins match nothing there now (checked for all before any is
+    touched). A target this plan's journal says was acted on is not refused: its actions may all
+    be done; each is checked against the store before it is reported done."""
+    for i, registry in registries.items():
+        target_plan = plan.targets[i]
+        if any(action_key(target_plan.target, a.action, a.tag, a.digest, a.to) in journal.done
+               for a in target_plan.actions if a.digest):
+            continue
+        why = await mismatch(registry, target_plan)
+        if why is not None:
+            raise ForeignPlan(f"{why} (nothing was changed)")

@@ -1,7 +1,11 @@
 """The apply journal: one JSON line per finished action, next to the plan file.
 
 A rerun of `janitor apply PLAN` after an interruption reads it and does not redo what
-was done; everything else is re-checked against the registry as usual. Every line carries
+was done; everything else is re-checked against the registry as usual. A "done" line is a hint,
+never proof: before a rerun reports an action done from the journal it checks the store as it is
+now (`apply.verify`: the tag no longer points at the pinned digest, the digest is gone, the cache
+id is gone). A registry restored from a backup, or a tag pushed back, refutes the line (`refute`)
+and the action is carried out again through the same last look as any other. Every line carries
 the plan's fingerprint (sha256 of the plan file's bytes), so a new plan written to the
 same path never inherits the old plan's "done" (a cron job that runs `plan -o plan.json`
 and `apply plan.json` daily would otherwise skip today's work).
@@ -34,7 +38,8 @@ class Journal:
     def __init__(self, path: Path | None, plan_id: str = ""):
         self.path = path
         self.plan_id = plan_id
-        self.done: set[str] = set()
+        self.done: set[str] = set()             # journalled done (earlier runs: hints) or done by this run
+        self.refuted: set[str] = set()          # journalled done, but the store says otherwise now
         self.counts: dict[str, int] = {}        # statuses recorded by this run
         self.last_at = time.monotonic_ns()      # when this run last recorded (or started)
         self._newline = False                   # the file ends in a torn line: start a new one
@@ -63,9 +68,14 @@ class Journal:
             plan_id = ""
         return cls(plan_path.with_name(plan_path.name + ".journal"), plan_id)
 
+    def refute(self, key: str) -> None:
+        """The store shows `key`'s effect undone (restored from a backup, pushed again): not done."""
+        self.refuted.add(key)
+
     def record(self, key: str, status: str) -> None:
         if status == "done":
             self.done.add(key)
+            self.refuted.discard(key)
         self.counts[status] = self.counts.get(status, 0) + 1
         self.last_at = time.monotonic_ns()
         if self.path is None:

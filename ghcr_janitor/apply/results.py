@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+# Nothing to do: what the action removes was already not there (a tag already gone, a 404 on the
+# delete, a cache entry evicted) and no verified journal line says this plan removed it. Not a
+# delete or untag the janitor did (never counted as one, never reclaimed bytes), and no reason for
+# a non-zero exit either: the repository is as the plan wants it.
+GONE = "gone"
+STATUSES = (DONE, GONE, SKIPPED, FAILED)
 
 
 @dataclass
@@ -38,6 +44,8 @@ class TargetResult:
     target: str
     results: list[ActionResult] = field(default_factory=list)
     error: str | None = None
+    # What `reclaimed` means on this store, copied from the plan's target (`TargetPlan.reclaim_note`).
+    reclaim_note: str = ""
 
     # Where the bytes go only later (a layout's gc), what that step really freed.
     freed: int | None = None
@@ -52,7 +60,7 @@ class TargetResult:
 
 
 def exit_code(results: list[TargetResult]) -> int:
-    """0 all done, 1 any failure, 4 some actions skipped."""
+    """0 all done (or already gone), 1 any failure, 4 some actions skipped."""
     if any(r.error for r in results) or any(a.status == FAILED for r in results for a in r.results):
         return 1
     if any(a.status == SKIPPED for r in results for a in r.results):
@@ -68,8 +76,8 @@ def interrupted_message(total: int, journal, rerun: str) -> str:
     from ghcr_janitor.net.http import mutations
 
     counts = journal.counts
-    parts = [f"{min(len(journal.done), total)} of {total} actions done"]
-    parts += [f"{counts[s]} {s}" for s in (SKIPPED, FAILED) if counts.get(s)]
+    parts = [f"{min(len(journal.done - journal.refuted), total)} of {total} actions done"]
+    parts += [f"{counts[s]} {'already gone' if s == GONE else s}" for s in (GONE, SKIPPED, FAILED) if counts.get(s)]
     in_flight = mutations.in_flight()
     if in_flight:
         parts.append(f"{len(in_flight)} in flight abandoned ({', '.join(in_flight)}: "

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
     ) -> None:
-        """Apply a plan file: tags that moved since planning are skipped and reported."""
+        """Apply a plan file: tags that moved since planning are skipped and reported; a plan whose
+        pins match nothing in its target is refused (exit 2)."""
         c.set_verbosity(verbose, quiet)
         applying: dict = {}         # the plan's action count and journal, once applying starts
 
@@ -40,7 +41,7 @@ def register(app: typer.Typer) -> None:
             return interrupted_message(applying["count"], applying["journal"], rerun)
 
         async def body() -> int:
-            from ghcr_janitor.apply.applier import apply_plan
+            from ghcr_janitor.apply.applier import ForeignPlan, apply_plan
             from ghcr_janitor.apply.results import exit_code
             from ghcr_janitor.cli.build import build_session
             from ghcr_janitor.cli.confirm import confirm_or_refuse
@@ -64,7 +65,10 @@ def register(app: typer.Typer) -> None:
             with progress_bar() as bar:
                 if bar is not None:
                     bar.set_total("apply", count)
-                results = await apply_plan(the_plan, session.connect, journal, progress=bar)
+                try:
+                    results = await apply_plan(the_plan, session.connect, journal, progress=bar)
+                except ForeignPlan as exc:          # nothing was changed: one line, exit 2
+                    raise ForeignPlan(f"{plan_file}: {exc}") from None
             session.close()
             code = exit_code(results)
             emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file,

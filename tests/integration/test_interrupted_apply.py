@@ -117,7 +117,12 @@ def test_sigkill_mid_apply_then_rerun_finishes_without_redoing(registry, tmp_pat
                                timeout=120, cwd=ROOT)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         results = json.loads(rerun.stdout)["targets"][0]["results"]
-        assert all(r["status"] == "done" for r in results), results
+        # A DELETE in flight at the kill may still have been carried out, unjournalled: the rerun
+        # finds its tag gone ("gone": nothing to do), never reports it done from the journal.
+        statuses = [r["status"] for r in results]
+        assert set(statuses) <= {"done", "gone"} and statuses.count("gone") <= 1, results
+        # Every journalled action was checked against the registry (its tag is gone) before it
+        # was reported done from the journal.
         assert sum(r["reason"] == "already done (apply journal)" for r in results) == len(journaled)
 
         # Journaled actions were not redone: no DELETE names their tag or digest again.
