@@ -64,6 +64,7 @@ class Applier:
         self.looker = LastLook(registry)
         self.deleted: set[str] = set()             # digests deleted by this run (or its journal)
         self.journalled: dict[str, ActionResult] = {}   # action key -> done, per the journal and the store now
+        self.swept: dict[str, str] = {}            # tag -> digest: tags this run's digest deletes removed
 
     async def _check_journal(self, actions: list) -> None:
         """Which journalled actions the store shows done now (one batched read); the others are
@@ -159,6 +160,8 @@ class Applier:
                 return await self._delete_untagged(action, look, res)
             current = look.tags.get(action.tag)
             if current is None:
+                if self.swept.get(action.tag) == action.digest:     # removed by our delete of its digest
+                    return res(DONE, "deleted (with its digest, by this run's delete under another tag)")
                 return res(GONE, ALREADY_GONE)
             if current != action.digest:
                 if await self._finish_placeholder(action.tag, current, look):
@@ -179,6 +182,7 @@ class Applier:
                 await self.registry.delete_manifest(action.digest)
             except NotFoundError:
                 return res(DONE, "already gone")
+            self.swept.update((t, action.digest) for t in look.tags_on(action.digest))
             return res(DONE, "deleted", action.reclaim_size)
         except TagMovedError as exc:
             return res(SKIPPED, f"moved since planning ({exc})")

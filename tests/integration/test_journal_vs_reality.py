@@ -229,3 +229,16 @@ def test_a_plan_of_one_target_with_an_untagged_pin_only_checks_the_digest(cli, r
         repo.client.delete(f"{repo.base}/v2/{repo.repo}/manifests/{digest}")
         result = cli("apply", plan, "--yes")
         assert result.exit_code == 2 and "matches none of the plan's 1 pinned digests" in result.stderr, result.stderr
+
+
+def test_two_deleted_tags_on_one_digest_are_both_done_not_gone(cli, registry, repo, tmp_path):
+    """The first delete removes the digest with both tags: the second tag is gone by our hand."""
+    _, body = repo.buildkit_cache("cache-a", [b"shared"], OLD)
+    repo.manifest("cache-b", body, OCI_MANIFEST)
+    plan = make_plan(cli, tmp_path, f"{registry.host}/{repo.repo}", ALL_POLICY)
+    assert [a["action"] for a in json.loads(plan.read_text())["targets"][0]["actions"]] == ["delete", "delete"]
+    applied, code, err = apply(cli, plan)
+    assert code == 0, err
+    outcome = rows(applied)
+    assert outcome["cache-a"]["reason"] == "deleted" and outcome["cache-b"]["status"] == "done", outcome
+    assert repo.tags() == {}
