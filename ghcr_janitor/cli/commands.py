@@ -50,3 +50,15 @@ for _name in COMMAND_MODULES:
             raise
         continue
     _module.register(app)
+
+
+def _commands(typer_app: typer.Typer):
+    yield from typer_app.registered_commands
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            yield from _commands(group.typer_instance)
+
+
+for _info in _commands(app):             # metavars in help, a quiet broken pipe (common.Command)
+    if _info.cls in (None, typer.core.TyperCommand):
+        _info.cls = c.Command

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY  # noqa: F401 (used by the commands)
 from ghcr_janitor.core.errors import JanitorError, UsageError
@@ -20,23 +21,84 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-Targets = Annotated[Optional[list[str]], typer.Argument(help="HOST[:PORT]/NAME, ghcr.io/OWNER/NAME, oci-layout:PATH or gha:OWNER/REPO (a last part may be a glob)", show_default=False)]
-OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-O", help="table, json or markdown")]
-TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", help="tag glob to consider (repeatable; default cache-*)")]
+Targets = Annotated[Optional[list[str]], typer.Argument(metavar="TARGET", help="HOST[:PORT]/NAME, ghcr.io/OWNER/NAME, oci-layout:PATH or gha:OWNER/REPO (a last part may be a glob); REPO:TAG restricts the run to that tag", show_default=False)]
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-O", metavar="FORMAT", help="table, json or markdown")]
+TagOpt = Annotated[Optional[list[str]], typer.Option("--tag", metavar="GLOB", help="tag glob to consider (repeatable; default cache-*)")]
 AllTagsOpt = Annotated[bool, typer.Option("--all-tags", help="consider every tag, not only --tag globs")]
-ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=256, help="parallel registry requests")]
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=256, metavar="N", help="parallel registry requests")]
 InsecureOpt = Annotated[bool, typer.Option("--insecure", help="allow plain HTTP to a non-loopback registry")]
-UsernameOpt = Annotated[Optional[str], typer.Option("--username", "-u", help="registry user name")]
+UsernameOpt = Annotated[Optional[str], typer.Option("--username", "-u", metavar="USER", help="registry user name")]
 PasswordStdinOpt = Annotated[bool, typer.Option("--password-stdin", help="read the password or token from stdin")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="more logging (repeatable)")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="errors only")]
-PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", "-p", help="policy TOML (default: the packaged default policy)")]
-MetricsOpt = Annotated[Optional[Path], typer.Option("--metrics-file", help="write Prometheus metrics to this file")]
-TargetsFileOpt = Annotated[Optional[Path], typer.Option("--targets-file", help="file with one target per line")]
-ShardOpt = Annotated[Optional[str], typer.Option("--shard", help="I/N: only the I-th of N shares of the targets")]
-HistoryOpt = Annotated[Optional[Path], typer.Option("--history", help="run history file (sqlite; default: JANITOR_STATE_DIR/history.sqlite)")]
-MaxRequestsOpt = Annotated[Optional[int], typer.Option("--max-requests", min=1, help="GitHub REST: send at most N requests this run (shared by every target); stop between targets when the rest cannot finish")]
-OwnerTypeOpt = Annotated[Optional[str], typer.Option("--owner-type", help="ghcr.io: org or user (default: detect)")]
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", "-p", metavar="FILE", help="policy TOML (default: the packaged default policy)")]
+MetricsOpt = Annotated[Optional[Path], typer.Option("--metrics-file", metavar="PATH", help="write Prometheus metrics to this file")]
+TargetsFileOpt = Annotated[Optional[Path], typer.Option("--targets-file", metavar="PATH", help="file with one target per line")]
+ShardOpt = Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="only the I-th of N shares of the targets (1-based)")]
+HistoryOpt = Annotated[Optional[Path], typer.Option("--history", metavar="PATH", help="run history file (sqlite; default: JANITOR_STATE_DIR/history.sqlite)")]
+MaxRequestsOpt = Annotated[Optional[int], typer.Option("--max-requests", min=1, metavar="N", help="GitHub REST: send at most N requests this run (shared by every target); stop between targets when the rest cannot finish")]
+OwnerTypeOpt = Annotated[Optional[str], typer.Option("--owner-type", metavar="org|user", help="ghcr.io: whether the owner is an org or a user (default: detect)")]
+
+
+BROKEN_PIPE_EXIT = 141        # 128 + SIGPIPE: what a shell reports for `cat big | head -1`
+
+
+def broken_pipe() -> "typer.Exit":
+    """Standard output's reader went away (`janitor ls | head -1`): stop without a word, exit 141.
+
+    Standard output now points at /dev/null, so that the flush at exit cannot fail a second time
+    (the Python documentation's recipe for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):       # not a real file (a test runner's buffer): nothing to flush
+        pass
+    return typer.Exit(BROKEN_PIPE_EXIT)
+
+
+class _Argument(TyperArgument):
+    """An argument's help shows its metavar (TARGET..., PLAN_FILE), not the Python type
+    (`<list[str]>`), and the usage line writes it as click does (`[TARGET]...`, `PLAN_FILE`)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _many(self, name: str) -> str:
+        return name + ("..." if self.nargs != 1 and not name.rstrip("]").endswith("...") else "")
+
+    def _rich_display_name(self) -> str:
+        return self._many(self.display_name_raw)
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        return self._many(name if self.required else f"[{name}]")
+
+
+class Command(TyperCommand):
+    """Every janitor command (`commands.py` makes it the default): metavars in help, never a
+    type name, and a quiet exit 141 when standard output's reader goes away."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument):
+                param.__class__ = _Argument
+                if param.metavar is None:
+                    param.metavar = (param.name or "value").upper()
+            elif isinstance(param, TyperOption) and param.metavar is None and not (param.is_flag or param.count):
+                param.metavar = (param.name or "value").upper()
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                sys.stdout.flush()          # a broken pipe shows here, not as a message at exit
+        except BrokenPipeError:
+            raise broken_pipe() from None
 
 
 _state: dict[str, int] = {"verbosity": 0}
@@ -156,6 +218,8 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
 
     try:
         return asyncio.run(main())
+    except BrokenPipeError:             # standard output's reader went away: `Command` exits quietly
+        raise
     except KeyboardInterrupt:
         raise stop() from None
     except asyncio.CancelledError:

@@ -96,9 +96,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("gc")
     def gc(
-        target: Annotated[str, typer.Argument(help="oci-layout:PATH, or a directory holding an oci-layout file", show_default=False)],
+        target: Annotated[str, typer.Argument(metavar="TARGET", help="oci-layout:PATH, or a directory holding an oci-layout file", show_default=False)],
         dry_run: Annotated[bool, typer.Option("--dry-run", help="report what would be deleted; change nothing")] = False,
-        keep_recent: Annotated[str, typer.Option("--keep-recent", help="never delete blobs modified within this (0, 30m, 1h, 2d)")] = "1h",
+        keep_recent: Annotated[str, typer.Option("--keep-recent", metavar="DURATION", help="never delete blobs modified within this (0, 30m, 1h, 2d)")] = "1h",
         output: c.OutputOpt = c.OutputFormat.table,
         verify: Annotated[bool, typer.Option("--verify", help="also hash every reachable layer blob")] = False,
         verbose: c.VerboseOpt = 0,

@@ -37,7 +37,7 @@ def export(history: c.HistoryOpt = None, verbose: c.VerboseOpt = 0, quiet: c.Qui
 
 @history_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="JSON lines written by `janitor history export` (- for stdin)")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="JSON lines written by `janitor history export` (- for stdin)")],
     history: c.HistoryOpt = None,
     verbose: c.VerboseOpt = 0,
     quiet: c.QuietOpt = False,

@@ -46,7 +46,7 @@ def _text(doc: dict) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect(
-        target: str = typer.Argument(..., help="TARGET:TAG or TARGET@DIGEST"),
+        target: str = typer.Argument(..., metavar="TARGET", help="REPO:TAG or REPO@DIGEST", show_default=False),
         output: c.OutputOpt = c.OutputFormat.table,
         insecure: c.InsecureOpt = False,
         username: c.UsernameOpt = None,

@@ -15,8 +15,8 @@ def register(app: typer.Typer) -> None:
     def plan(
         targets: c.Targets = None,
         policy: c.PolicyOpt = None,
-        out: Annotated[Optional[Path], typer.Option("-o", "--out", help="write the plan JSON to this file")] = None,
-        output: Annotated[Optional[c.OutputFormat], typer.Option("--output", "-O", help="stdout format: json (default without -o), table or markdown")] = None,
+        out: Annotated[Optional[Path], typer.Option("-o", "--out", metavar="PLAN_FILE", help="write the plan JSON to this file")] = None,
+        output: Annotated[Optional[c.OutputFormat], typer.Option("--output", "-O", metavar="FORMAT", help="stdout format: json (default without -o), table or markdown")] = None,
         tag: c.TagOpt = None,
         all_tags: c.AllTagsOpt = False,
         concurrency: c.ConcurrencyOpt = c.DEFAULT_CONCURRENCY,

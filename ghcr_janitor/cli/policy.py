@@ -14,7 +14,7 @@ policy_app = typer.Typer(help="Work with policy files.", no_args_is_help=True, r
 
 @policy_app.command("check")
 def check(
-    file: Annotated[Optional[Path], typer.Argument(help="policy TOML (default: the packaged default)")] = None,
+    file: Annotated[Optional[Path], typer.Argument(metavar="FILE", help="policy TOML (default: the packaged default)")] = None,
     verbose: c.VerboseOpt = 0,
     quiet: c.QuietOpt = False,
 ) -> None:

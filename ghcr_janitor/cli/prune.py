@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="show the plan; send no mutating request")] = False,
         yes: Annotated[bool, typer.Option("--yes", "-y", help="apply without asking")] = False,
         no_gc: Annotated[bool, typer.Option("--no-gc", help="oci-layout targets: do not run gc after deleting")] = False,
-        keep_recent: Annotated[str, typer.Option("--keep-recent", help="oci-layout gc grace period")] = "1h",
+        keep_recent: Annotated[str, typer.Option("--keep-recent", metavar="DURATION", help="oci-layout gc grace period")] = "1h",
         output: c.OutputOpt = c.OutputFormat.table,
         tag: c.TagOpt = None,
         all_tags: c.AllTagsOpt = False,

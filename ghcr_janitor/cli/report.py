@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         targets: c.Targets = None,
-        out: Annotated[Path, typer.Option("-o", "--out", help="write the HTML report to this file (- for stdout)")] = ...,
+        out: Annotated[Path, typer.Option("-o", "--out", metavar="PATH", help="write the HTML report to this file (- for stdout)")] = ...,
         policy: c.PolicyOpt = None,
         tag: c.TagOpt = None,
         all_tags: c.AllTagsOpt = False,

@@ -1,0 +1,95 @@
+"""The CLI's manners (issue 20, point 8): a closed pipe ends a command quietly, help shows
+metavars, never Python types."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pytest
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+COMMANDS = [("ls",), ("inspect",), ("plan",), ("prune",), ("apply",), ("gc",), ("report",), ("policy", "check"),
+            ("history", "export"), ("history", "import"), ()]
+
+
+def _janitor() -> list[str]:
+    found = shutil.which("janitor")
+    return [found] if found else [sys.executable, "-m", "ghcr_janitor"]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "janitor")
+def test_help_shows_metavars_not_python_types(cli, command):
+    result = cli(*command, "--help")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    # typer's defaults: `<list[str]>`, `<path>`, `<int range>`, `{plan_file}`
+    assert not re.search(r"<[a-z]|list\[|\{", text), text
+    usage = text.splitlines()[0]
+    assert re.fullmatch(r"Usage: janitor[ a-z]* \[OPTIONS\]( \[?[A-Z_]+\]?(\.\.\.)?| COMMAND \[ARGS\]\.\.\.)?", usage), usage
+
+
+def test_help_names_the_arguments():
+    helps = {}
+    for command in COMMANDS[:-1]:
+        out = subprocess.run([*_janitor(), *command, "--help"], capture_output=True, text=True, check=True).stdout
+        helps[command] = out.splitlines()[0]
+    assert helps[("ls",)].endswith("[OPTIONS] [TARGET]...")
+    assert helps[("inspect",)].endswith("[OPTIONS] TARGET")
+    assert helps[("apply",)].endswith("[OPTIONS] PLAN_FILE")
+    assert helps[("history", "import")].endswith("[OPTIONS] FILE")
+    assert helps[("policy", "check")].endswith("[OPTIONS] [FILE]")
+
+
+def _seed(repo, tags: int) -> None:
+    for i in range(tags):
+        repo.buildkit_cache(f"cache-{i:03d}", [f"layer-{i}".encode() * 20], NOW)
+
+
+def test_a_closed_pipe_ends_ls_quietly(registry, repo, tmp_path):
+    """The reader of standard output is gone before the janitor writes: no message, exit 141
+    (128 + SIGPIPE, what a shell reports for `cat big | head -1`)."""
+    _seed(repo, 3)
+    env = {**os.environ, "JANITOR_CACHE_DIR": str(tmp_path / "c"), "JANITOR_STATE_DIR": str(tmp_path / "s")}
+    for fmt in ("table", "json", "markdown"):
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            done = subprocess.run([*_janitor(), "ls", f"{registry.host}/{repo.repo}", "-O", fmt], stdout=write,
+                                  stderr=subprocess.PIPE, text=True, env=env, timeout=60)
+        finally:
+            os.close(write)
+        assert (done.returncode, done.stderr) == (141, ""), fmt
+
+
+def test_ls_into_head_through_bash_pipefail(registry, repo, tmp_path):
+    """More output than a pipe holds (64 KiB), so the janitor is still writing when head leaves."""
+    from tests.support.push import OCI_MANIFEST
+
+    _, body = repo.buildkit_cache("cache-000", [b"layer" * 20], NOW)
+    for i in range(1, 300):
+        repo.manifest(f"cache-{i:03d}", body, OCI_MANIFEST)
+    env = {**os.environ, "JANITOR_CACHE_DIR": str(tmp_path / "c"), "JANITOR_STATE_DIR": str(tmp_path / "s")}
+    command = " ".join(shlex.quote(p) for p in _janitor())
+    script = (f"set -o pipefail; {command} ls {registry.host}/{repo.repo} -O json | head -1; "
+              f"echo \"status ${{PIPESTATUS[0]}}\" >&2")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout == "{\n"
+    assert done.stderr.strip().splitlines() == ["status 141"]
+
+
+def test_a_closed_pipe_outside_a_network_command_is_quiet_too(tmp_path):
+    env = {**os.environ, "JANITOR_STATE_DIR": str(tmp_path / "s")}
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([*_janitor(), "policy", "check"], stdout=write, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=60)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
