@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.plan.planner import load
             from ghcr_janitor.policy.units import parse_duration
             from ghcr_janitor.cli.progress import progress_bar
+            from ghcr_janitor.core import words
 
             loaded, name = load(policy)
             grace = _duration(parse_duration, keep_recent)
@@ -81,7 +82,7 @@ def register(app: typer.Typer) -> None:
                 emit_plan(the_plan, output, now, dry_run=False, summaries=False)
             count = sum(len(t.actions) for t in the_plan.targets)
             if count:
-                confirm_or_refuse(f"Apply {count} actions?", yes, CONFIRM_HINT)
+                confirm_or_refuse(f"Apply {words.count(count, 'action')}?", yes, CONFIRM_HINT)
             journal = applying["journal"] = Journal(None)
             applying["count"] = count
             with progress_bar() as bar:

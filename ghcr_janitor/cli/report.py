@@ -38,6 +38,8 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.cli.build import build_session, plan_with_progress
             from ghcr_janitor.cli.outputs import append_step_summary, report_requests
             from ghcr_janitor.core.errors import UsageError
+            from ghcr_janitor.core.humanize import human_size
+            from ghcr_janitor.core.words import count
             from ghcr_janitor.plan.planner import load
             from ghcr_janitor.report import html
             from ghcr_janitor.report.history import read_history, record
@@ -67,7 +69,9 @@ def register(app: typer.Typer) -> None:
                     c.echo_err(f"error: {tp.target}: {error}")
             append_step_summary(report_markdown(reports, None if str(out) == "-" else out.name, failures))
             if str(out) != "-":
-                c.echo_err(f"wrote {out}: {len(reports)} target(s), reclaimable {the_plan.reclaim_size} bytes")
+                reclaim = the_plan.reclaim_size
+                c.echo_err(f"wrote {out}: {count(len(reports), 'target')}, reclaimable {human_size(reclaim)} "
+                           f"({reclaim} bytes)")
             report_requests(session.connect.log, c.verbosity())
             return 1 if any(t.errors for t in the_plan.targets) else 0
 

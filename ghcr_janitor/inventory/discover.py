@@ -10,6 +10,7 @@ from fnmatch import fnmatchcase
 
 from ghcr_janitor.core.errors import JanitorError, UsageError
 from ghcr_janitor.core.reference import GHA, GHCR, OCI, Target, parse_target
+from ghcr_janitor.core.words import count
 from ghcr_janitor.net.http import describe_error
 
 
@@ -83,7 +84,7 @@ async def expand(targets: list[Target], connect) -> Expansion:
                 out.failures.append((target, f"the glob matches none of the {len(names)} listed"))
                 continue
             shown = ", ".join(str(t) for t in found[:5]) + (", ..." if len(found) > 5 else "")
-            out.lines.append(f"expanded {pattern}: {len(found)} target(s): {shown}")
+            out.lines.append(f"expanded {pattern}: {count(len(found), 'target')}: {shown}")
         for t in found:
             if str(t) not in seen:
                 seen.add(str(t))

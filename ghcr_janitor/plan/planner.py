@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ghcr_janitor.core.models import Inventory, cache_item_id
+from ghcr_janitor.core.words import count, noun
 from ghcr_janitor.plan.model import DELETE, Action, Kept, Plan, TargetPlan, new_plan
 from ghcr_janitor.plan import only_tag as restrict
 from ghcr_janitor.plan.build import build_target_plan
@@ -106,7 +107,7 @@ def filtered_out_warnings(inventory: Inventory, policy: Policy) -> list[str]:
                   and (not rule.selector.broken or inventory.artifacts[inventory.tags[t]].broken)]
         if hidden:
             example = ", ".join(hidden[:3]) + (", ..." if len(hidden) > 3 else "")
-            lines.append(f"rule {rule.name!r} matches {len(hidden)} tag(s) here that the listing filter ({shown}) "
+            lines.append(f"rule {rule.name!r} matches {count(len(hidden), 'tag')} here that the listing filter ({shown}) "
                          f"leaves out ({example}): they are not considered; add --tag GLOB for them or --all-tags")
     return lines
 
@@ -128,11 +129,12 @@ def _cache_facts(target_plan: TargetPlan, inventory: Inventory) -> None:
     floored = [k for k in target_plan.kept if k.reason.startswith("kept: ")]
     if floored:
         size = sum(inventory.artifacts[cache_item_id(k.cache_id)].size for k in floored if k.cache_id is not None)
-        target_plan.notes.append(f"{len(floored)} entries ({human_size(size)}) that the policy would delete are kept "
+        verb = "is" if len(floored) == 1 else "are"
+        target_plan.notes.append(f"{count(len(floored), 'entry', 'entries')} ({human_size(size)}) that the policy would delete {verb} kept "
                                  "by the safety floor; a budget that counts them cannot be reached by deleting")
     if isinstance(limit, int):
         verdict = "fits" if after <= limit else "is still over"
-        target_plan.notes.append(f"usage {human_size(usage)} of limit {human_size(limit)} ({facts.get('limit_source')}); "
+        target_plan.notes.append(f"usage {human_size(usage)} of limit {human_size(limit)} (source: {facts.get('limit_source')}); "
                                  f"after the plan {human_size(after)}: {verdict} the limit")
 
 
@@ -180,15 +182,17 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
     elif (missing := restrict.missing_tag(inventory, only_tag)) is not None:
         target_plan.errors.append(missing)
     if inventory.unresolved:
-        _block_deletes(target_plan, f"not deleted: the digest of tag(s) {', '.join(inventory.unresolved[:5])} "
-                                    "could not be learned")
+        unresolved = inventory.unresolved
+        _block_deletes(target_plan, f"not deleted: the digest of {noun(len(unresolved), 'tag')} "
+                                    f"{', '.join(unresolved[:5])} could not be learned")
     if inventory.facts.get("listing_problem"):
         _block_deletes(target_plan, f"not deleted: {inventory.facts['listing_problem']}",
                        lambda a: a.tag is None or a.parent is not None)
     failed = sorted(a.digest for a in inventory.artifacts.values() if a.error)
     if failed:
-        _block_deletes(target_plan, f"not deleted: {len(failed)} artifact(s) could not be inspected "
-                                    f"(e.g. {failed[0]}), so what they reference is unknown")
+        what = "what it references" if len(failed) == 1 else "what they reference"
+        _block_deletes(target_plan, f"not deleted: {count(len(failed), 'artifact')} could not be inspected "
+                                    f"(e.g. {failed[0]}), so {what} is unknown")
     if only_tag is not None:
         restrict.narrow(target_plan, only_tag)
     return target_plan

@@ -93,3 +93,55 @@ def test_a_closed_pipe_outside_a_network_command_is_quiet_too(tmp_path):
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_the_prune_question_counts_in_good_english(cli, registry, repo, monkeypatch, tmp_path):
+    from datetime import timedelta
+
+    from ghcr_janitor.cli import confirm
+
+    asked = []
+    monkeypatch.setattr(confirm, "refuse_unless_confirmable", lambda yes, hint: None)     # as on a terminal
+    monkeypatch.setattr(confirm, "confirm_or_refuse", lambda question, yes, hint: asked.append(question))
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nselect = { tags = ["cache-old-*"] }\nolder_than = "30d"\naction = "delete"\n')
+    repo.buildkit_cache("cache-old-1", [b"one" * 10], NOW - timedelta(days=90))
+    repo.buildkit_cache("cache-new", [b"new" * 10], NOW)
+    result = cli("prune", f"{registry.host}/{repo.repo}", "--policy", str(policy))
+    assert result.exit_code == 0, result.output
+    repo.buildkit_cache("cache-old-2", [b"two" * 10], NOW - timedelta(days=90))
+    repo.buildkit_cache("cache-old-3", [b"three" * 10], NOW - timedelta(days=90))
+    result = cli("prune", f"{registry.host}/{repo.repo}", "--policy", str(policy))
+    assert result.exit_code == 0, result.output
+    assert asked == ["Apply 1 action?", "Apply 2 actions?"]
+
+
+def test_counted_nouns():
+    from ghcr_janitor.core.words import count, noun
+
+    assert [count(n, "action") for n in (0, 1, 2)] == ["0 actions", "1 action", "2 actions"]
+    assert count(1, "entry", "entries") == "1 entry" and count(3, "entry", "entries") == "3 entries"
+    assert (noun(1, "tag"), noun(2, "tag")) == ("tag", "tags")
+
+
+def test_no_count_in_the_cli_says_x_s(cli, registry, repo, tmp_path):
+    """`report` says what it wrote in human units with exact bytes, as every other output does."""
+    from datetime import timedelta
+
+    repo.buildkit_cache("cache-old-1", [b"one" * 500], NOW - timedelta(days=90))
+    repo.buildkit_cache("cache-pr-1-x", [b"pr" * 500], NOW - timedelta(days=90))
+    out = tmp_path / "r.html"
+    result = cli("report", f"{registry.host}/{repo.repo}", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    [line] = [l for l in result.stderr.splitlines() if l.startswith("wrote ")]
+    found = re.fullmatch(rf"wrote {re.escape(str(out))}: 1 target, reclaimable (\d+(?:\.\d)? (?:B|KiB|MiB)) \((\d+) bytes\)",
+                         line)
+    assert found, line
+    from ghcr_janitor.core.humanize import human_size
+
+    assert found.group(1) == human_size(int(found.group(2)))
+    assert "(s)" not in result.stderr + result.stdout
+    # :TAG on report restricts it too (said on stderr)
+    result = cli("report", f"{registry.host}/{repo.repo}:cache-old-1", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"{registry.host}/{repo.repo}:cache-old-1: only tag cache-old-1" in result.stderr

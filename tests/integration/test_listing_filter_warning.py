@@ -20,7 +20,7 @@ def test_a_rule_outside_the_listing_filter_is_named_with_its_count(repo, cli, tm
     plan = json.loads(filtered.stdout)["targets"][0]
     assert plan["actions"] == []
     warning = next(line for line in filtered.stderr.splitlines() if line.startswith("warning:"))
-    assert "'old releases'" in warning and "2 tag(s)" in warning and "--tag cache-*" in warning
+    assert "'old releases'" in warning and "2 tags" in warning and "--tag cache-*" in warning
     assert "release-1, release-2" in warning and "--all-tags" in warning
     assert plan["warnings"] == [warning.split(f"{target}: ", 1)[1]]
 
