@@ -35,8 +35,8 @@ def _text(doc: dict) -> str:
     if rows:
         lines.append("")
         lines.append(tabulate(rows, headers=["blob media type", "digest", "size", "createdat"]))
-    children = [[ch["media_type"], ch["digest"], human_size(ch["size"]),
-                 "/".join(str(v) for v in (ch.get("platform") or {}).values() if isinstance(v, str))] for ch in doc["children"]]
+    children = [[ch["media_type"], ch["digest"], human_size(ch["size"]), ch.get("describes") or "-"]
+                for ch in doc["children"]]
     if children:
         lines.append("")
         lines.append(tabulate(children, headers=["child manifest", "digest", "size", "platform"]))

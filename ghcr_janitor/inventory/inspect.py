@@ -49,7 +49,7 @@ async def inspect_artifact(registry: Registry, target: Target, options: Inventor
         "config": _desc(manifest.config) if manifest.config else None,
         "blobs": [_desc(b) for b in manifest.blobs],
         "unique_blobs": len({b.digest for b in manifest.blobs}),
-        "children": [_desc(c) for c in manifest.children],
+        "children": _named([_desc(c) for c in manifest.children]),
         "subject": _desc(manifest.subject) if manifest.subject else None,
         "broken": art.broken,
         "missing": list(art.missing),
@@ -90,3 +90,41 @@ def _desc(d) -> dict[str, Any]:
     if d.artifact_type:
         out["artifact_type"] = d.artifact_type
     return out
+
+
+REFERENCE_TYPE = "vnd.docker.reference.type"          # BuildKit's attestation descriptors in an index
+REFERENCE_DIGEST = "vnd.docker.reference.digest"
+
+
+def platform_text(platform: Any) -> str | None:
+    """A descriptor's platform as docker writes it: OS/ARCH[/VARIANT] ("linux/amd64", "linux/arm/v7")."""
+    if not isinstance(platform, dict) or not platform:
+        return None
+
+    def part(key: str) -> str:
+        value = platform.get(key)
+        return value if isinstance(value, str) and value else "unknown"
+
+    variant = platform.get("variant")
+    return "/".join([part("os"), part("architecture")] + ([variant] if isinstance(variant, str) and variant else []))
+
+
+def _named(children: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each child gets `describes`: its platform (`linux/amd64`), or for an attestation manifest
+    (platform unknown/unknown) whose image it attests: `attestation-manifest for linux/amd64 (sha256:…)`."""
+    from ghcr_janitor.core.digests import short
+
+    platforms = {c["digest"]: platform_text(c.get("platform")) for c in children}
+    for child in children:
+        notes = child.get("annotations") or {}
+        kind = notes.get(REFERENCE_TYPE)
+        if kind:
+            subject = notes.get(REFERENCE_DIGEST)
+            whose = platforms.get(subject) if subject else None
+            if subject and whose:
+                child["describes"] = f"{kind} for {whose} ({short(subject)})"
+            else:
+                child["describes"] = f"{kind} for {short(subject)}" if subject else kind
+        else:
+            child["describes"] = platforms[child["digest"]]
+    return children

@@ -3,6 +3,7 @@ metavars, never Python types."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -145,3 +146,35 @@ def test_no_count_in_the_cli_says_x_s(cli, registry, repo, tmp_path):
     result = cli("report", f"{registry.host}/{repo.repo}:cache-old-1", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert f"{registry.host}/{repo.repo}:cache-old-1: only tag cache-old-1" in result.stderr
+
+
+def test_inspect_names_platforms_as_docker_does_and_attestations_by_whose(cli, registry, repo):
+    """A BuildKit multi-platform push: platforms `linux/amd64`, `linux/arm64/v8` (not `amd64/linux`),
+    and its attestation manifests (platform unknown/unknown) named by the image they attest."""
+    from ghcr_janitor.core.digests import short
+    from tests.support.push import OCI_INDEX, OCI_MANIFEST, dumps
+
+    created = NOW
+    amd, amd_body = repo.image(None, [b"amd" * 9], created)
+    arm, arm_body = repo.image(None, [b"arm" * 9], created, platform={"architecture": "arm64"})
+    att, att_body = repo.image(None, [b'{"_type": "https://in-toto.io/Statement/v0.1"}'], created)
+    unknown = {"architecture": "unknown", "os": "unknown"}
+    index = dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": amd, "size": len(amd_body),
+         "platform": {"architecture": "amd64", "os": "linux"}},
+        {"mediaType": OCI_MANIFEST, "digest": arm, "size": len(arm_body),
+         "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        {"mediaType": OCI_MANIFEST, "digest": att, "size": len(att_body), "platform": unknown,
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                         "vnd.docker.reference.digest": amd}}]})
+    repo.manifest("multi", index, OCI_INDEX)
+    result = cli("inspect", f"{registry.host}/{repo.repo}:multi", "-O", "json")
+    assert result.exit_code == 0, result.output
+    described = [c["describes"] for c in json.loads(result.stdout)["children"]]
+    assert described == ["linux/amd64", "linux/arm64/v8", f"attestation-manifest for linux/amd64 ({short(amd)})"]
+    table = cli("inspect", f"{registry.host}/{repo.repo}:multi").stdout
+    rows = {line.split()[1]: line for line in table.splitlines() if line.startswith(OCI_MANIFEST)}
+    assert rows[amd].rstrip().endswith("linux/amd64")
+    assert rows[arm].rstrip().endswith("linux/arm64/v8")
+    assert rows[att].rstrip().endswith(f"attestation-manifest for linux/amd64 ({short(amd)})")
+    assert "amd64/linux" not in table and "unknown/unknown" not in table
