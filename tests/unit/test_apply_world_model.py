@@ -9,7 +9,11 @@ version (which shifts GHCR's pages). `tests/support/world.py` judges every mutat
 - nothing a tag reaches at the moment of its delete is deleted (the one excuse being a change
   inside the residual window: after the janitor began its last look, with only reads since);
 - a placeholder is never pushed over a tag that moved (same excuse, after the tag's last HEAD);
-- apply reports "deleted" only for what it deleted, "untagged" only for what it untagged.
+- apply reports "deleted" only for what it deleted, "untagged" only for what it untagged;
+- the apply journal may lie (it claims actions done that never were, as after a restore from
+  backup): a claim is checked against the store, and one the store refutes goes through the last
+  look like any other action (tests/unit/test_journal_world_model.py proves the journal never
+  makes apply report done what the world does not show).
 
 `JANITOR_NIGHTLY=1` runs many more examples. `test_the_model_catches_a_snapshot_applier` shows
 the model fails when the last look is replaced by one snapshot taken at the start.
@@ -29,8 +33,8 @@ from hypothesis import HealthCheck, Phase, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from ghcr_janitor.apply import last_look
-from ghcr_janitor.apply.applier import Applier
-from ghcr_janitor.apply.journal import Journal
+from ghcr_janitor.apply.applier import JOURNALLED, Applier
+from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.inventory.gather import InventoryOptions, build_inventory
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.github import GitHubPackages
@@ -91,8 +95,8 @@ class ApplyWhileTheWorldMoves(RuleBasedStateMachine):
         self.fresh = 0
 
     @initialize(caches=st.integers(1, 4), aliases=st.integers(0, 2), untagged=st.integers(0, 3),
-                hand_edit=st.booleans())
-    def seed(self, caches, aliases, untagged, hand_edit):
+                hand_edit=st.booleans(), claims=st.sets(st.integers(0, 12), max_size=3))
+    def seed(self, caches, aliases, untagged, hand_edit, claims):
         w = self.world
         base = w.image("base", "cache-base", created="2026-12-06T00:00:00Z")
         for i in range(aliases):
@@ -114,6 +118,9 @@ class ApplyWhileTheWorldMoves(RuleBasedStateMachine):
             if a.action in ("delete", "untag") and a.tag:
                 w.untag_digest[a.tag] = a.digest        # any of them may become an untag
         self.actions = actions
+        # A journal claiming some actions done that never were: each claim is checked, not trusted.
+        self.claimed = {action_key("model", a.action, a.tag, a.digest, a.to)
+                        for i, a in enumerate(actions) if i in claims}
         self.thread = threading.Thread(target=self._apply, daemon=True)
         self.thread.start()
 
@@ -121,7 +128,9 @@ class ApplyWhileTheWorldMoves(RuleBasedStateMachine):
         async def go():
             store = open_store(self.world, self.stepper)
             try:
-                return await Applier(store, "model", Journal(None)).run(self.actions)
+                journal = Journal(None)
+                journal.done |= self.claimed
+                return await Applier(store, "model", journal).run(self.actions)
             finally:
                 await store.aclose()
         try:
@@ -188,7 +197,9 @@ class ApplyWhileTheWorldMoves(RuleBasedStateMachine):
         assert not self.thread.is_alive(), "apply did not finish"
         assert self.crash is None, repr(self.crash)
         assert not self.world.violations, self.world.violations
-        for r in self.results.results:
+        for a, r in zip(self.actions, self.results.results):
+            if r.reason == JOURNALLED:                  # only a claim the store confirmed
+                assert action_key("model", a.action, a.tag, a.digest, a.to) in self.claimed, r
             if r.reason == "deleted":
                 assert r.digest in self.world.deleted_by_janitor, r
             if r.reason.startswith("untagged"):         # the tag was moved off the digest by us
