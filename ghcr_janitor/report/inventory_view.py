@@ -59,6 +59,7 @@ def cache_dict(inv: Inventory) -> dict[str, Any]:
         "entries": [cache_entry(a) for a in arts],
         "totals": {"entries": len(arts), "size": sum(a.size for a in arts), "usage": facts.get("usage"),
                    "limit": facts.get("limit"), "limit_source": facts.get("limit_source"),
+                   "retention_days": facts.get("retention_days"), "retention_source": facts.get("retention_source"),
                    "default_branch": facts.get("default_branch"),
                    "per_ref": _sums([(a.labels["ref"], a.size) for a in arts]),
                    "per_kind": _sums([(a.kind, a.size) for a in arts]),
@@ -158,7 +159,9 @@ def cache_table(inv: Inventory, now: datetime) -> str:
     usage = totals["usage"]
     lines.append(f"total: {totals['entries']} entries, {human_size(totals['size'])} ({totals['size']} bytes); "
                  f"usage {human_size(usage) if usage is not None else 'unknown'} of limit "
-                 f"{human_size(totals['limit'])} ({totals['limit_source']})")
+                 f"{human_size(totals['limit'])} (source: {totals['limit_source']})"
+                 + (f", retention {totals['retention_days']} days (source: {totals['retention_source']})"
+                    if totals.get("retention_days") is not None else ""))
     if kinds:
         lines.append(f"per kind: {kinds}; per ref state: {states}")
     for error in inv.errors:

@@ -45,13 +45,15 @@ def test_ls_lists_every_entry_with_kind_family_and_ref_state(gha, cli):
     totals = target["totals"]
     assert totals["entries"] == len(gha.entries) and totals["size"] == sum(e["size_in_bytes"] for e in gha.entries.values())
     assert totals["usage"] == totals["size"] and totals["limit"] == 10 * 1024 ** 3
-    assert "default" in totals["limit_source"]
-    # Requests: the repository, every page, one per distinct ref outside the default branch, usage, limit.
+    assert (totals["limit_source"], totals["retention_days"], totals["retention_source"]) == ("default", 7, "default")
+    # Requests: the repository, every page, one per distinct ref outside the default branch, usage, and
+    # the limits (none set here: the repository's and organisation's storage-limit, GHES's usage-policy,
+    # the repository's and organisation's retention-limit all answer 404).
     methods = [m for m, _, _ in gha.requests]
     assert set(methods) == {"GET"}
     pages = [p for _, p, _ in gha.requests if "/actions/caches" in p]
     assert len(pages) == -(-len(gha.entries) // 100)
-    assert len(gha.requests) == len(pages) + 1 + 1 + 6 + 2     # + the default-branch probe
+    assert len(gha.requests) == len(pages) + 1 + 1 + 6 + 1 + 5     # + the default-branch probe
     table = cli("ls", TARGET)
     assert "buildkit-index (newest)" in table.stdout and "per kind:" in table.stdout
 

@@ -2,9 +2,12 @@
 
 Built from the documented shapes (gha-cache.md §1): `GET /repos/O/R/actions/caches` pages with
 `per_page`/`page`, an exact `ref` and a key-prefix `key` filter, `total_count` and `Link`; `DELETE /repos/O/R/actions/caches/{id}` -> 204 or 404;
-usage, storage-limit (404 unless set), the repository (default branch), branches and pull
-requests. Faults are queued per method; every request is logged. It runs on 127.0.0.1 in a
-thread, started by the tests like the registry.
+usage, the cache limits (gha-cache.md §1.6, U.2: the repository's and the organisation's
+`storage-limit` -> `{"max_cache_size_gb": N}` and `retention-limit` -> `{"max_cache_retention_days": N}`,
+GHES's repository `usage-policy` -> `{"repo_cache_size_limit_in_gb": N}`; each 404 unless set, or the
+status put in `denied`), the repository (default branch, owner type), branches and pull requests.
+Faults are queued per method; every request is logged. It runs on 127.0.0.1 in a thread, started
+by the tests like the registry.
 """
 
 from __future__ import annotations
@@ -49,7 +52,14 @@ class CacheRepo:
         self.entries: dict[int, dict] = {}
         self.branches: set[str] = {default_branch}
         self.pulls: dict[int, str] = {}
-        self.limit_gb: int | None = None
+        self.limit_gb: int | None = None             # the repository's storage-limit (None: 404)
+        self.retention_days: int | None = None       # the repository's retention-limit
+        self.org_limit_gb: int | None = None         # the organisation's storage-limit
+        self.org_retention_days: int | None = None   # the organisation's retention-limit
+        self.usage_max_gb: int | None = None         # a `max_cache_size_gb` in the usage answer
+        self.policy_gb: int | None = None            # GHES: the repository's usage-policy
+        self.denied: dict[str, int] = {}             # path suffix (e.g. "storage-limit") -> status (403)
+        self.owner_type = "Organization"
         self.ids = itertools.count(1000)
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, int]] = []
@@ -98,7 +108,12 @@ class CacheRepo:
             if method == "GET" and path == f"/orgs/{self.owner}/actions/cache/usage-by-repository":
                 return self._usage_page(query, limits)
             if method == "GET" and path == base:
-                return 200, {"full_name": f"{self.owner}/{self.repo}", "default_branch": self.default_branch}, limits
+                return 200, {"full_name": f"{self.owner}/{self.repo}", "default_branch": self.default_branch,
+                             "owner": {"login": self.owner, "type": self.owner_type}}, limits
+            setting = self._setting(method, path, base)
+            if setting is not None:
+                status, body = setting
+                return status, body, limits
             if method == "GET" and path == f"{base}/actions/caches":
                 return self._page(query, limits)
             if method == "DELETE" and path.startswith(f"{base}/actions/caches/"):
@@ -112,12 +127,11 @@ class CacheRepo:
                 return 204, None, limits
             if method == "GET" and path == f"{base}/actions/cache/usage":
                 size = sum(e["size_in_bytes"] for e in self.entries.values())
-                return 200, {"full_name": f"{self.owner}/{self.repo}", "active_caches_size_in_bytes": size,
-                             "active_caches_count": len(self.entries)}, limits
-            if method == "GET" and path == f"{base}/actions/cache/storage-limit":
-                if self.limit_gb is None:
-                    return 404, {"message": "Not Found"}, limits
-                return 200, {"max_cache_size_gb": self.limit_gb}, limits
+                usage = {"full_name": f"{self.owner}/{self.repo}", "active_caches_size_in_bytes": size,
+                         "active_caches_count": len(self.entries)}
+                if self.usage_max_gb is not None:
+                    usage["max_cache_size_gb"] = self.usage_max_gb
+                return 200, usage, limits
             if method == "GET" and path.startswith(f"{base}/branches/"):
                 name = path[len(f"{base}/branches/"):]
                 return (200, {"name": name}, limits) if name in self.branches else (404, {"message": "Branch not found"}, limits)
@@ -126,6 +140,25 @@ class CacheRepo:
                 state = self.pulls.get(number)
                 return (200, {"number": number, "state": state}, limits) if state else (404, {"message": "Not Found"}, limits)
             return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}, limits
+
+    def _setting(self, method: str, path: str, base: str) -> tuple[int, dict] | None:
+        """The limit endpoints (None: not one of them). A user's repository has no organisation."""
+        org = f"/organizations/{self.owner}/actions/cache/"
+        table = {f"{base}/actions/cache/storage-limit": ("storage-limit", "max_cache_size_gb", self.limit_gb),
+                 f"{base}/actions/cache/retention-limit": ("retention-limit", "max_cache_retention_days",
+                                                          self.retention_days),
+                 f"{base}/actions/cache/usage-policy": ("usage-policy", "repo_cache_size_limit_in_gb", self.policy_gb),
+                 f"{org}storage-limit": ("org storage-limit", "max_cache_size_gb", self.org_limit_gb),
+                 f"{org}retention-limit": ("org retention-limit", "max_cache_retention_days", self.org_retention_days)}
+        if method != "GET" or path not in table:
+            return None
+        name, field, value = table[path]
+        if name in self.denied:
+            return self.denied[name], {"message": "Resource not accessible by integration",
+                                       "documentation_url": "https://docs.github.com/rest/actions/cache"}
+        if value is None or (name.startswith("org ") and self.owner_type != "Organization"):
+            return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
+        return 200, {field: value}
 
     def _page(self, query: dict, limits: dict) -> tuple[int, dict, dict]:
         per_page = min(int(query.get("per_page", ["30"])[0]), 100)

@@ -1,5 +1,6 @@
 """REST calls for one repository's Actions cache (gha-cache.md §1): list every entry, delete
-by id, usage, storage limit, and the refs' states (default branch, branches, pull requests).
+by id, usage, the cache's size and retention limits (where each was read), and the refs' states
+(default branch, branches, pull requests).
 
 Listing reads every page (`per_page=100`, `Link` followed as written) before anything is
 decided. Deleting is by id only: keys contain `#` and `:`, and delete-by-key without a ref
@@ -9,6 +10,7 @@ hits every branch. Errors name the permission that is missing.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,9 +24,16 @@ from ghcr_janitor.core.files import read_regular
 from ghcr_janitor.core.timeparse import parse_time
 from ghcr_janitor.net.github import GitHubRest, _message, _unauthorised
 
+log = logging.getLogger("ghcr_janitor.gha")
+
 PER_PAGE = 100
 MAX_PAGES = 1_000                       # 100,000 entries
-DEFAULT_LIMIT = 10 * 1024 ** 3          # GitHub's default repository cache limit ("10 GB")
+GB = 1024 ** 3                          # GitHub's "GB" of cache limits, as the janitor counts it
+DEFAULT_LIMIT = 10 * GB                 # GitHub's default repository cache limit ("10 GB")
+DEFAULT_RETENTION_DAYS = 7              # "not accessed in over 7 days" (the default retention limit)
+# Where a limit was read (`limit_source` / `retention_source` in `ls` JSON), most specific first.
+REPOSITORY, ORGANISATION, USAGE_ENDPOINT, USAGE_POLICY, DEFAULT = (
+    "repository", "organisation", "usage endpoint", "usage policy", "default")
 TOKEN_MISSING = ("no GitHub token for the Actions cache API: set GITHUB_TOKEN or GH_TOKEN "
                  "(in a workflow: env GITHUB_TOKEN: ${{ github.token }})")
 READ_NEEDS = ("Actions read permission (a workflow: `permissions: actions: read`; a fine-grained token: "
@@ -34,6 +43,25 @@ WRITE_NEEDS = ("Actions write permission (a workflow: `permissions: actions: wri
 FORK_TOKEN = ("this run's GITHUB_TOKEN is read-only: workflows triggered by a pull request from a fork "
               "(or by Dependabot) cannot delete caches; run the cleanup on `pull_request_target` or "
               "`schedule` instead (see cron/github-actions-cache.yml)")
+
+
+@dataclass(frozen=True)
+class CacheLimits:
+    """The repository's cache size limit (bytes) and retention limit (days), each with where it
+    was read: REPOSITORY, ORGANISATION, USAGE_ENDPOINT, USAGE_POLICY (GHES) or DEFAULT."""
+
+    size: int
+    size_source: str
+    retention_days: int
+    retention_source: str
+
+
+def _positive(body: object, field: str) -> float | None:
+    """`body[field]` if it is a positive number, else None."""
+    value = body.get(field) if isinstance(body, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
 
 
 class LookExpired(RegistryError):
@@ -97,6 +125,8 @@ class ActionsCacheApi(GitHubRest):
         self.env = os.environ if env is None else env
         self.base = f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
         self.short_listing: tuple[int, int] | None = None     # (listed, total_count) if fewer were seen
+        self.owner_type: str | None = None                    # "Organization" / "User", once the repository was read
+        self._usage_body: dict | None = None                  # the usage endpoint's last answer
         self._send_by: float | None = None                    # a DELETE in flight must go out by then
 
     def __repr__(self) -> str:
@@ -233,7 +263,11 @@ class ActionsCacheApi(GitHubRest):
     async def default_branch(self) -> str:
         response = await self._get(self.base)
         self._check(response, "reading the repository of")
-        branch = self._json(response, "reading the repository").get("default_branch")
+        body = self._json(response, "reading the repository")
+        owner = body.get("owner")
+        if isinstance(owner, dict) and isinstance(owner.get("type"), str):
+            self.owner_type = owner["type"]
+        branch = body.get("default_branch")
         if not isinstance(branch, str) or not branch:
             raise RegistryError(f"reading {self.owner}/{self.repo}: no default_branch in the answer")
         return branch
@@ -259,15 +293,77 @@ class ActionsCacheApi(GitHubRest):
         response = await self._get(f"{self.base}/actions/cache/usage")
         if response.status_code != 200:
             return None
-        value = self._json(response, "reading cache usage").get("active_caches_size_in_bytes")
+        self._usage_body = body = self._json(response, "reading cache usage")
+        value = body.get("active_caches_size_in_bytes")
         return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
-    async def limit(self) -> int | None:
-        """The repository's cache storage limit in bytes, or None where it cannot be read."""
-        response = await self._get(f"{self.base}/actions/cache/storage-limit")
+    async def _setting(self, path: str) -> tuple[dict | None, str]:
+        """GET a limit endpoint: (its JSON object, "") or (None, why not). Never raises for an
+        answer: a 403 (no permission), 404 (older GHES, a user's repository, nothing set) or
+        anything unreadable is a reason to fall back, not to fail the run."""
+        response, _ = await self.request("GET", f"{self.api_url}{path}")
         if response.status_code != 200:
-            return None
-        value = self._json(response, "reading the cache storage limit").get("max_cache_size_gb")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            return int(value * 1024 ** 3)
-        return None
+            return None, f"{response.status_code}"
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return (body, "") if isinstance(body, dict) else (None, "not a JSON object")
+
+    def _org_paths(self) -> bool:
+        """Worth asking the organisation (not a user's repository, as far as we know)."""
+        return self.owner_type in (None, "Organization")
+
+    async def limits(self) -> CacheLimits:
+        """The cache size limit, from the first that says: the repository's storage-limit, the
+        organisation's, the usage endpoint's `max_cache_size_gb`, GHES's repository usage-policy,
+        GitHub's 10 GB default; the retention limit from the repository's, the organisation's, or
+        the 7-day default. What was tried is one -v log line per limit."""
+        org = f"/organizations/{quote(self.owner, safe='')}/actions/cache"
+        tried: list[str] = []
+        size: tuple[int, str] | None = None
+        steps = [(REPOSITORY, f"{self.base}/actions/cache/storage-limit", "max_cache_size_gb")]
+        if self._org_paths():
+            steps.append((ORGANISATION, f"{org}/storage-limit", "max_cache_size_gb"))
+        for source, path, field in steps:
+            body, why = await self._setting(path)
+            value = _positive(body, field)
+            if value is not None:
+                size = (int(value * GB), source)
+                break
+            tried.append(f"{source} storage-limit: {why or f'no {field}'}")
+        if size is None:
+            value = _positive(self._usage_body, "max_cache_size_gb")
+            if value is not None:
+                size = (int(value * GB), USAGE_ENDPOINT)
+            else:
+                tried.append(f"{USAGE_ENDPOINT}: no max_cache_size_gb")
+        if size is None:
+            body, why = await self._setting(f"{self.base}/actions/cache/usage-policy")
+            value = _positive(body, "repo_cache_size_limit_in_gb")
+            if value is not None:
+                size = (int(value * GB), USAGE_POLICY)
+            else:
+                tried.append(f"{USAGE_POLICY}: {why or 'no repo_cache_size_limit_in_gb'}")
+        if size is None:
+            size = (DEFAULT_LIMIT, DEFAULT)
+        if tried:
+            log.info("%s/%s: cache size limit %d GB from the %s (%s)", self.owner, self.repo, size[0] // GB,
+                     size[1], "; ".join(tried))
+        retention: tuple[int, str] | None = None
+        tried = []
+        steps = [(REPOSITORY, f"{self.base}/actions/cache/retention-limit")]
+        if self._org_paths():
+            steps.append((ORGANISATION, f"{org}/retention-limit"))
+        for source, path in steps:
+            body, why = await self._setting(path)
+            value = _positive(body, "max_cache_retention_days")
+            if value is not None:
+                retention = (int(value), source)
+                break
+            tried.append(f"{source} retention-limit: {why or 'no max_cache_retention_days'}")
+        if retention is None:
+            retention = (DEFAULT_RETENTION_DAYS, DEFAULT)
+            log.info("%s/%s: cache retention limit %d days from the %s (%s)", self.owner, self.repo,
+                     retention[0], retention[1], "; ".join(tried))
+        return CacheLimits(size[0], size[1], retention[0], retention[1])

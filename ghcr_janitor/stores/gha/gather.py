@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from ghcr_janitor.core.models import BUILDKIT_BLOB, Artifact, Inventory, cache_item_id
-from ghcr_janitor.stores.gha.api import DEFAULT_LIMIT, ActionsCacheApi, CacheEntry
+from ghcr_janitor.stores.gha.api import ActionsCacheApi, CacheEntry
 from ghcr_janitor.stores.gha.keys import KeyFacts, classify, family_of
 
 MEDIA_TYPE = "application/vnd.github.actions-cache"
@@ -142,11 +142,13 @@ def to_item(entry: CacheEntry, facts: KeyFacts, ref_state: str, newest: bool) ->
 
 
 async def build_cache_inventory(api: ActionsCacheApi, target: str) -> Inventory:
-    """List everything first, then learn the refs' states, usage and limit."""
+    """List everything first, then learn the refs' states, usage and the limits (each with the
+    place it was read: `limit_source`, `retention_source`)."""
     entries = await api.list_entries()
     default_branch = await api.default_branch()
     states = await ref_states(api, {e.ref for e in entries}, default_branch)
-    usage, limit = await api.usage(), await api.limit()
+    usage = await api.usage()
+    limits = await api.limits()             # after usage: its answer is one of the limit's sources
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
     newest = newest_of_groups(classified)
     items = {cache_item_id(e.id): to_item(e, f, states.get(e.ref, "unknown"), e.id in newest) for e, f in classified}
@@ -156,8 +158,8 @@ async def build_cache_inventory(api: ActionsCacheApi, target: str) -> Inventory:
     if api.short_listing:
         seen, total = api.short_listing
         warnings.append(f"listed {seen} entries, the API counted {total}: entries were added or evicted while listing")
-    facts = {"usage": usage, "limit": limit if limit is not None else DEFAULT_LIMIT,
-             "limit_source": "storage-limit" if limit is not None else "assumed: GitHub's 10 GB default, storage-limit not readable",
+    facts = {"usage": usage, "limit": limits.size, "limit_source": limits.size_source,
+             "retention_days": limits.retention_days, "retention_source": limits.retention_source,
              "default_branch": default_branch, "ref_states": states}
     return Inventory(target=target, tags={}, artifacts=items, listed=[], untagged=sorted(items, key=_by_id),
                      backend="gha", warnings=warnings, facts=facts)
