@@ -145,3 +145,19 @@ def test_inspect_still_takes_tag_and_digest(cli, registry, repo):
         result = cli("inspect", f"{registry.host}/{repo.repo}{ref}", "-O", "json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["digest"] == digest
+
+
+def _layout_tags(path) -> set[str]:
+    index = json.loads((path / "index.json").read_text())
+    return {m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]}
+
+
+def test_an_oci_layout_tag_restricts_the_run_too(cli, layout):
+    before = _layout_tags(layout)
+    whole, _ = run_json(cli, "plan", f"oci-layout:{layout}")
+    deleted = sorted(a["tag"] for a in whole["targets"][0]["actions"])
+    assert len(deleted) > 1
+    result = cli("prune", f"oci-layout:{layout}:{deleted[0]}", "--yes", "-O", "json")
+    assert result.exit_code == 0, result.output
+    assert f"oci-layout:{layout}:{deleted[0]}: only tag {deleted[0]}" in result.stderr
+    assert _layout_tags(layout) == before - {deleted[0]}
