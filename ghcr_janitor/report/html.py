@@ -23,6 +23,9 @@ from ghcr_janitor.report.history import FUTURE_SLACK, Row
 
 MAX_PLAN_ROWS = 300
 MAX_FAMILY_ROWS = 20
+# A tag or cache key in the action table is cut to this many characters (the whole name in its
+# tooltip): with the column's minimum width that keeps every tag cell within three lines.
+MAX_LABEL = 96
 INSTALL_HINT = "janitor report needs Jinja2: pip install 'ghcr-janitor[report]'"
 PART_COLOURS = {"reclaimable": "vermillion", "kept-only": "blue", "kept-shared": "sky", "other": "grey"}
 
@@ -118,6 +121,7 @@ def _environment() -> Any:
     env.filters["clip"] = lambda text, n=48: svg.clip(text, n)
     env.filters["day"] = lambda t: t.strftime("%Y-%m-%d")
     env.filters["code_spans"] = _code_spans
+    env.filters["breakable"] = _breakable
     env.globals["colour"] = svg.colour
     return env
 
@@ -129,6 +133,13 @@ def _code_spans(text: str) -> Any:
     return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
 
 
+def _breakable(text: str) -> Any:
+    """Escape, then allow a line break after each `/` and `:` (a long target breaks between its parts)."""
+    from markupsafe import Markup, escape
+
+    return Markup(re.sub(r"([/:])", r"\1<wbr>", str(escape(text))))
+
+
 def render(reports: list[TargetReport], now: datetime, policy: str | None, failures: list[dict]) -> str:
     """The whole HTML document."""
     require_jinja2()
@@ -138,7 +149,8 @@ def render(reports: list[TargetReport], now: datetime, policy: str | None, failu
                            growers=growers, summary=summary_chart(reports) if len(reports) > 1 else None,
                            total=sum(r.breakdown.total for r in reports),
                            reclaimable=sum(r.plan.reclaim_size for r in reports),
-                           max_plan_rows=MAX_PLAN_ROWS, part_colours=PART_COLOURS, version=_version())
+                           max_plan_rows=MAX_PLAN_ROWS, max_label=MAX_LABEL, part_colours=PART_COLOURS,
+                           version=_version())
 
 
 def _version() -> str:

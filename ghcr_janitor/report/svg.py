@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Sequence
 
 from ghcr_janitor.core.humanize import human_size
@@ -94,6 +94,41 @@ def _ticks(top: int, n: int = 4) -> list[int]:
     return [step * i for i in range(n + 2) if step * (i - 1) < top]
 
 
+# Steps between time ticks, smallest first, each with the label format that tells its ticks apart.
+_MINUTE, _HOUR, _DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+TIME_STEPS = ([(_MINUTE * m, "%H:%M") for m in (1, 2, 5, 10, 15, 30)]
+              + [(_HOUR * h, "%H:%M") for h in (1, 2, 3, 6, 12)]
+              + [(_DAY * d, "%Y-%m-%d") for d in (1, 2, 7, 14, 28, 91, 182, 364)])
+MAX_TIME_TICKS = 5
+_EPOCH = datetime(1970, 1, 5, tzinfo=timezone.utc)         # a Monday: week ticks fall on Mondays
+
+
+def time_ticks(t0: datetime, t1: datetime, most: int = MAX_TIME_TICKS) -> list[tuple[datetime, str]]:
+    """At most `most` ticks at round times within [t0, t1], labelled so that no two read the same:
+    the smallest step that needs no more ticks than that (fewer ticks for a short span). Times of day
+    carry the date when the span crosses midnight; a span too short for any round time gets one tick."""
+    if t1 <= t0:
+        return [(t0, t0.strftime("%Y-%m-%d %H:%M"))]
+    zone = t0.tzinfo or timezone.utc
+    for step, fmt in TIME_STEPS:
+        first = _EPOCH + -(-(t0 - _EPOCH) // step) * step              # the first multiple of step >= t0
+        count = 0 if first > t1 else (t1 - first) // step + 1
+        if count <= most:
+            break
+    ticks = [(first + step * k).astimezone(zone) for k in range(count)]
+    if step < _DAY and t0.astimezone(zone).date() != t1.astimezone(zone).date():
+        fmt = "%m-%d %H:%M"
+    if not ticks:
+        return [(t0, t0.strftime("%Y-%m-%d %H:%M"))]
+    labels, out = set(), []
+    for t in ticks:
+        label = t.strftime(fmt)
+        if label not in labels:                                       # distinct by construction; kept so
+            labels.add(label)
+            out.append((t, label))
+    return out
+
+
 def lines(series: Sequence[tuple[str, str, Sequence[tuple[datetime, int]]]], limit: int | None = None,
           width: int = WIDTH, height: int = 240) -> Chart:
     """A time chart of (label, colour name, points) series, with a dashed limit line when given."""
@@ -117,10 +152,10 @@ def lines(series: Sequence[tuple[str, str, Sequence[tuple[datetime, int]]]], lim
         _, y = xy(t0, tick)
         chart.lines.append({"points": f"{left},{y} {width - right},{y}", "colour": "#dddddd", "dash": "", "title": ""})
         chart.texts.append((left - 6, y + 4, "end", human_size(tick)))
-    for k in range(5):
-        t = t0 + (t1 - t0) * (k / 4)
+    for t, label in time_ticks(t0, t1):
         x, _ = xy(t, 0)
-        chart.texts.append((x, height - 8, "middle" if 0 < k < 4 else ("start" if k == 0 else "end"), t.strftime("%Y-%m-%d")))
+        anchor = "start" if x < left + 40 else "end" if x > width - right - 40 else "middle"
+        chart.texts.append((x, height - 8, anchor, label))
     if limit:
         _, y = xy(t0, limit)
         chart.lines.append({"points": f"{left},{y} {width - right},{y}", "colour": colour("black"), "dash": "6 4",
