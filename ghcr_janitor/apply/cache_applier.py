@@ -7,9 +7,12 @@ the refs the batch touches, deriving the facts as planning does
 state (open / closed pull request, live / deleted branch, the default branch). An entry is
 deleted only if its id still carries the key, ref, size and creation time the plan saw and the
 planning floor allows its delete on those fresh facts; the plan's `ref_state` is informational.
-A 404 is "already gone" (evicted, or deleted by a concurrent job), never deleted bytes. When
-GitHub's hourly budget runs out the run stops cleanly: what is left is reported, the journal
-keeps what was done, and a rerun of the same plan continues.
+A 404 is "already gone" (evicted, or deleted by a concurrent job), never deleted bytes; an entry
+the look no longer lists is "gone" (nothing sent, not a delete of ours). When GitHub's hourly
+budget runs out the run stops cleanly: what is left is reported, the journal keeps what was done,
+and a rerun of the same plan continues. A journal line is a hint: before an entry is reported
+done from it, a look (per `LOOK_EVERY` journalled entries) shows its id gone; an id still listed
+is deleted again through the usual last look.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Callable
 import httpx
 
 from ghcr_janitor.apply.journal import Journal, action_key
-from ghcr_janitor.apply.results import DONE, FAILED, SKIPPED, ActionResult, TargetResult
+from ghcr_janitor.apply.results import DONE, FAILED, GONE as GONE_STATUS, SKIPPED, ActionResult, TargetResult
 from ghcr_janitor.core.errors import AuthError, JanitorError
 from ghcr_janitor.core.models import Artifact, cache_item_id
 from ghcr_janitor.core.reference import Target
@@ -89,18 +92,39 @@ class CacheApplier:
 
     def _finish(self, target: str, action, outcome: ActionResult) -> ActionResult:
         if not outcome.reason.startswith("already done"):
-            self.journal.record(action_key(target, "delete", None, cache_item_id(action.cache_id), None), outcome.status)
+            self.journal.record(_key(target, action), outcome.status)
         if self.progress:
             self.progress("apply", 1)
         return outcome
 
+    async def _journalled(self, target: str, actions: list) -> set[int]:
+        """Which journalled actions a look shows done now (their id no longer listed under their
+        ref, on a listing that did not come back short); the others are refuted, to be redone."""
+        confirmed: set[int] = set()
+        hinted = [i for i, a in enumerate(actions) if _key(target, a) in self.journal.done]
+        for start in range(0, len(hinted), LOOK_EVERY):
+            chunk = hinted[start:start + LOOK_EVERY]
+            try:
+                look = await self.store.look(_keys_by_ref([actions[i] for i in chunk]))
+            except (JanitorError, httpx.HTTPError):
+                look = None
+            for i in chunk:
+                a = actions[i]
+                if look is not None and a.cache_id not in look.entries and a.ref not in look.short:
+                    confirmed.add(i)
+                else:
+                    self.journal.refute(_key(target, a))
+        return confirmed
+
     async def run(self, target: str, actions: list) -> TargetResult:
-        """Every action in batches of LOOK_EVERY (journaled ones are done); results in plan order.
-        A spent budget, a missing permission or a failed look stops the rest (not attempted)."""
+        """Every action in batches of LOOK_EVERY (journaled ones a look confirms are done); results
+        in plan order. A spent budget, a missing permission or a failed look stops the rest (not
+        attempted)."""
         outcomes: dict[int, ActionResult] = {}
         todo = []
+        confirmed = await self._journalled(target, actions)
         for i, action in enumerate(actions):
-            if action_key(target, "delete", None, cache_item_id(action.cache_id), None) in self.journal.done:
+            if i in confirmed:
                 outcomes[i] = self._finish(target, action, self._result(action, DONE, "already done (apply journal)"))
             else:
                 todo.append(i)
@@ -154,7 +178,7 @@ class CacheApplier:
             return self._result(action, SKIPPED, f"not in the listing of {action.ref}, which came back short: "
                                 "left alone; rerun")
         if entry is None:
-            return self._result(action, DONE, f"{GONE}: no longer listed under {action.ref}; nothing sent")
+            return self._result(action, GONE_STATUS, f"{GONE}: no longer listed under {action.ref}; nothing sent")
         changed = _changed(action, entry)
         if changed is not None:
             return self._result(action, SKIPPED, f"id {action.cache_id} now carries other data ({changed}): left alone")
@@ -182,6 +206,10 @@ class CacheApplier:
         if not deleted:
             return self._result(action, DONE, f"{GONE}: the DELETE found nothing (404)")
         return self._result(action, DONE, "deleted", action.reclaim_size)
+
+
+def _key(target: str, action) -> str:
+    return action_key(target, "delete", None, cache_item_id(action.cache_id), None)
 
 
 def _keys_by_ref(actions: list) -> dict[str, set[str]]:
