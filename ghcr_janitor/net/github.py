@@ -119,13 +119,39 @@ def parse_version(item: object) -> PackageVersion:
                           parse_time(item.get("updated_at")))
 
 
+REDACTED = "********"
+SECRET_PREFIX = 12                 # an echo cut short still starts with this much of the token
+
+
+def redact(text: str, response: httpx.Response) -> str:
+    """`text` without the token its request carried (a proxy or server that echoes the
+    Authorization header must not put it in our error line): the whole token, and any run of
+    non-blank characters starting with its first SECRET_PREFIX characters (an echo cut short)."""
+    try:
+        auth = response.request.headers.get("authorization") or ""
+    except RuntimeError:            # a response built without a request
+        return text
+    secret = auth.partition(" ")[2].strip()
+    if len(secret) < 8:
+        return text
+    text = text.replace(secret, REDACTED)
+    head = secret[:SECRET_PREFIX]
+    while head in text:
+        start = text.index(head)
+        end = start
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        text = text[:start] + REDACTED + text[end:]
+    return text
+
+
 def _message(response: httpx.Response) -> str:
-    """GitHub's `message` (one line, capped), or the status text."""
+    """GitHub's `message` (one line, capped, without the token), or the status text."""
     try:
         text = str(response.json().get("message") or "")
     except Exception:  # not JSON, or not an object
         text = ""
-    text = " ".join(text.split())[:MESSAGE_CAP]
+    text = " ".join(redact(text, response).split())[:MESSAGE_CAP]
     return text or response.reason_phrase or str(response.status_code)
 
 

@@ -19,6 +19,7 @@ from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.core.errors import AuthError
 from ghcr_janitor.net.http import make_client
 from ghcr_janitor.stores.oci.registry import OciRegistry
+from tests.support.tokens import long_token
 
 CANARY = "ghp_CANARYtoken0123456789abcdef"
 
@@ -175,3 +176,34 @@ def test_token_endpoint_refusal_is_clear():
     with pytest.raises(AuthError) as info:
         asyncio.run(go())
     assert "refused the credentials" in str(info.value) and CANARY not in str(info.value)
+
+
+# --- tokens of any length and prefix (GitHub's 2026 installation tokens: `ghs_APPID_JWT`, ~520 chars) ---
+
+@pytest.mark.parametrize("prefix", ["ghs_", "ghp_", "gho_", "ghu_", "ghr_", "github_pat_", ""])
+def test_tokens_of_any_length_and_prefix_are_taken_as_they_are(tmp_path, prefix):
+    token = long_token(prefix)
+    assert len(token) == 520
+    env = _write_config(tmp_path, {"auths": {"ghcr.io": {"auth": base64.b64encode(f"bot:{token}".encode()).decode()}}})
+    for found in (find_credentials("ghcr.io", env={**env, "GITHUB_TOKEN": token}),
+                  find_credentials("ghcr.io", env={**env, "GH_TOKEN": token}),
+                  find_credentials("reg.example", env={**env, "JANITOR_PASSWORD": token}),
+                  find_credentials("ghcr.io", password=token, env=env),
+                  find_credentials("ghcr.io", env=env)):
+        assert found.secret.reveal() == token                # not cut, not checked, not refused
+        assert token not in repr(found) and token[:12] not in repr(found) and token not in str(found.secret)
+    auth = RegistryAuth(find_credentials("ghcr.io", env={**env, "GITHUB_TOKEN": token}))
+    assert base64.b64decode(auth._basic_header().split(" ", 1)[1]).decode() == f"token:{token}"
+    assert token[:12] not in repr(auth)
+
+
+def test_an_error_that_echoes_the_token_never_prints_it():
+    """A proxy or server that puts the Authorization header in its message: GitHub errors redact it,
+    whole or cut short (the message is capped at 200 characters, a 2026 token is 520)."""
+    from ghcr_janitor.net.github import _message
+
+    token = long_token()
+    request = httpx.Request("GET", "https://api.github.test/x", headers={"Authorization": f"Bearer {token}"})
+    for echoed in (f"bad header: Bearer {token}", f"bad header: Bearer {token[:300]}", f"{token} and {token}"):
+        text = _message(httpx.Response(400, json={"message": echoed}, request=request))
+        assert token[:12] not in text and "********" in text, text

@@ -406,3 +406,19 @@ def test_github_malformed_version_is_an_error():
     with pytest.raises(RegistryError, match="malformed"):
         parse_version({"id": "1", "name": dg(1)})
     assert parse_version(json.loads(json.dumps(version(3, ["b", "a"])))).tags == ("a", "b")
+
+
+def test_a_520_character_token_is_sent_whole_and_never_in_a_repr(fake):
+    """GitHub App installation tokens and GITHUB_TOKEN are ~520 characters since 2026, any prefix."""
+    from ghcr_janitor.stores.gha.api import ActionsCacheApi
+    from tests.support.tokens import long_token
+
+    token = long_token("ghs_")
+    fake.on("GET", f"{VERSIONS}?per_page=100", httpx.Response(200, json=[version(1)]))
+    api = client(FakeTime(), owner_type="org", token=token)
+    assert len(run(_list_and_close(api))) == 1
+    assert fake.requests[0].headers["authorization"] == f"Bearer {token}"
+    cache = ActionsCacheApi("acme", "app", Secret(token), api_url=API)
+    for text in (repr(api), str(api), repr(cache), repr(cache._token), repr(vars(cache))):
+        assert token[:12] not in text
+    run(cache.aclose())
