@@ -292,5 +292,5 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
         target=inventory.target, backend=inventory.backend,
         reclaim_size=sum(a.reclaim_size for a in actions), actions=actions,
         kept=kept_entries, notes=notes, errors=errors, warnings=list(inventory.warnings),
-        reclaim_note=getattr(inventory, "reclaim_note", "") or "",
+        reclaim_note=inventory.reclaim_note,
     )

@@ -304,7 +304,7 @@ def test_a_plan_file_cannot_mix_cache_actions_and_registry_targets(tmp_path):
 
 def test_reclaim_note_comes_from_the_inventory_and_round_trips(tmp_path):
     inv = inventory({"cache-a": "a"}, [art("a", {"l": 5})])
-    inv.reclaim_note = "no longer referenced by any tag in this repository"   # set by the store's inventory
+    inv.reclaim_note = "no longer referenced by any tag in this repository"   # the store says it
     tp = build_target_plan(inv, [delete("cache-a", "a")], False)
     assert tp.reclaim_note == "no longer referenced by any tag in this repository"
     plan = new_plan("p", [tp], NOW)
