@@ -46,8 +46,10 @@ def for_listing(inventory: Inventory, tag: str) -> Inventory:
     return replace(inventory, listed=[tag] if tag in inventory.tags else [], untagged=[])
 
 
-def only(decisions: list[Decision], tag: str) -> list[Decision]:
-    """Every decision but the named tag's becomes "keep"."""
+def only(decisions: list[Decision], tag: str | None) -> list[Decision]:
+    """Every decision but the named tag's becomes "keep" (`tag` None: an unrestricted run, all stand)."""
+    if tag is None:
+        return decisions
     return [d if d.tag == tag else Decision(d.tag, d.digest, "keep", OTHER_TAG) for d in decisions]
 
 

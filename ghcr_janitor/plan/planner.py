@@ -130,8 +130,9 @@ def _cache_facts(target_plan: TargetPlan, inventory: Inventory) -> None:
     if floored:
         size = sum(inventory.artifacts[cache_item_id(k.cache_id)].size for k in floored if k.cache_id is not None)
         verb = "is" if len(floored) == 1 else "are"
-        target_plan.notes.append(f"{count(len(floored), 'entry', 'entries')} ({human_size(size)}) that the policy would delete {verb} kept "
-                                 "by the safety floor; a budget that counts them cannot be reached by deleting")
+        target_plan.notes.append(f"{count(len(floored), 'entry', 'entries')} ({human_size(size)}) that the policy "
+                                 f"would delete {verb} kept by the safety floor; a budget that counts them cannot be "
+                                 "reached by deleting")
     if isinstance(limit, int):
         verdict = "fits" if after <= limit else "is still over"
         target_plan.notes.append(f"usage {human_size(usage)} of limit {human_size(limit)} (source: {facts.get('limit_source')}); "
@@ -165,14 +166,13 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
     """
     if only_tag is not None:
         inventory = restrict.for_policy(inventory, only_tag)
-    mine = (lambda found: restrict.only(found, only_tag)) if only_tag is not None else (lambda found: found)
     decisions = finish_interrupted_untags(inventory, evaluate(inventory, policy, now))
     frees = FREES_STORAGE.get(inventory.backend, False)
-    target_plan = build_target_plan(inventory, mine(decisions), frees)
+    target_plan = build_target_plan(inventory, restrict.only(decisions, only_tag), frees)
     if referrer_tags(inventory):
         deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
-        adjusted = _referrer_decisions(inventory, policy, mine(decisions), deleted)
-        target_plan = build_target_plan(inventory, mine(adjusted), frees)
+        adjusted = _referrer_decisions(inventory, policy, restrict.only(decisions, only_tag), deleted)
+        target_plan = build_target_plan(inventory, restrict.only(adjusted, only_tag), frees)
     if inventory.backend == "layout":
         target_plan.notes = [LAYOUT_NOTE]
     if inventory.backend == "gha":
