@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # The action's run step: turn the inputs into janitor flags, run it, set the outputs, map the exit
-# code to the step's outcome (4: a warning annotation, not a failure). janitor itself appends the
-# Markdown step summary ($GITHUB_STEP_SUMMARY).
+# code to the step's outcome (4: a warning annotation, not a failure).
+#
+# Every run works in a directory of its own under $RUNNER_TEMP/ghcr-janitor, so nothing an earlier
+# run of the action in this job left there (plan, results, report) can become this run's outputs.
+# Step summary: `janitor plan` writes its summary ("dry run, nothing changed") to a private file,
+# appended only when no apply follows; an apply appends its own ("applied", with the targets that
+# failed to plan). `janitor report` appends the text version of the report.
 set -uo pipefail
-work="${RUNNER_TEMP:-/tmp}/ghcr-janitor"
-mkdir -p "$work"
+base="${RUNNER_TEMP:-/tmp}/ghcr-janitor"
+mkdir -p "$base"
+work="$(mktemp -d "$base/run.XXXXXX")" || { echo "::error title=ghcr-janitor::cannot create a directory in $base" >&2; exit 1; }
+runs="$(find "$base" -maxdepth 1 -name 'run.*' -type d | wc -l)"    # this is the runs-th run in this job
 targets="$work/targets.txt"
 printf '%s\n' "${INPUT_TARGETS:-}" > "$targets"
 plan="$work/plan.json"
-rm -f "$plan"
 result="$work/result.json"
+: > "$result"
+plan_summary="$work/plan-summary.md"
+outputs_py="$(dirname "$0")/outputs.py"
 
 # Flags apply takes too; plan also takes the targets and the shard.
 shared=(--concurrency "${INPUT_CONCURRENCY:-64}")
@@ -18,6 +27,20 @@ common=(--targets-file "$targets" "${shared[@]}")
 [ -n "${INPUT_SHARD:-}" ] && common+=(--shard "$INPUT_SHARD")
 policy=()
 [ -n "${INPUT_POLICY:-}" ] && policy=(--policy "$INPUT_POLICY")
+
+summarise() {  # summarise FILE: append FILE to the step summary (when there is one)
+  if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -s "$1" ]; then cat "$1" >> "$GITHUB_STEP_SUMMARY"; fi
+}
+finish() {     # finish CODE: the outputs of what this run really did, then the step's outcome
+  python "$outputs_py" "$result" "$plan" >> "$GITHUB_OUTPUT" ||
+    printf 'deleted=0\nuntagged=0\nreclaimed-bytes=0\nfailed-targets=\n' >> "$GITHUB_OUTPUT"
+  echo "exit-code=$1" >> "$GITHUB_OUTPUT"
+  if [ "$1" -eq 4 ]; then
+    echo "::warning title=ghcr-janitor::applied, but some actions were skipped (moved since planning, budget, ...): see the log"
+    exit 0
+  fi
+  exit "$1"
+}
 
 boolean() {    # boolean NAME VALUE: prints true or false; anything else is an error and nothing is done
   local value
@@ -29,25 +52,40 @@ boolean() {    # boolean NAME VALUE: prints true or false; anything else is an e
   printf '%s' "$value"
 }
 if ! dry_run="$(boolean dry-run "${INPUT_DRY_RUN:-true}")" || ! report="$(boolean report "${INPUT_REPORT:-true}")"; then
-  echo "exit-code=2" >> "$GITHUB_OUTPUT"
-  exit 2
+  printf 'plan=\nreport=\n' >> "$GITHUB_OUTPUT"
+  finish 2
 fi
 report_file="$work/report.html"
-rm -f "$report_file"
 
 case "${INPUT_MODE:-prune}" in
   prune|plan)
-    janitor plan "${common[@]}" "${policy[@]}" -o "$plan" -O json > "$result"
+    GITHUB_STEP_SUMMARY="$plan_summary" janitor plan "${common[@]}" "${policy[@]}" -o "$plan" -O json > "$result"
     code=$?
-    if [ "$code" -eq 0 ] && [ "${INPUT_MODE:-prune}" = prune ] && [ "$dry_run" = false ]; then
+    # 0: every target planned; 1: some failed (their errors are in the plan), the plan holds what the
+    # others planned, as `janitor prune --yes` would apply it. 2 (usage, policy) or no plan: nothing.
+    if [ "$code" -le 1 ] && [ -f "$plan" ]; then
+      python "$outputs_py" --annotate "$plan" || true
+    fi
+    if [ "$code" -le 1 ] && [ -f "$plan" ] && [ "${INPUT_MODE:-prune}" = prune ] && [ "$dry_run" = false ]; then
+      before="$(wc -c < "${GITHUB_STEP_SUMMARY:-/dev/null}" 2>/dev/null || echo 0)"
       janitor apply "$plan" --yes -O json "${shared[@]}" > "$result"
-      code=$?
+      applied=$?
+      after="$(wc -c < "${GITHUB_STEP_SUMMARY:-/dev/null}" 2>/dev/null || echo 0)"
+      if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ "$after" = "$before" ]; then
+        printf '### ghcr-janitor: apply ended with exit %s before it summarised what it did: see the job log\n\n' \
+          "$applied" >> "$GITHUB_STEP_SUMMARY"
+      fi
+      # The worse of the two: a failure (2, 1) over skipped actions (4) over success.
+      if [ "$applied" -eq 2 ] || [ "$code" -eq 0 ] || { [ "$applied" -ne 0 ] && [ "$applied" -ne 4 ]; }; then
+        code=$applied
+      fi
+    else
+      summarise "$plan_summary"
     fi
     if [ -f "$plan" ]; then echo "plan=$plan" >> "$GITHUB_OUTPUT"; else echo "plan=" >> "$GITHUB_OUTPUT"; fi
     ;;
   gc)
     code=0
-    : > "$result"
     while read -r line; do
       line="${line%%#*}"
       line="$(echo "$line" | xargs)"
@@ -59,7 +97,8 @@ case "${INPUT_MODE:-prune}" in
     echo "plan=" >> "$GITHUB_OUTPUT"
     ;;
   *)
-    echo "::error title=ghcr-janitor::mode must be prune, plan or gc, got '${INPUT_MODE}'"
+    echo "::error title=ghcr-janitor::mode must be prune, plan or gc, got '${INPUT_MODE}': nothing done"
+    echo "plan=" >> "$GITHUB_OUTPUT"
     code=2
     ;;
 esac
@@ -74,15 +113,10 @@ if [ -f "$report_file" ]; then
   echo "report=$report_file" >> "$GITHUB_OUTPUT"
   name="ghcr-janitor-report"
   [ -n "${INPUT_SHARD:-}" ] && name="$name-${INPUT_SHARD/\//-of-}"
+  [ "$runs" -gt 1 ] && name="$name-$runs"       # a second run in this job: artifact names are unique per run
   echo "report-name=$name" >> "$GITHUB_OUTPUT"
 else
   echo "report=" >> "$GITHUB_OUTPUT"
 fi
 
-python "$(dirname "$0")/outputs.py" "$result" >> "$GITHUB_OUTPUT" || true
-echo "exit-code=$code" >> "$GITHUB_OUTPUT"
-if [ "$code" -eq 4 ]; then
-  echo "::warning title=ghcr-janitor::applied, but some actions were skipped (moved since planning, budget, ...): see the log"
-  exit 0
-fi
-exit "$code"
+finish "$code"

@@ -1,11 +1,15 @@
 """`action.yml` run the way GitHub runs it for a user: `uses: OWNER/ghcr-janitor@REF` in a job of
 ANOTHER repository, the action a copy of this repository's files outside GITHUB_WORKSPACE, its
 `uses:` steps modelled by their documented checks (tests/support/runner.py), against the real local
-registry. Every input used and documented."""
+registry. Every input used and documented; outputs true after failures; partial failures; summaries."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -112,7 +116,7 @@ def test_the_action_dry_runs_then_applies_against_the_real_registry(repo, tmp_pa
     job = run(runner, {"uses": "actions/checkout@v4"}, janitor_step(inputs))
     assert job.status == "success", job.log
     out = job.step("janitor").outputs
-    assert (out["deleted"], out["untagged"], out["exit-code"]) == ("2", "0", "0")
+    assert (out["deleted"], out["untagged"], out["exit-code"], out["failed-targets"]) == ("2", "0", "0", "")
     assert int(out["reclaimed-bytes"]) > 0 and Path(out["plan"]).is_file()
     assert "ghcr-janitor" in job.summary and "dry run" in job.summary.lower()
     assert repo.tags() == before                              # the dry run changed nothing
@@ -136,6 +140,85 @@ def test_the_action_dry_runs_then_applies_against_the_real_registry(repo, tmp_pa
     assert "where the bytes are" not in job.summary
 
 
+def test_a_real_run_summarises_what_was_applied_and_no_dry_run(repo, tmp_path):
+    repo.buildkit_cache("cache-base", [b"base"], WHEN)
+    repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
+    runner = Runner(tmp_path, shim_install=True)
+    inputs = {"targets": target_of(repo), "policy": user_policy(runner), "report": "false"}
+    job = run(runner, janitor_step(inputs))
+    assert job.status == "success", job.log
+    assert "### ghcr-janitor: plan (dry run, nothing changed)" in job.summary and "applied" not in job.summary
+    job = run(runner, janitor_step({**inputs, "dry-run": "false"}))
+    assert job.status == "success", job.log
+    summary = job.step("janitor").summary + "".join(s.summary for s in job.step("janitor").inner)
+    assert summary == job.summary
+    assert summary.lstrip().startswith("### ghcr-janitor: applied"), summary
+    assert "dry run" not in summary.lower() and "nothing changed" not in summary
+
+
+def test_mode_plan_summarises_a_dry_run_even_with_dry_run_false(repo, tmp_path):
+    repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
+    runner = Runner(tmp_path, shim_install=True)
+    job = run(runner, janitor_step({"targets": target_of(repo), "policy": user_policy(runner), "report": "false",
+                                    "mode": "plan", "dry-run": "false"}))
+    assert job.status == "success", job.log
+    assert "dry run" in job.summary and repo.tags() != {}
+
+
+def test_outputs_after_a_failed_run_are_not_the_previous_runs(repo, tmp_path):
+    """Two runs of the action in one job (one RUNNER_TEMP): the second fails, its outputs say 0."""
+    repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
+    repo.buildkit_cache("cache-pr-2", [b"pr2"], WHEN)
+    runner = Runner(tmp_path, shim_install=True)
+    inputs = {"targets": target_of(repo), "policy": user_policy(runner)}
+    second = janitor_step({**inputs, "mode": "clean"}, id="again", **{"continue-on-error": True})
+    third = janitor_step({**inputs, "policy": "missing.toml"}, id="third", **{"continue-on-error": True})
+    job = run(runner, janitor_step(inputs), second, third)
+    first = job.step("janitor").outputs
+    assert (first["deleted"], first["exit-code"]) == ("2", "0") and int(first["reclaimed-bytes"]) > 0
+    for step_id in ("again", "third"):
+        step = job.step(step_id)
+        assert step.outcome == "failure" and step.outputs["exit-code"] == "2", job.log
+        assert (step.outputs["deleted"], step.outputs["untagged"], step.outputs["reclaimed-bytes"]) == ("0", "0", "0")
+        assert step.outputs["plan"] == "" and step.outputs["report"] == ""
+    assert Path(first["plan"]).is_file() and Path(first["report"]).is_file()      # still the first run's
+    assert "ghcr-janitor-report" in runner.artifacts and "mode must be prune" in job.log
+
+
+def test_one_failing_target_does_not_block_the_others(repo, registry, tmp_path):
+    repo.buildkit_cache("cache-base", [b"base"], WHEN)
+    repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
+    repo.buildkit_cache("cache-pr-2", [b"pr2"], WHEN)
+    missing = f"{registry.host}/test/no-such-repository-{tmp_path.name}"
+    runner = Runner(tmp_path, shim_install=True)
+    inputs = {"targets": f"{missing}\n{target_of(repo)}\n", "policy": user_policy(runner), "dry-run": "false",
+              "report": "false"}
+    job = run(runner, janitor_step(inputs))
+    assert sorted(repo.tags()) == ["cache-base"], job.log     # the other target's deletes were applied
+    step = job.step("janitor")
+    assert step.outcome == "failure" and inner(job).code == 1
+    out = step.outputs
+    assert (out["exit-code"], out["deleted"], out["failed-targets"]) == ("1", "2", missing)
+    errors = [a for a in job.annotations if a.startswith("::error")]
+    assert len(errors) == 1 and missing in errors[0], job.annotations
+    assert "### ghcr-janitor: applied" in job.summary and missing in job.summary
+    assert "dry run" not in job.summary.lower()
+
+
+def test_a_policy_error_applies_nothing_not_even_an_earlier_plan(repo, tmp_path):
+    """Exit 2 (usage, policy) applies nothing; the plan of an earlier run in the job is not this run's."""
+    repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
+    before = repo.tags()
+    runner = Runner(tmp_path, shim_install=True)
+    (runner.workspace / "bad.toml").write_text("[[rule]]\nname = 1\n")
+    inputs = {"targets": target_of(repo), "policy": user_policy(runner), "report": "false"}
+    job = run(runner, janitor_step(inputs),
+              janitor_step({**inputs, "policy": "bad.toml", "dry-run": "false"}, id="real"))
+    assert job.step("janitor").outputs["deleted"] == "1"
+    out = job.step("real").outputs
+    assert (out["exit-code"], out["deleted"], out["plan"]) == ("2", "0", "") and repo.tags() == before
+
+
 @pytest.mark.parametrize("code,step_outcome", [(4, "success"), (1, "failure"), (2, "failure")])
 def test_exit_codes_map_to_step_outcomes(tmp_path, code, step_outcome):
     fake = fake_janitor(tmp_path, f"echo '{{}}'\nexit {code}\n")
@@ -155,7 +238,7 @@ def test_a_boolean_input_that_is_neither_true_nor_false_does_nothing(repo, tmp_p
     runner = Runner(tmp_path, path_first=fake, shim_install=True)
     job = run(runner, janitor_step({"targets": target_of(repo), name: value}))
     out = job.step("janitor").outputs
-    assert inner(job).code == 2 and out["exit-code"] == "2"
+    assert inner(job).code == 2 and out["exit-code"] == "2" and out["deleted"] == "0"
     assert "called" not in job.log and repo.tags() == before
 
 
@@ -164,3 +247,50 @@ def test_no_plan_output_when_planning_failed(tmp_path):
     job = run(runner, janitor_step({"targets": "127.0.0.1:5000/x", "policy": "missing.toml"}))
     out = job.step("janitor").outputs
     assert inner(job).code == 2 and out["plan"] == "" and out["exit-code"] == "2"
+
+
+# --- action/outputs.py -----------------------------------------------------------------------------
+
+def outputs_of(tmp_path: Path, result: dict | None, plan: dict | None = None) -> dict[str, str]:
+    files = []
+    for name, doc in (("result.json", result), ("plan.json", plan)):
+        path = tmp_path / name
+        if doc is not None:
+            path.write_text(json.dumps(doc))
+        files.append(str(path))
+    out = subprocess.run(["python", str(ROOT / "action" / "outputs.py"), *files], capture_output=True, text=True,
+                         check=True).stdout
+    from tests.support.runner import read_file_commands
+
+    (tmp_path / "out").write_text(out)
+    return read_file_commands(tmp_path / "out")
+
+
+def test_deleted_counts_only_actions_the_janitor_did(tmp_path):
+    results = {"version": 1, "exit_code": 4, "targets": [{"target": "r", "error": None, "reclaimed_size": 10, "results": [
+        {"action": "delete", "status": "done"}, {"action": "delete", "status": "gone"},
+        {"action": "delete", "status": "skipped"}, {"action": "delete", "status": "failed"},
+        {"action": "untag", "status": "done"}, {"action": "untag", "status": "gone"}]}]}
+    out = outputs_of(tmp_path, results)
+    assert (out["deleted"], out["untagged"], out["reclaimed-bytes"], out["failed-targets"]) == ("1", "1", "10", "")
+
+
+def test_outputs_of_a_missing_result_are_zero_and_failed_targets_come_from_the_plan(tmp_path):
+    plan = {"plan_version": 1, "targets": [
+        {"target": "a/x", "reclaim_size": 5, "actions": [{"action": "delete"}], "errors": []},
+        {"target": "a/gone", "reclaim_size": 0, "actions": [], "errors": ["repository not found"]},
+        {"target": "a/y", "reclaim_size": 0, "actions": [], "errors": ["one\nmore 100%"]}]}
+    out = outputs_of(tmp_path, None, plan)
+    assert (out["deleted"], out["untagged"], out["reclaimed-bytes"]) == ("0", "0", "0")
+    assert out["failed-targets"] == "a/gone\na/y"
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    notes = subprocess.run(["python", str(ROOT / "action" / "outputs.py"), "--annotate", str(tmp_path / "plan.json")],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    assert notes == ["::error title=ghcr-janitor::a/gone: repository not found",
+                     "::error title=ghcr-janitor::a/y: one%0Amore 100%25"]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None and not os.environ.get("CI"),
+                    reason="shellcheck not installed (.ci/run installs it; in CI this test never skips)")
+def test_the_action_scripts_pass_shellcheck():
+    subprocess.run(["shellcheck", *sorted(str(p) for p in (ROOT / "action").glob("*.sh"))], check=True)
