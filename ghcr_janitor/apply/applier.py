@@ -324,9 +324,10 @@ async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, i
 
 
 async def _refuse_foreign(plan, registries: dict[int, Registry], journal: Journal) -> None:
-    """ForeignPlan if any target's pins match nothing there now (checked for all before any is
-    touched). A target this plan's journal says was acted on is not refused: its actions may all
-    be done; each is checked against the store before it is reported done."""
+    """ForeignPlan if any registry target's pins match nothing there now (checked for all before any
+    is touched; `gha:` targets are pinned per delete, see apply.verify). A target this plan's journal
+    says was acted on is not refused: its actions may all be done; each is checked against the
+    store before it is reported done."""
     for i, registry in registries.items():
         target_plan = plan.targets[i]
         if any(action_key(target_plan.target, a.action, a.tag, a.digest, a.to) in journal.done

@@ -20,6 +20,12 @@
    says was acted on matches (its actions may all be done), and a store that cannot be read is
    not refused here (its look fails, and says why). The reads stop at the first pin found: the tag
    list and up to `CHUNK` HEADs when the plan matches.
+
+   An Actions cache (`gha:`) is not checked up front: every delete there is pinned by the entry's
+   id and the key, ref, size and creation time it must still carry on a fresh look before it is
+   sent, which no entry of another repository carries; a plan edited to name another repository
+   deletes nothing there (its entries are "gone" or "skipped"), and a pre-check would spend REST
+   budget on every apply.
 """
 
 from __future__ import annotations
@@ -171,3 +177,4 @@ async def _a_tag_pin_holds(registry: Registry, tags: dict[str, str]) -> bool:
         return False
     now = await _listed_tags(registry)
     return any(now.get(t) == d for t, d in tags.items())
+

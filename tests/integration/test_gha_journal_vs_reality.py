@@ -42,3 +42,33 @@ def test_an_entry_evicted_before_apply_is_gone_not_done(gha, cli, tmp_path):
     assert code == 0
     assert outcome[evicted]["status"] == "gone" and outcome[evicted]["reclaim_size"] == 0
     assert {r["status"] for i, r in outcome.items() if i != evicted} == {"done"}
+
+
+
+def test_a_plan_edited_to_name_another_repositorys_cache_deletes_and_counts_nothing(monkeypatch, fast_sleep, cli,
+                                                                                    tmp_path):
+    """Not refused up front (that would cost REST budget on every apply): each delete is pinned by
+    id, key, ref, size and creation time on a fresh look, which no entry of another repository
+    carries; none is counted as deleted."""
+    import itertools
+
+    from tests.support.gha_api import CacheRepo, GhaServer, seed
+
+    mine, other = CacheRepo(), CacheRepo(repo="other")
+    other.ids = itertools.count(90_000)             # GitHub's cache ids are not shared between repositories
+    seed(mine)
+    seed(other)
+    with GhaServer(mine, other) as server:
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        monkeypatch.setenv("GITHUB_TOKEN", mine.token)
+        plan_file = tmp_path / "plan.json"
+        assert cli("plan", TARGET, "-o", plan_file).exit_code == 0
+        doc = json.loads(plan_file.read_text())
+        doc["targets"][0]["target"] = "gha:acme/other"
+        plan_file.write_text(json.dumps(doc))
+        before = dict(other.entries)
+        applied = cli("apply", plan_file, "--yes", "-O", "json")
+        assert applied.exit_code == 0, applied.stdout + applied.stderr
+        statuses = {r["status"] for r in json.loads(applied.stdout)["targets"][0]["results"]}
+        assert statuses == {"gone"}
+        assert other.entries == before and not [m for m, _, _ in other.requests if m == "DELETE"]
