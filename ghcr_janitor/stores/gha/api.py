@@ -310,60 +310,44 @@ class ActionsCacheApi(GitHubRest):
             body = None
         return (body, "") if isinstance(body, dict) else (None, "not a JSON object")
 
-    def _org_paths(self) -> bool:
-        """Worth asking the organisation (not a user's repository, as far as we know)."""
-        return self.owner_type in (None, "Organization")
+    async def _first(self, what: str, unit: str, steps: list[tuple[str, str, str | None, str]],
+                     default: tuple[float, str]) -> tuple[float, str]:
+        """(value, source) of the first step whose answer has a positive `field`, else `default`.
+        A step is (source, label, path, field); path None reads the usage endpoint's last answer.
+        One -v log line says what was tried when the first step did not answer."""
+        tried = []
+        found = default
+        for source, label, path, field in steps:
+            if path is None:
+                body, why = self._usage_body, "" if self._usage_body is not None else "not read"
+            else:
+                body, why = await self._setting(path)
+            value = _positive(body, field)
+            if value is not None:
+                found = (value, source)
+                break
+            tried.append(f"{label}: {why or f'no {field}'}")
+        if tried:
+            log.info("%s/%s: cache %s %g %s from the %s (%s)", self.owner, self.repo, what,
+                     found[0], unit, found[1], "; ".join(tried))
+        return found
 
     async def limits(self) -> CacheLimits:
         """The cache size limit, from the first that says: the repository's storage-limit, the
-        organisation's, the usage endpoint's `max_cache_size_gb`, GHES's repository usage-policy,
-        GitHub's 10 GB default; the retention limit from the repository's, the organisation's, or
-        the 7-day default. What was tried is one -v log line per limit."""
-        org = f"/organizations/{quote(self.owner, safe='')}/actions/cache"
-        tried: list[str] = []
-        size: tuple[int, str] | None = None
-        steps = [(REPOSITORY, f"{self.base}/actions/cache/storage-limit", "max_cache_size_gb")]
-        if self._org_paths():
-            steps.append((ORGANISATION, f"{org}/storage-limit", "max_cache_size_gb"))
-        for source, path, field in steps:
-            body, why = await self._setting(path)
-            value = _positive(body, field)
-            if value is not None:
-                size = (int(value * GB), source)
-                break
-            tried.append(f"{source} storage-limit: {why or f'no {field}'}")
-        if size is None:
-            value = _positive(self._usage_body, "max_cache_size_gb")
-            if value is not None:
-                size = (int(value * GB), USAGE_ENDPOINT)
-            else:
-                tried.append(f"{USAGE_ENDPOINT}: no max_cache_size_gb")
-        if size is None:
-            body, why = await self._setting(f"{self.base}/actions/cache/usage-policy")
-            value = _positive(body, "repo_cache_size_limit_in_gb")
-            if value is not None:
-                size = (int(value * GB), USAGE_POLICY)
-            else:
-                tried.append(f"{USAGE_POLICY}: {why or 'no repo_cache_size_limit_in_gb'}")
-        if size is None:
-            size = (DEFAULT_LIMIT, DEFAULT)
-        if tried:
-            log.info("%s/%s: cache size limit %d GB from the %s (%s)", self.owner, self.repo, size[0] // GB,
-                     size[1], "; ".join(tried))
-        retention: tuple[int, str] | None = None
-        tried = []
-        steps = [(REPOSITORY, f"{self.base}/actions/cache/retention-limit")]
-        if self._org_paths():
-            steps.append((ORGANISATION, f"{org}/retention-limit"))
-        for source, path in steps:
-            body, why = await self._setting(path)
-            value = _positive(body, "max_cache_retention_days")
-            if value is not None:
-                retention = (int(value), source)
-                break
-            tried.append(f"{source} retention-limit: {why or 'no max_cache_retention_days'}")
-        if retention is None:
-            retention = (DEFAULT_RETENTION_DAYS, DEFAULT)
-            log.info("%s/%s: cache retention limit %d days from the %s (%s)", self.owner, self.repo,
-                     retention[0], retention[1], "; ".join(tried))
-        return CacheLimits(size[0], size[1], retention[0], retention[1])
+        organisation's (not asked for a user's repository), the usage endpoint's `max_cache_size_gb`,
+        GHES's repository usage-policy, else GitHub's 10 GB default; the retention limit from the
+        repository's retention-limit, the organisation's, else the 7-day default."""
+        repo, org = f"{self.base}/actions/cache", f"/organizations/{quote(self.owner, safe='')}/actions/cache"
+        asks_org = self.owner_type in (None, "Organization")
+        size_steps = [(REPOSITORY, "repository storage-limit", f"{repo}/storage-limit", "max_cache_size_gb")]
+        if asks_org:
+            size_steps.append((ORGANISATION, "organisation storage-limit", f"{org}/storage-limit", "max_cache_size_gb"))
+        size_steps += [(USAGE_ENDPOINT, "usage endpoint", None, "max_cache_size_gb"),
+                       (USAGE_POLICY, "usage policy", f"{repo}/usage-policy", "repo_cache_size_limit_in_gb")]
+        size, size_source = await self._first("size limit", "GB", size_steps, (DEFAULT_LIMIT / GB, DEFAULT))
+        days_steps = [(REPOSITORY, "repository retention-limit", f"{repo}/retention-limit", "max_cache_retention_days")]
+        if asks_org:
+            days_steps.append((ORGANISATION, "organisation retention-limit", f"{org}/retention-limit",
+                               "max_cache_retention_days"))
+        days, days_source = await self._first("retention limit", "days", days_steps, (DEFAULT_RETENTION_DAYS, DEFAULT))
+        return CacheLimits(int(size * GB), size_source, int(days), days_source)
