@@ -39,7 +39,7 @@ def emit_results(results, code: int, fmt: OutputFormat, plan=None, now: datetime
                  history: tuple[str, Path | None] | None = None) -> None:
     from ghcr_janitor.report.plan_view import reclaim_notes, results_document, results_table
 
-    notes = reclaim_notes(plan, inventories)     # what each target's reclaimed figure is
+    notes = reclaim_notes(plan, inventories, results)     # what each target's reclaimed figure is
     if fmt == OutputFormat.json:
         typer.echo(json.dumps(results_document(results, code, notes), indent=2))
     elif fmt == OutputFormat.markdown:

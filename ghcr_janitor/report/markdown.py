@@ -167,7 +167,7 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     from ghcr_janitor.report.plan_view import reclaim_notes
 
     inventories = list(inventories or [])
-    notes = reclaim_notes(plan, inventories) if plan is not None or results is not None else {}
+    notes = reclaim_notes(plan, inventories, results) if plan is not None or results is not None else {}
     by_inv = {i.target: i for i in inventories}
     by_plan = {t.target: t for t in (plan.targets if plan is not None else [])}
     by_result = {r.target: r for r in (results or [])}

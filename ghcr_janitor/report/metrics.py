@@ -138,7 +138,7 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
                          ("repository",))
     untagged_g = gauge("untagged_artifacts", "Untagged versions (GHCR, OCI layouts)", ("repository",))
     inventories = list(inventories or [])
-    what = reclaim_help(reclaim_notes(plans, inventories))
+    what = reclaim_help(reclaim_notes(plans, inventories, results))
     reclaimable_g = gauge("reclaimable_bytes", "Bytes the plan reclaims" + what, ("repository",))
     reclaimed_g = gauge("reclaimed_bytes", "Bytes the actions done in this run reclaim" + what, ("repository",))
     actions_g = gauge("actions", "Actions by kind and status (planned, done, skipped, failed)",

@@ -116,3 +116,15 @@ def test_a_run_over_two_stores_says_each_sentence_with_its_repositories():
     assert "- `a`: first store's words" in text and "- `b`: second store's words" in text
     help_text = reclaim_help({"a": "first store's words", "b": "second store's words", "c": "first store's words"})
     assert help_text == "; a, c: first store's words; b: second store's words" and "\n" not in help_text
+
+
+def test_a_sentence_the_store_gave_at_apply_time_wins_over_the_plan_files():
+    """A plan file is a request: where apply's result carries the store's sentence, that is shown."""
+    from ghcr_janitor.plan.model import TargetPlan
+    from ghcr_janitor.report.plan_view import reclaim_notes
+
+    plan = new_plan("default", [TargetPlan("a", reclaim_note="edited into the plan file")], NOW)
+    result = TargetResult("a")
+    result.reclaim_note = SENTENCE          # as apply sets it from the store it opened
+    assert reclaim_notes(plan, None, [result]) == {"a": SENTENCE}
+    assert reclaim_notes(plan, None, [TargetResult("a")]) == {"a": "edited into the plan file"}
