@@ -107,10 +107,20 @@ def time_ticks(t0: datetime, t1: datetime, most: int = MAX_TIME_TICKS) -> list[t
     """At most `most` ticks at round times within [t0, t1], labelled so that no two read the same:
     the smallest step that needs no more ticks than that (fewer ticks for a short span). Times of day
     carry the date when the span crosses midnight; a span too short for any round time gets one tick."""
+    if t0.tzinfo is None or t1.tzinfo is None:      # times without a zone are UTC (as history rows are)
+        t0, t1 = t0.replace(tzinfo=t0.tzinfo or timezone.utc), t1.replace(tzinfo=t1.tzinfo or timezone.utc)
     if t1 <= t0:
         return [(t0, t0.strftime("%Y-%m-%d %H:%M"))]
-    zone = t0.tzinfo or timezone.utc
-    for step, fmt in TIME_STEPS:
+    zone = t0.tzinfo
+
+    def steps():
+        yield from TIME_STEPS
+        step, fmt = TIME_STEPS[-1]
+        while True:                      # longer than years: keep doubling
+            step *= 2
+            yield step, fmt
+
+    for step, fmt in steps():
         first = _EPOCH + -(-(t0 - _EPOCH) // step) * step              # the first multiple of step >= t0
         count = 0 if first > t1 else (t1 - first) // step + 1
         if count <= most:
