@@ -108,7 +108,9 @@ def time_ticks(t0: datetime, t1: datetime, most: int = MAX_TIME_TICKS) -> list[t
     the smallest step that needs no more ticks than that (fewer ticks for a short span). Times of day
     carry the date when the span crosses midnight; a span too short for any round time gets one tick."""
     if t0.tzinfo is None or t1.tzinfo is None:      # times without a zone are UTC (as history rows are)
-        t0, t1 = t0.replace(tzinfo=t0.tzinfo or timezone.utc), t1.replace(tzinfo=t1.tzinfo or timezone.utc)
+        utc = timezone.utc
+        found = time_ticks(t0.replace(tzinfo=t0.tzinfo or utc), t1.replace(tzinfo=t1.tzinfo or utc), most)
+        return [(t.astimezone(utc).replace(tzinfo=None), label) for t, label in found]
     if t1 <= t0:
         return [(t0, t0.strftime("%Y-%m-%d %H:%M"))]
     zone = t0.tzinfo
