@@ -3,7 +3,9 @@
 `GitHubRest` is what every GitHub store shares: the token header, rate limits (formats.md
 §6(d), gha-cache.md §1.8): it waits for `x-ratelimit-reset` once `x-ratelimit-remaining`
 reaches 0, waits `retry-after` (else ≥60 s, doubling) on 403/429 secondary limits, paces
-DELETEs, and never retries without sleeping. Every call is recorded as (method, path?query,
+DELETEs, and never retries without sleeping. A connection that cannot be made (refused, DNS,
+connect timeout) gets a short, bounded retry, then "connection failed (HOST: REASON)", as a
+registry's; error messages never carry the token, even where a server echoes it. Every call is recorded as (method, path?query,
 status) in `calls`. `sleep` and `clock` are injectable for tests.
 
 `GitHubPackages` adds container packages: find the owner's endpoint prefix (org, the token's
