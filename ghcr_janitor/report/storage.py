@@ -128,6 +128,7 @@ def families(inv: Inventory) -> list[Family]:
     groups = _registry_groups(inv)
     for name, members in groups.items():
         digests = [inv.tags.get(m, m) for m in members]
+        digests += [f for d in digests if d in inv.artifacts for f in inv.artifacts[d].followers]   # as `size` counts
         fam = Family(name, members, blobs=_union([inv.artifacts[d] for d in digests if d in inv.artifacts]))
         fam.bytes = sum(fam.blobs.values())
         out.append(fam)
