@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from ghcr_janitor.stores.oci.registry import OciRegistry
 from tests.support.push import OCI_MANIFEST, Pusher
 
 ROOT_POLICY = ('protect = ["cache-base"]\n[[rule]]\nname = "aliases"\nselect = { tags = ["cache-old-alias"] }\n'
@@ -66,7 +67,8 @@ def action_outputs(applied: dict, tmp_path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 
-def test_after_a_restore_from_backup_the_journalled_actions_are_carried_out_again(cli, registry, repo, tmp_path):
+def test_after_a_restore_from_backup_the_journalled_actions_are_carried_out_again(cli, registry, repo, tmp_path,
+                                                                                  monkeypatch):
     bodies = seed(repo)
     plan = make_plan(cli, tmp_path, f"{registry.host}/{repo.repo}")
     before = repo.tags()
@@ -87,10 +89,20 @@ def test_after_a_restore_from_backup_the_journalled_actions_are_carried_out_agai
     assert outcome["cache-old-0"]["reason"] == "deleted" and outcome["cache-old-alias"]["reason"].startswith("untagged")
     assert set(repo.tags()) == {"cache-base"}
 
-    # A third run: now the journal is right, and the store confirms it.
+    # A third run: now the journal is right, and the store confirms it, cheaply: one HEAD per
+    # journalled tag (no last look; no pin check either: this plan's journal names this target).
+    sent: list[tuple[str, str]] = []
+    real = OciRegistry._send
+
+    async def counting(self, method, url, **kwargs):
+        sent.append((method, str(url).rsplit("/v2/", 1)[1]))
+        return await real(self, method, url, **kwargs)
+
+    monkeypatch.setattr(OciRegistry, "_send", counting)
     third, code, err = apply(cli, plan)
     assert code == 0, err
     assert all(r["status"] == "done" and r["reason"] == "already done (apply journal)" for r in rows(third).values())
+    assert sorted(sent) == sorted(("HEAD", f"{repo.repo}/manifests/{t}") for t in rows(third)), sent
 
 
 def test_a_tag_pushed_back_after_apply_is_redone_the_others_are_journalled(cli, registry, repo, tmp_path):
