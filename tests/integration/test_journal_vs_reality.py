@@ -254,3 +254,32 @@ def test_two_deleted_tags_on_one_digest_are_both_done_not_gone(cli, registry, re
     outcome = rows(applied)
     assert outcome["cache-a"]["reason"] == "deleted" and outcome["cache-b"]["status"] == "done", outcome
     assert repo.tags() == {}
+
+
+def test_a_local_cache_dir_restored_from_backup_is_cleaned_again_and_another_dir_is_refused(cli, layout, tmp_path):
+    import shutil
+
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text('[[rule]]\nname = "pr caches"\nselect = { tags = ["cache-*-pr-*", "cache-*-feature-*"] }\n'
+                           'action = "delete"\n')
+    plan = tmp_path / "plan.json"
+    assert cli("plan", f"oci-layout:{layout}", "--policy", policy_file, "-o", plan).exit_code == 0
+    planned = {a["tag"] for a in json.loads(plan.read_text())["targets"][0]["actions"]}
+    assert planned
+    backup = (layout / "index.json").read_bytes()
+    first, code, err = apply(cli, plan)
+    assert code == 0, err
+    (layout / "index.json").write_bytes(backup)            # restored (apply leaves blobs to `janitor gc`)
+    again, code, err = apply(cli, plan)
+    assert code == 0, err
+    assert {t: r["reason"] for t, r in rows(again).items()} == {t: "deleted" for t in planned}
+
+    other = tmp_path / "other-cache"
+    shutil.copytree(layout, other)
+    (other / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": []}))   # nothing of the plan
+    doc = json.loads(plan.read_text())
+    doc["targets"][0]["target"] = f"oci-layout:{other}"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(doc))
+    result = cli("apply", edited, "--yes")
+    assert result.exit_code == 2 and "planned for another target?" in result.stderr, result.stdout + result.stderr
