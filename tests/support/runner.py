@@ -433,6 +433,32 @@ class Runner:
         steps = self._run_steps(job["steps"], self.contexts, job_env, action_path=None, scope="job")
         return Job(steps, "".join(self.summaries), job_env, self.annotations)
 
+    def run_workflow(self, workflow: dict, *, event: str, only_jobs: set[str] | None = None, **kwargs) -> dict:
+        """Every job of a workflow (its `if:` evaluated; a matrix of lists run one combination after the
+        other on this machine): {job id: [Job per matrix combination]}; a skipped job maps to []."""
+        import itertools
+
+        on = workflow.get("on", workflow.get(True)) or {}
+        if event not in (on if isinstance(on, (dict, list)) else [on]):
+            raise HarnessError(f"the workflow is not triggered by {event}")
+        out: dict[str, list[Job]] = {}
+        for name, job in workflow["jobs"].items():
+            out[name] = []
+            if only_jobs is not None and name not in only_jobs:
+                continue
+            self.github = {"event_name": event, "repository": self.user_repo}
+            contexts = {"github": {"event_name": event, "repository": self.user_repo},
+                        "inputs": dict(kwargs.get("inputs") or {}), "vars": dict(kwargs.get("vars") or {}),
+                        "needs": {}, "env": {}}
+            if not condition(job.get("if"), self._evaluator(contexts), self.STATUS):
+                continue
+            matrix = (job.get("strategy") or {}).get("matrix") or {}
+            keys = [k for k, v in matrix.items() if isinstance(v, list)]
+            for combo in itertools.product(*(matrix[k] for k in keys)):
+                out[name].append(self.run_job(job, workflow=workflow, event=event,
+                                              matrix=dict(zip(keys, combo)), **kwargs))
+        return out
+
     def _evaluator(self, contexts: dict, scope_steps: list | None = None) -> Evaluator:
         def status(failed: bool) -> dict:
             return {"success": lambda: not failed, "failure": lambda: failed,
@@ -531,7 +557,7 @@ class Runner:
         env = {**self.base_env, **step_env, **self.set_env, **{k: str(v) for k, v in files.items()}}
         for key, value in list(env.items()):
             env[key] = value.replace(PLACEHOLDER_URL, f"file://{self.action_dir}")
-            if re.search(r"git\+https://github\.com/", value):
+            if re.search(r"git\+https://github\.com/", env[key]):
                 raise HarnessError(f"step {name!r}: env {key}={value}: not the janitor's repository "
                                    f"(the copy of {PLACEHOLDER_URL} is the janitor)")
         env["PATH"] = self._path()

@@ -247,16 +247,17 @@ def test_workflow_shards_plans_uploads_and_applies_only_when_not_dry():
     assert "inputs.dry_run" in wf["env"]["DRY_RUN"]
     text = read("github-actions-long.yml")
     assert not re.search(r"pip install\s+['\"]?ghcr-janitor(?!\[report\] @ )", text)    # not on PyPI: from git
-    assert "git+https://github.com/${{ github.repository }}" in text
+    assert wf["env"]["JANITOR_SOURCE"] == "git+https://github.com/OWNER/ghcr-janitor@REF"   # the janitor's, not ours
 
 
 def test_short_workflow_uses_the_action_with_inputs_it_declares():
     wf = yaml.safe_load(read("github-actions.yml"))
     action = yaml.safe_load((ROOT / "action.yml").read_text())
-    step = next(s for s in wf["jobs"]["prune"]["steps"] if s.get("uses") == "./")
+    step = next(s for s in wf["jobs"]["prune"]["steps"] if s.get("uses") == "OWNER/ghcr-janitor@REF")
     assert set(step["with"]) <= set(action["inputs"]) and "targets" in step["with"]
     assert "'true'" in step["with"]["dry-run"]                # a dry run unless the variable says otherwise
-    assert (ROOT / step["with"]["policy"]).is_file()
+    assert "policy" not in step["with"]                       # the packaged default: no file of ours needed
+    assert not any(s.get("uses", "").startswith("actions/checkout") for s in wf["jobs"]["prune"]["steps"])
     assert cron_schedule(wf[True]["schedule"][0]["cron"].split()) == QUARTERLY
     upload = next(s for s in wf["jobs"]["prune"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert "steps.janitor.outputs.plan" in upload["with"]["path"] and set(action["outputs"]) >= {"plan"}
@@ -270,9 +271,36 @@ def test_actions_cache_workflow_is_fork_safe_and_least_privileged():
     assert wf["permissions"] == {"actions": "write"}
     steps = wf["jobs"]["cleanup"]["steps"]
     assert not any(s.get("uses", "").startswith("actions/checkout") for s in steps)   # never the PR's code
-    assert "github.sha" in wf["env"]["JANITOR_SOURCE"] and "head" not in wf["env"]["JANITOR_SOURCE"]
-    lines = [c.args for c in janitor_commands_of("github-actions-cache.yml")]
-    assert lines == [["prune", "gha:acme/app", "--dry-run"], ["prune", "gha:acme/app", "--yes"]]
+    assert [s["uses"] for s in steps] == ["OWNER/ghcr-janitor@REF"]                   # the pinned janitor only
+    text = read("github-actions-cache.yml")
+    for pr_code in ("head_ref", "pull_request.head", "github.sha", "github.ref"):
+        assert pr_code not in text
+    assert not any("run" in s for s in steps)
+    step = steps[0]
+    assert step["with"]["targets"] == "gha:${{ github.repository }}"
+    assert step["with"]["dry-run"] == "${{ github.event_name == 'workflow_dispatch' && inputs.dry_run }}"
+    assert janitor_commands_of("github-actions-cache.yml") == []
+
+
+COPYABLE = sorted(name for name in EXPECTED_FILES if name.startswith("github-actions"))
+
+
+@pytest.mark.parametrize("name", COPYABLE)
+def test_a_copyable_workflow_has_one_marked_placeholder_for_the_janitors_source(name):
+    """Copied into another repository, it installs the janitor from the janitor's repository: one
+    placeholder (`OWNER/ghcr-janitor@REF`), next to a comment saying to pin a tag or a commit SHA;
+    never this repository's code by `github.repository`, `uses: ./` or a path of ours."""
+    text = read(name)
+    code = "\n".join(line.split(" #", 1)[0] for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert code.count("OWNER/ghcr-janitor@REF") == 1, name
+    line_no = next(i for i, line in enumerate(text.splitlines()) if "OWNER/ghcr-janitor@REF" in line.split(" #")[0]
+                   and not line.lstrip().startswith("#"))
+    above = "\n".join(text.splitlines()[max(0, line_no - 4):line_no])
+    assert "EDIT" in above and "release tag" in above and "commit SHA" in above, above
+    assert re.search(r"^# EDIT", text, flags=re.M), "the header says what to edit"
+    assert not re.search(r"git\+https://github\.com/\$\{\{", code) and "uses: ./" not in code
+    for path in ("policies/", "action/", "ghcr_janitor/", "examples/", "cron/"):
+        assert not re.search(r"(?<![\w/.-])(\./)?" + re.escape(path), code), f"{name} refers to {path} of this repository"
 
 
 def test_local_cache_job_replaces_the_rm_mv_hack_with_gc():
@@ -411,7 +439,7 @@ def test_extraction_finds_the_commands_each_file_runs():
     assert by_file["janitor-cron.sh"] == ["prune"]
     assert by_file["ghcr-janitor.service"] == ["prune"]
     assert by_file["github-actions-long.yml"] == ["plan", "apply", "report", "gc"]
-    assert by_file["github-actions-cache.yml"] == ["prune", "prune"]
+    assert "github-actions-cache.yml" not in by_file and "github-actions.yml" not in by_file   # the action runs it
     assert {"prune", "gc", "policy"} <= set(by_file["README.md"])
 
 
@@ -570,8 +598,6 @@ def test_commands_run_against_the_test_registry(source, cli, targets_file, layou
         if args[0] == "report":
             assert "Storage breakdown" in Path(args[args.index("-o") + 1]).read_text()
     assert ran, f"no command of {source} was run"
-    if source == "github-actions-cache.yml":
-        assert ran == ["prune", "prune"] and {m for m, _, _ in gha.requests} == {"GET"}
     if source == "github-actions-long.yml":
         assert ran == ["plan", "apply", "report", "gc"]
         assert "ghcr-janitor" in summary.read_text()    # the step summary the workflow relies on
