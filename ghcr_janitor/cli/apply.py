@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ghcr_janitor.cli import common as c
+from ghcr_janitor.core import words
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
                 parse_target(target_plan.target)        # bad target strings: exit 2 before any contact
             count = sum(len(t.actions) for t in the_plan.targets)
             if count:
-                confirm_or_refuse(f"Apply {count} actions from {plan_file}?", yes,
+                confirm_or_refuse(f"Apply {words.count(count, 'action')} from {plan_file}?", yes,
                                   "add --yes to apply the plan")
             session = build_session(None, False, concurrency, insecure, username, password_stdin, owner_type,
                                     max_requests=max_requests)

@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
             with progress_bar() as bar:
                 if bar is not None:
                     bar.set_total("apply", count)
-                results = await apply_plan(the_plan, session.connect, journal, progress=bar)
+                results = await apply_plan(the_plan, session.connect, journal, progress=bar,
+                                             check_targets=False)   # planned from these targets just now
             code = exit_code(results)
             if not no_gc:
                 code = max(code, await _gc_layouts(the_plan, grace, output, results))

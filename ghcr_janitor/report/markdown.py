@@ -127,7 +127,7 @@ def results_markdown(results: list, notes: dict[str, str] | None = None) -> str:
     """What an apply did: per repository a table of actions with their status; `notes`: target ->
     what its reclaim figure is (`plan_view.reclaim_notes`)."""
     from ghcr_janitor.core.digests import label_of, pin_of
-    from ghcr_janitor.report.plan_view import RESULT_HEADERS, applied_line
+    from ghcr_janitor.report.plan_view import RESULT_HEADERS, applied_line, outcome_counts
 
     out = ["## Applied", ""]
     for tr in results:
@@ -138,15 +138,13 @@ def results_markdown(results: list, notes: dict[str, str] | None = None) -> str:
                  code(pin_of(r)), _status(r.status), cell(r.reason)] for r in tr.results]
         if rows:
             out += [table(rows, RESULT_HEADERS), ""]
-        statuses = [r.status for r in tr.results]
-        out += [f"{statuses.count('done')} done, {statuses.count('skipped')} skipped, "
-                f"{statuses.count('failed')} failed; "
+        out += [f"{outcome_counts(tr.results)}; "
                 + applied_line(tr, cell((notes or {}).get(tr.target, "")), strong=lambda s: f"**{s}**"), ""]
     return "\n".join(out).rstrip()
 
 
 def _status(status: str) -> str:
-    return {"done": "done", "skipped": "**skipped**", "failed": "**failed**"}.get(status, cell(status))
+    return {"done": "done", "gone": "already gone", "skipped": "**skipped**", "failed": "**failed**"}.get(status, cell(status))
 
 
 # --- GitHub step summary -----------------------------------------------------------------------
@@ -198,7 +196,7 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     if plan is not None:
         headers += ["reclaimable", "actions"]
     if results is not None:
-        headers += ["done", "skipped", "failed", "reclaimed"]
+        headers += ["done", "already gone", "skipped", "failed", "reclaimed"]
     headers.append("errors")
     rows = []
     problems: list[str] = []
@@ -225,7 +223,8 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
             row += [human_size(tp.reclaim_size) if tp is not None else "-", kinds]
         if results is not None:
             statuses = [r.status for r in tr.results] if tr is not None else []
-            row += [str(statuses.count("done")), str(statuses.count("skipped")), str(statuses.count("failed")),
+            row += [str(statuses.count("done")), str(statuses.count("gone")), str(statuses.count("skipped")),
+                    str(statuses.count("failed")),
                     human_size(tr.reclaimed) if tr is not None else "-"]
         errors = repository_errors(inv, tp, tr) + (1 if repo in failed_targets else 0)
         row.append(f"**{errors}**" if errors else "0")

@@ -48,7 +48,7 @@ UNTAGGED_STAGE = "untagged"
 OTHER_STAGE = "other"
 STAGES = KNOWN_STAGES + (OTHER_STAGE, UNTAGGED_STAGE)
 ACTION_KINDS = ("delete", "untag", "retag")
-STATUSES = ("planned", "done", "skipped", "failed")
+STATUSES = ("planned", "done", "gone", "skipped", "failed")
 PREFIX = "ghcr_janitor_"
 LAST_SUCCESS = PREFIX + "last_success_timestamp_seconds"
 

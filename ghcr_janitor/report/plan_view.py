@@ -89,11 +89,16 @@ def results_table(results, notes: dict[str, str] | None = None) -> str:
                  r.status, r.reason] for r in tr.results]
         if rows:
             out.append(tabulate(rows, headers=RESULT_HEADERS, tablefmt="simple"))
-        statuses = [r.status for r in tr.results]
-        out.append(f"{statuses.count('done')} done, {statuses.count('skipped')} skipped, "
-                   f"{statuses.count('failed')} failed; {applied_line(tr, notes.get(tr.target, ''))}")
+        out.append(f"{outcome_counts(tr.results)}; {applied_line(tr, notes.get(tr.target, ''))}")
         out.append("")
     return "\n".join(out).rstrip()
+
+
+def outcome_counts(results) -> str:
+    """'2 done, 1 already gone, 0 skipped, 0 failed' ('already gone' only when there are some)."""
+    statuses = [r.status for r in results]
+    gone = f"{statuses.count('gone')} already gone, " if "gone" in statuses else ""
+    return f"{statuses.count('done')} done, {gone}{statuses.count('skipped')} skipped, {statuses.count('failed')} failed"
 
 
 def results_document(results, code: int, notes: dict[str, str] | None = None) -> dict:

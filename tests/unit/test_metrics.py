@@ -164,3 +164,19 @@ def test_cli_start_up_does_not_import_prometheus_client_or_rich():
             "ghcr_janitor.report.markdown; print(sorted(m for m in ('prometheus_client', 'rich') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_an_action_already_gone_has_its_own_outcome_in_metrics_and_text(tmp_path):
+    """'gone' (nothing to do: someone else removed it) is counted as itself, never as done."""
+    from ghcr_janitor.report.markdown import results_markdown
+    from ghcr_janitor.report.plan_view import results_table
+
+    results = [TargetResult(REPO, [ActionResult("delete", "cache-pr-1", dg("pd"), "done", "deleted", reclaim_size=7),
+                                   ActionResult("delete", "cache-pr-2", dg("bx"), "gone", "already gone")])]
+    path = tmp_path / "janitor.prom"
+    write_metrics(path, inventories=[sample_inventory()], plans=sample_plan(), results=results, errors=0,
+                  now=NOW.timestamp())
+    actions = {(k[1][0][1], k[1][2][1]): v for k, v in samples(path).items() if k[0] == "ghcr_janitor_actions"}
+    assert actions[("delete", "done")] == 1 and actions[("delete", "gone")] == 1
+    assert "1 done, 1 already gone, 0 skipped, 0 failed" in results_table(results)
+    assert "1 done, 1 already gone, 0 skipped, 0 failed" in results_markdown(results)
