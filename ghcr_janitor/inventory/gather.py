@@ -25,6 +25,7 @@ from ghcr_janitor.core.manifests import image_config_created, parse_manifest, pl
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.stores.base import RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Version
+from ghcr_janitor.core.words import count
 
 MAX_DEPTH = 8
 MAX_CONFIG_BYTES = 1 << 20
@@ -367,6 +368,6 @@ def broken_warnings(artifacts: dict[str, Artifact]) -> list[str]:
         art = artifacts[digest]
         if art.missing:
             where = f"{', '.join(art.tags)} ({digest})" if art.tags else digest
-            lines.append(f"{where}: {art.broken} image index, {len(art.missing)} child manifest(s) missing: "
+            lines.append(f"{where}: {art.broken} image index, {count(len(art.missing), 'child manifest')} missing: "
                          f"{', '.join(art.missing)}")
     return lines

@@ -19,6 +19,7 @@ from typing import Any
 
 from ghcr_janitor.core.errors import JanitorError
 from ghcr_janitor.core.paths import is_damaged, sqlite_file_problem
+from ghcr_janitor.core.words import count
 
 SOURCE = "first-seen"
 FUTURE_SLACK = timedelta(days=1)        # a first sighting ahead of this machine's clock by more is damage
@@ -77,7 +78,7 @@ class Ledger:
         found = {d: when for d, s in rows if (when := _seen_time(s, now)) is not None}
         skipped = len(rows) - len(found)
         if skipped:
-            self._warn_once(repository, f"{self.path}: skipped {skipped} damaged first-seen row(s) of {repository} "
+            self._warn_once(repository, f"{self.path}: skipped {count(skipped, 'damaged first-seen row')} of {repository} "
                                         "(not a time with a timezone): their ages are unknown, so age rules keep "
                                         "them; delete those rows (or the file) to restart their ages from today")
         return found

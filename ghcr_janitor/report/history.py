@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 from ghcr_janitor.core.errors import JanitorError
 from ghcr_janitor.core.paths import is_damaged
 from ghcr_janitor.core.timeparse import format_time, parse_time
+from ghcr_janitor.core.words import count
 
 SCHEMA_VERSION = 1
 MAX_ROWS_PER_TARGET = 5_000
@@ -92,7 +93,7 @@ class History:
         """One line counting the damaged rows the last `rows()` skipped, or None."""
         if not self.skipped:
             return None
-        return (f"{self.path}: skipped {self.skipped} damaged row(s) of the run history (a value of the wrong type, or a time "
+        return (f"{self.path}: skipped {count(self.skipped, 'damaged row')} of the run history (a value of the wrong type, or a time "
                 "that is not a time); the rest are used")
 
     def _open(self, create: bool) -> sqlite3.Connection:
@@ -129,14 +130,14 @@ class History:
         db = self._open(create=True)
         try:
             with db:
-                count = "SELECT COUNT(*) FROM history"
-                before = db.execute(count).fetchone()[0]
+                count_sql = "SELECT COUNT(*) FROM history"
+                before = db.execute(count_sql).fetchone()[0]
                 db.executemany(f"INSERT OR IGNORE INTO history VALUES ({', '.join('?' * len(FIELDS))})",
                                [tuple(getattr(r, f) for f in FIELDS) for r in rows])
                 for target in {r.target for r in rows}:
                     db.execute("DELETE FROM history WHERE target = ? AND rowid NOT IN (SELECT rowid FROM history "
                                "WHERE target = ? ORDER BY time DESC LIMIT ?)", (target, target, MAX_ROWS_PER_TARGET))
-                return max(0, db.execute(count).fetchone()[0] - before)
+                return max(0, db.execute(count_sql).fetchone()[0] - before)
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.path}: cannot write the history ({exc})") from None
         finally:

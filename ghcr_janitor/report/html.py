@@ -14,6 +14,7 @@ from typing import Any
 
 from ghcr_janitor.core.digests import short
 from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.core import words
 from ghcr_janitor.core.humanize import human_size
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.timeparse import format_time, parse_time
@@ -123,6 +124,7 @@ def _environment() -> Any:
     env.filters["code_spans"] = _code_spans
     env.filters["breakable"] = _breakable
     env.globals["colour"] = svg.colour
+    env.filters["count"] = lambda n, noun: words.count(n, noun)     # {{ n | count("action") }}
     return env
 
 

@@ -24,6 +24,7 @@ from ghcr_janitor.net.github import (
     DEFAULT_API_URL, DEFAULT_DELETES_PER_MINUTE, Clock, GitHubPackages, PackageVersion, Sleep, token_and_rate,
 )
 from ghcr_janitor.stores.oci.registry import EMPTY_JSON, OciRegistry, is_placeholder, placeholder_manifest
+from ghcr_janitor.core.words import count
 
 log = logging.getLogger("ghcr_janitor.ghcr")
 
@@ -121,9 +122,9 @@ class GhcrRegistry:
             missing = sorted(t for t in names if t not in carried)
             if not missing:
                 return [_to_version(v) for v in listing.values()], None
-            log.info("%s: version listing lacks %d tag(s) (attempt %d): %s", self.name, len(missing), attempt + 1,
+            log.info("%s: version listing lacks %s (attempt %d): %s", self.name, count(len(missing), "tag"), attempt + 1,
                      missing[:3])
-            problem = (f"the version listing of {self.name} is incomplete: {len(missing)} tag(s) on the tag list "
+            problem = (f"the version listing of {self.name} is incomplete: {count(len(missing), 'tag')} on the tag list "
                        f"(e.g. {missing[0]}) are on no listed version, even after a relist (another job may be "
                        "deleting versions); untagged and child deletes are blocked")
         return [_to_version(v) for v in listing.values()], problem

@@ -28,6 +28,7 @@ from ghcr_janitor.core.digests import check_digest, verify
 from ghcr_janitor.core.errors import ManifestError
 from ghcr_janitor.core.files import UnreadableFile
 from ghcr_janitor.stores.layout.files import blob_path, hash_blob, looks_like_json, not_regular, read_blob
+from ghcr_janitor.core.words import count
 
 # digest, normalised media type, size, referrer (a digest or "index.json"), role (the field that named it)
 Ref = tuple[str, "str | None", "int | None", str, str]
@@ -121,7 +122,7 @@ class _Walker:
             self.visit(*self.stack.pop())
         if self.lost:
             named = ", ".join(sorted(self.lost)[:3]) + (", ..." if len(self.lost) > 3 else "")
-            self.out.block(f"{len(self.lost)} referenced manifest/index/config blob(s) missing ({named}): "
+            self.out.block(f"{count(len(self.lost), 'referenced manifest/index/config blob')} missing ({named}): "
                            "the layout is damaged and what they referenced is unknown")
         return self.out
 
