@@ -12,6 +12,10 @@ base="${RUNNER_TEMP:-/tmp}/ghcr-janitor"
 mkdir -p "$base"
 work="$(mktemp -d "$base/run.XXXXXX")" || { echo "::error title=ghcr-janitor::cannot create a directory in $base" >&2; exit 1; }
 runs="$(find "$base" -maxdepth 1 -name 'run.*' -type d | wc -l)"    # this is the runs-th run in this job
+if [ -z "${GITHUB_OUTPUT:-}" ]; then                                  # run by hand, outside a runner
+  GITHUB_OUTPUT="$work/outputs.txt"
+  echo "ghcr-janitor: the outputs go to $GITHUB_OUTPUT" >&2
+fi
 targets="$work/targets.txt"
 printf '%s\n' "${INPUT_TARGETS:-}" > "$targets"
 plan="$work/plan.json"
