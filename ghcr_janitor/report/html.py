@@ -1,8 +1,8 @@
 """`janitor report`: one self-contained HTML file (inline CSS and SVG, no script, nothing fetched).
 
 `target_report` gathers what a target's page shows (pure: inventory, plan, history rows in);
-`render` fills the Jinja2 templates in `report/templates/`. Jinja2 comes with the `report`
-extra (`pip install 'ghcr-janitor[report]'`); without it `require_jinja2` says so in one line.
+`render` fills the Jinja2 templates in `report/templates/`. Jinja2 is a dependency of the package;
+where it is missing anyway (a hand-made environment), `require_jinja2` says so in one line.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MAX_FAMILY_ROWS = 20
 # A tag or cache key in the action table is cut to this many characters (the whole name in its
 # tooltip): with the column's minimum width that keeps every tag cell within three lines.
 MAX_LABEL = 96
-INSTALL_HINT = "janitor report needs Jinja2: pip install 'ghcr-janitor[report]'"
+INSTALL_HINT = "janitor report needs Jinja2, a dependency of ghcr-janitor missing from this Python: pip install 'Jinja2>=3.1'"
 PART_COLOURS = {"reclaimable": "vermillion", "kept-only": "blue", "kept-shared": "sky", "other": "grey"}
 
 
