@@ -12,6 +12,7 @@ registry and the Actions-cache REST stand-in.
 from __future__ import annotations
 
 import itertools
+import re
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
@@ -170,3 +171,33 @@ def test_a_policy_path_into_the_janitors_repository_fails(registry, tmp_path):
     (job,) = runner.run_workflow(wf, event="schedule")["prune"]
     assert job.status == "failure" and job.step("janitor").outputs["exit-code"] == "2"
     assert "policies/seed-stages.toml" in job.log
+
+
+# --- the README's first Action example, as pasted -----------------------------------------------------
+
+README = ROOT / "README.md"
+
+
+def first_action_example(readme: str) -> dict:
+    """The first YAML block of the README's "As a GitHub Action" section: a whole workflow."""
+    section = readme.split("### As a GitHub Action", 1)[1]
+    return yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S)[1])
+
+
+def test_the_readmes_first_action_example_works_as_pasted(gha, tmp_path):
+    """A new user pastes it into .github/workflows/ of any repository, fills in OWNER and REF, runs it:
+    a dry run of that repository's Actions cache, with the one permission it needs."""
+    wf = first_action_example(README.read_text())
+    assert isinstance(wf, dict) and "jobs" in wf, "the first example is a whole workflow, ready to paste"
+    assert wf["permissions"] == {"actions": "write"}
+    (step,) = janitor_uses(wf)
+    assert step["uses"] == f"{PLACEHOLDER_REPO}@REF" and step["with"]["dry-run"] == "true"
+    runner = Runner(tmp_path, user_repo=f"{gha.owner}/{gha.repo}", shim_install=True)
+    wf = copied(runner, "actions-cache-janitor.yml", yaml.safe_dump(wf))
+    on = wf.get("on", wf.get(True))
+    event = "workflow_dispatch" if "workflow_dispatch" in (on if isinstance(on, (list, dict)) else [on]) else "schedule"
+    before = set(gha.entries)
+    ((job,),) = [jobs for jobs in runner.run_workflow(wf, event=event, token=gha.token).values()]
+    assert job.status == "success", job.log
+    assert int(job.step(step.get("id") or step["uses"]).outputs["deleted"]) > 0 and "dry run" in job.summary
+    assert set(gha.entries) == before and {m for m, _, _ in gha.requests} == {"GET"}
