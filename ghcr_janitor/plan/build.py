@@ -29,7 +29,7 @@ from typing import Any
 from ghcr_janitor.core import models
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.timeparse import format_time
-from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, GC_NOTE, RETAG, UNTAG, Action, Kept, TargetPlan
+from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, RETAG, UNTAG, Action, Kept, TargetPlan
 
 
 def followers(inventory: Inventory, wanted: set[str], deps: dict[str, set[str]] | None = None) -> dict[str, str]:
@@ -217,8 +217,12 @@ def _action(kind: str, d: Any, inventory: Inventory, reason: str | None = None) 
     )
 
 
-def build_target_plan(inventory: Inventory, decisions: list, backend_frees_storage: bool) -> TargetPlan:
-    """Apply the safety rules to `decisions` (policy.Decision objects) for one inventory."""
+def build_target_plan(inventory: Inventory, decisions: list) -> TargetPlan:
+    """Apply the safety rules to `decisions` (policy.Decision objects) for one inventory.
+
+    What the reclaim figure means on the store (freed at once, or only by a GC) is the store's
+    `reclaim_note`, carried by the inventory.
+    """
     arts = inventory.artifacts
     deps = inventory.dependents()          # once: followers, kept set and delete order all need it
     kept, _, follow = _kept_digests(inventory, decisions, deps)
@@ -287,10 +291,9 @@ def build_target_plan(inventory: Inventory, decisions: list, backend_frees_stora
             a.reclaim_share = sum(s for b, s in arts[a.digest].closure.items() if b not in in_use)
     kept_entries.sort(key=lambda k: (k.tag is None, k.tag or "", k.digest))
     _pin_entries(actions, kept_entries, inventory)
-    notes = [] if backend_frees_storage else [GC_NOTE]
     return TargetPlan(
         target=inventory.target, backend=inventory.backend,
         reclaim_size=sum(a.reclaim_size for a in actions), actions=actions,
-        kept=kept_entries, notes=notes, errors=errors, warnings=list(inventory.warnings),
+        kept=kept_entries, errors=errors, warnings=list(inventory.warnings),
         reclaim_note=inventory.reclaim_note,
     )

@@ -12,8 +12,6 @@ from ghcr_janitor.core.timeparse import format_time
 PLAN_VERSION = 1
 DELETE, UNTAG, RETAG = "delete", "untag", "retag"
 _ACTION_ORDER = {RETAG: 0, UNTAG: 1, DELETE: 2}
-GC_NOTE = ("this registry frees storage only after its own garbage collection "
-           "(e.g. `registry garbage-collect`); reclaim_size is what becomes unreferenced")
 
 
 @dataclass

@@ -19,13 +19,8 @@ from ghcr_janitor.plan.referrers import orphaned_referrer_tags, referrer_tags, s
 if TYPE_CHECKING:                 # the caller's session gathers the facts; planning stays pure
     from ghcr_janitor.inventory.session import Session
 
-# Backends whose delete frees storage by itself (GHCR); registries need their own GC and
-# layouts need `janitor gc` (prune runs it).
-FREES_STORAGE = {"ghcr": True, "oci": False, "layout": False, "gha": True}
 CACHE_BLOB_NOTE = ("buildkit-blob entries of a live ref are never deleted: the REST API cannot see which index "
                    "generation still uses them; they go with their ref once it is closed or deleted")
-LAYOUT_NOTE = ("a local cache dir frees the blobs of deleted tags at `janitor gc` "
-               "(`janitor prune` runs it after deleting unless --no-gc)")
 
 
 PLACEHOLDER_RULE = "interrupted untag"
@@ -167,14 +162,11 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
     if only_tag is not None:
         inventory = restrict.for_policy(inventory, only_tag)
     decisions = finish_interrupted_untags(inventory, evaluate(inventory, policy, now))
-    frees = FREES_STORAGE.get(inventory.backend, False)
-    target_plan = build_target_plan(inventory, restrict.only(decisions, only_tag), frees)
+    target_plan = build_target_plan(inventory, restrict.only(decisions, only_tag))
     if referrer_tags(inventory):
         deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
         adjusted = _referrer_decisions(inventory, policy, restrict.only(decisions, only_tag), deleted)
-        target_plan = build_target_plan(inventory, restrict.only(adjusted, only_tag), frees)
-    if inventory.backend == "layout":
-        target_plan.notes = [LAYOUT_NOTE]
+        target_plan = build_target_plan(inventory, restrict.only(adjusted, only_tag))
     if inventory.backend == "gha":
         _cache_facts(target_plan, inventory)
     if only_tag is None:        # a restricted run considers its one tag, whatever the filter

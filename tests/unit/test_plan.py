@@ -8,7 +8,7 @@ import pytest
 
 from ghcr_janitor.core.errors import PlanError
 from ghcr_janitor.core.models import Artifact, Inventory
-from ghcr_janitor.plan.model import GC_NOTE, Plan, new_plan
+from ghcr_janitor.plan.model import Plan, new_plan
 from ghcr_janitor.plan.file import read_plan, write_plan
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision
@@ -48,7 +48,7 @@ def summary(tp):
 
 def test_shared_digest_with_kept_tag_is_untag():
     inv = inventory({"cache-a": "x", "cache-b": "x"}, [art("x", {"l1": 100})])
-    tp = build_target_plan(inv, [delete("cache-a", "x"), keep("cache-b", "x")], True)
+    tp = build_target_plan(inv, [delete("cache-a", "x"), keep("cache-b", "x")])
     assert summary(tp) == [("untag", "cache-a", 0)]
     assert "untag only" in tp.actions[0].reason and "cache-b" in tp.actions[0].reason
     assert tp.reclaim_size == 0 and tp.notes == []
@@ -57,15 +57,15 @@ def test_shared_digest_with_kept_tag_is_untag():
 
 def test_unlisted_tag_keeps_the_digest():
     inv = inventory({"cache-a": "x", "release": "x"}, [art("x", {"l1": 100})], listed=["cache-a"])
-    tp = build_target_plan(inv, [delete("cache-a", "x")], True)
+    tp = build_target_plan(inv, [delete("cache-a", "x")])
     assert summary(tp) == [("untag", "cache-a", 0)]
 
 
 def test_all_tags_go_first_delete_carries_reclaim():
     inv = inventory({"cache-b": "x", "cache-a": "x"}, [art("x", {"l1": 100, "l2": 50})])
-    tp = build_target_plan(inv, [delete("cache-a", "x"), delete("cache-b", "x")], False)
+    tp = build_target_plan(inv, [delete("cache-a", "x"), delete("cache-b", "x")])
     assert summary(tp) == [("delete", "cache-a", 160), ("delete", "cache-b", 0)]
-    assert tp.reclaim_size == 160 and tp.notes == [GC_NOTE]
+    assert tp.reclaim_size == 160 and tp.notes == []       # what it means: the store's reclaim_note
     first = tp.actions[0]
     assert first.kind == "buildkit-cache" and first.size == 160 and first.created == "2026-08-01T00:00:00Z"
     assert first.age_source == "buildkit/createdat" and first.rule == "stale"
@@ -76,7 +76,7 @@ def test_reclaim_excludes_blobs_of_kept_artifacts():
     arts = [art("x", {"base": 1000, "mid": 200, "ox": 30}), art("y", {"base": 1000, "oy": 40}),
             art("z", {"mid": 200, "oz": 5})]
     inv = inventory({"cache-x": "x", "cache-y": "y", "cache-z": "z"}, arts)
-    tp = build_target_plan(inv, [delete("cache-x", "x"), delete("cache-y", "y"), keep("cache-z", "z")], True)
+    tp = build_target_plan(inv, [delete("cache-x", "x"), delete("cache-y", "y"), keep("cache-z", "z")])
     # Independently: freed = closure(x) ∪ closure(y) minus closure(z), each blob once.
     freed = (set(arts[0].closure) | set(arts[1].closure)) - set(arts[2].closure)
     sizes = arts[0].closure | arts[1].closure
@@ -90,7 +90,7 @@ def test_reclaim_excludes_blobs_of_kept_artifacts():
 def test_untagged_artifact_counts_as_kept_for_reclaim():
     arts = [art("x", {"base": 1000, "ox": 30}), art("u", {"base": 1000})]
     inv = inventory({"cache-x": "x"}, arts, untagged=["u"])
-    tp = build_target_plan(inv, [delete("cache-x", "x"), keep(None, "u")], True)
+    tp = build_target_plan(inv, [delete("cache-x", "x"), keep(None, "u")])
     assert summary(tp) == [("delete", "cache-x", 40)]
     assert [(k.tag, k.digest) for k in tp.kept] == [(None, dg("u"))]
 
@@ -99,7 +99,7 @@ def test_multi_arch_child_of_kept_index_is_kept():
     child = art("child", {"layer": 500})
     index = art("index", {"child": 10, "layer": 500})  # closure includes the child's manifest digest
     inv = inventory({"latest": "index"}, [child, index], untagged=["child"])
-    tp = build_target_plan(inv, [keep("latest", "index"), delete(None, "child")], True)
+    tp = build_target_plan(inv, [keep("latest", "index"), delete(None, "child")])
     assert tp.actions == []
     assert (None, dg("child")) in [(k.tag, k.digest) for k in tp.kept]
     assert "used by kept artifact " + dg("index") in [k.reason for k in tp.kept if k.tag is None][0]
@@ -109,7 +109,7 @@ def test_child_of_deleted_index_is_deleted_with_it():
     child = art("child", {"layer": 500})
     index = art("index", {"child": 10, "layer": 500})
     inv = inventory({"cache-i": "index"}, [child, index], untagged=["child"])
-    tp = build_target_plan(inv, [delete("cache-i", "index"), delete(None, "child")], True)
+    tp = build_target_plan(inv, [delete("cache-i", "index"), delete(None, "child")])
     assert summary(tp) == [("delete", "cache-i", 520), ("delete", None, 0)]
 
 
@@ -121,21 +121,21 @@ def test_transitive_keep_and_referrer():
     sig = art("sig", {"s": 3}, subject=dg("top"))
     inv = inventory({"v1": "top"}, [leaf, mid, top, sig], untagged=["leaf", "mid", "sig"])
     decisions = [keep("v1", "top"), delete(None, "leaf"), delete(None, "mid"), delete(None, "sig")]
-    tp = build_target_plan(inv, decisions, True)
+    tp = build_target_plan(inv, decisions)
     assert tp.actions == []
     assert "refers to kept artifact" in [k.reason for k in tp.kept if k.digest == dg("sig")][0]
 
 
 def test_error_artifact_is_kept_and_reported():
     inv = inventory({"cache-a": "x"}, [art("x", {"l": 1}, error="HTTP 500")])
-    tp = build_target_plan(inv, [delete("cache-a", "x")], True)
+    tp = build_target_plan(inv, [delete("cache-a", "x")])
     assert tp.actions == [] and tp.kept[0].reason == "could not be inspected: HTTP 500"
     assert tp.errors == [f"{dg('x')}: HTTP 500"]
 
 
 def test_decision_not_matching_inventory_is_kept():
     inv = inventory({"cache-a": "x"}, [art("x", {}), art("y", {})])
-    tp = build_target_plan(inv, [delete("cache-a", "y")], True)
+    tp = build_target_plan(inv, [delete("cache-a", "y")])
     assert tp.actions == [] and tp.errors
 
 
@@ -145,7 +145,7 @@ def test_action_order_and_retag():
     decisions = [delete("cache-a", "a"), keep("cache-a2", "a"),
                  Decision("cache-b", dg("b"), "retag", "selected", "archive", "archive-b"),
                  delete("cache-c", "c")]
-    tp = build_target_plan(inv, decisions, True)
+    tp = build_target_plan(inv, decisions)
     assert [(a.action, a.tag, a.to) for a in tp.actions] == [
         ("retag", "cache-b", "archive-b"), ("untag", "cache-a", None), ("delete", "cache-c", None)]
     assert tp.actions[2].version_id == 77 and tp.actions[2].reclaim_size == 10
@@ -155,7 +155,7 @@ def test_json_round_trip(tmp_path):
     arts = [art("a", {"l": 5}, version_id=3), art("b", {})]
     inv = inventory({"cache-a": "a", "cache-b": "b"}, arts, untagged=[])
     tp = build_target_plan(inv, [delete("cache-a", "a"),
-                                 Decision("cache-b", dg("b"), "retag", "r", "x", "archive-b")], False)
+                                 Decision("cache-b", dg("b"), "retag", "r", "x", "archive-b")])
     plan = new_plan("policies/seed-stages.toml", [tp], NOW)
     path = tmp_path / "plan.json"
     write_plan(plan, path)
@@ -305,7 +305,7 @@ def test_a_plan_file_cannot_mix_cache_actions_and_registry_targets(tmp_path):
 def test_reclaim_note_comes_from_the_inventory_and_round_trips(tmp_path):
     inv = inventory({"cache-a": "a"}, [art("a", {"l": 5})])
     inv.reclaim_note = "no longer referenced by any tag in this repository"   # the store says it
-    tp = build_target_plan(inv, [delete("cache-a", "a")], False)
+    tp = build_target_plan(inv, [delete("cache-a", "a")])
     assert tp.reclaim_note == "no longer referenced by any tag in this repository"
     plan = new_plan("p", [tp], NOW)
     path = tmp_path / "plan.json"
