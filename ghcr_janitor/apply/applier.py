@@ -298,7 +298,8 @@ async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, i
         results = []
         stopped: str | None = None
         for i, target_plan in enumerate(plan.targets):
-            note = getattr(target_plan, "reclaim_note", "") or ""
+            # What the figure means: the store opened now says it (a plan file can be edited).
+            note = getattr(registries.get(i), "reclaim_note", "") or getattr(target_plan, "reclaim_note", "") or ""
             if not target_plan.actions:
                 results.append(TargetResult(target_plan.target, reclaim_note=note))
                 continue
