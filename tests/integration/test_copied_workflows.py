@@ -16,7 +16,6 @@ import re
 import os
 import shutil
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import yaml

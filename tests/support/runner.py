@@ -35,7 +35,6 @@ What it models (each from the runner's or the action's documentation):
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import hashlib
 import json
@@ -714,7 +713,3 @@ class Runner:
 
 class StepFailed(Exception):
     """A modelled action failed the step (its message is the annotation)."""
-
-
-def matches(pattern: str, text: str) -> bool:
-    return fnmatch.fnmatchcase(text, pattern)
