@@ -185,6 +185,17 @@ def test_outputs_after_a_failed_run_are_not_the_previous_runs(repo, tmp_path):
     assert "ghcr-janitor-report" in runner.artifacts and "mode must be prune" in job.log
 
 
+def test_two_runs_in_one_job_upload_two_reports(repo, tmp_path):
+    """upload-artifact v4 refuses a name twice in a workflow run (409): the second report is -2."""
+    repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
+    runner = Runner(tmp_path, shim_install=True)
+    inputs = {"targets": target_of(repo), "policy": user_policy(runner)}
+    job = run(runner, janitor_step(inputs), janitor_step(inputs, id="again"))
+    assert job.status == "success", job.log
+    assert {"ghcr-janitor-report", "ghcr-janitor-report-2"} <= set(runner.artifacts)
+    assert job.step("janitor").outputs["report-url"] != job.step("again").outputs["report-url"]
+
+
 def test_one_failing_target_does_not_block_the_others(repo, registry, tmp_path):
     repo.buildkit_cache("cache-base", [b"base"], WHEN)
     repo.buildkit_cache("cache-pr-1", [b"pr1"], WHEN)
