@@ -52,7 +52,8 @@ def test_every_flag_the_readme_shows_exists(cli):
     for sub in ("export", "import"):
         helps[f"history {sub}"] = cli("history", sub, "--help").stdout
     known = "\n".join(helps.values()) + cli("--help").stdout
-    foreign = {"--cache-to", "--cache-from"}          # docker buildx's, quoted in the intro
+    foreign = {"--cache-to", "--cache-from",          # docker buildx's, quoted in the intro
+               "--delete-untagged"}                   # registry garbage-collect's
     flag = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]+)")
     script_lines = {script: [line for line in README.splitlines() if script in line] for script in SCRIPTS}
     others = {line for lines in script_lines.values() for line in lines}
