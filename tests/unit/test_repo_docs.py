@@ -1,4 +1,5 @@
-"""The README's two set-up commands stay true: CI runs the same test command, the quick start runs."""
+"""The README's two set-up commands stay true: CI runs the same test command, the quick start runs; the
+published contract (docs/cli.md) names only flags that exist and keeps in step with the team's."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -66,3 +69,36 @@ def test_every_flag_the_readme_shows_exists(cli):
         script_help = subprocess.run([sys.executable, str(ROOT / script), "--help"],
                                      capture_output=True, text=True, check=True).stdout
         assert sorted(f for f in shown if f not in script_help) == [], script
+
+
+CONTRACT = ROOT / "docs" / "cli.md"
+UPSTREAM = ROOT.parent / "shared" / "cli.md"     # the contract as the team writes it, beside the checkout
+
+
+def test_every_flag_the_published_contract_shows_exists(cli):
+    """docs/cli.md is what users read: every flag it names is one `--help` lists (or a planned one it marks)."""
+    text = CONTRACT.read_text()
+    known = "\n".join(cli(*name.split(), "--help").stdout
+                      for name in ("ls", "inspect", "plan", "prune", "apply", "gc", "report", "policy check",
+                                   "history export", "history import")) + cli("--help").stdout
+    shown = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", text))
+    assert shown and sorted(f for f in shown if f not in known) == []
+    assert "../shared" not in README and "docs/cli.md" in README
+
+
+def _contract_names(text: str) -> set[str]:
+    """Names users script against: flags, environment variables, JSON fields and exit codes of a contract."""
+    names = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", text))
+    names |= set(re.findall(r"`((?:JANITOR|GITHUB|GH|DOCKER)_[A-Z_]+)`", text))
+    names |= set(re.findall(r'"([a-z_]+)":', text))
+    names |= {f"exit {code}" for code in re.findall(r"(?m)^\|? ?(\d{1,3}) ", text)}
+    names |= {f"exit {code}" for code in re.findall(r"(?:^|· )(\d{1,3}) (?:success|error|usage|over|applied|interrupted)", text)}
+    return names
+
+
+@pytest.mark.skipif(not UPSTREAM.is_file(), reason="the team's contract (../shared/cli.md) is not beside this checkout")
+def test_the_published_contract_keeps_in_step_with_the_teams():
+    """Every name of ../shared/cli.md is in docs/cli.md (which may add more, and marks what is not built yet)."""
+    upstream, published = _contract_names(UPSTREAM.read_text()), _contract_names(CONTRACT.read_text())
+    assert len(upstream) > 30
+    assert sorted(upstream - published) == []
