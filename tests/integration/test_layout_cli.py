@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.layout_factory import snapshot
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def cache_dir(tmp_path) -> Path:
-    dest = tmp_path / "buildx-cache"
-    subprocess.run([sys.executable, str(ROOT / "examples" / "make_buildx_cache.py"), str(dest)], check=True,
-                   capture_output=True)
-    return dest
+def cache_dir(layout) -> Path:
+    """The example BuildKit cache dir (conftest's `layout`)."""
+    return layout
 
 
 def blobs(root: Path) -> set[str]:

@@ -100,6 +100,20 @@ class World:
                            "platform": {"architecture": f"a{i}", "os": "linux"}} for i, c in enumerate(children)]})
         return self.add(body, OCI_INDEX, tag)
 
+    def seed_caches(self, caches: int, aliases: int, untagged: int) -> tuple[str, str]:
+        """The models' starting repository: cache-base (and `aliases` more tags on it), `caches` branch
+        caches, a two-platform index `latest`, `untagged` old images. Returns the index's children."""
+        base = self.image("base", "cache-base", created="2026-12-06T00:00:00Z")
+        for i in range(aliases):
+            self.tags[f"cache-alias-{i}"] = base
+        for i in range(caches):
+            self.image(f"cache-{i}", f"cache-b{i}")
+        amd, arm = self.image("amd"), self.image("arm")
+        self.index([amd, arm], "latest")
+        for i in range(untagged):
+            self.image(f"old-{i}")
+        return amd, arm
+
     def foreign(self, what: str, tag: str | None = None, digest: str | None = None) -> None:
         """Note a foreign change (for the excuse): `tag` touched, or anything."""
         with self.lock:

@@ -98,15 +98,7 @@ class ApplyWhileTheWorldMoves(RuleBasedStateMachine):
                 hand_edit=st.booleans(), claims=st.sets(st.integers(0, 12), max_size=3))
     def seed(self, caches, aliases, untagged, hand_edit, claims):
         w = self.world
-        base = w.image("base", "cache-base", created="2026-12-06T00:00:00Z")
-        for i in range(aliases):
-            w.tags[f"cache-alias-{i}"] = base
-        for i in range(caches):
-            w.image(f"cache-{i}", f"cache-b{i}")
-        amd, arm = w.image("amd"), w.image("arm")
-        w.index([amd, arm], "latest")
-        for i in range(untagged):
-            w.image(f"old-{i}")
+        amd, _ = w.seed_caches(caches, aliases, untagged)
         plan = asyncio.run(_plan(w))
         actions = plan.actions
         if hand_edit and actions:

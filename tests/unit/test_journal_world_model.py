@@ -32,15 +32,7 @@ TARGET = "model"
 
 
 def seed(world: World, caches: int, aliases: int, untagged: int) -> None:
-    base = world.image("base", "cache-base", created="2026-12-06T00:00:00Z")
-    for i in range(aliases):
-        world.tags[f"cache-alias-{i}"] = base
-    for i in range(caches):
-        world.image(f"cache-{i}", f"cache-b{i}")
-    amd, arm = world.image("amd"), world.image("arm")
-    world.index([amd, arm], "latest")
-    for i in range(untagged):
-        world.image(f"old-{i}")
+    world.seed_caches(caches, aliases, untagged)
 
 
 def run(world: World, actions: list, journal: Journal):

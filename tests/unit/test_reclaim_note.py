@@ -9,8 +9,6 @@ the HTML report: nothing above stores/ writes its own version or picks one by st
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from ghcr_janitor.policy.loader import load_default_policy
 from ghcr_janitor.stores.base import Registry
 from ghcr_janitor.stores.layout.registry import LayoutRegistry
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
 SENTENCE = "what a test store says about its reclaim figure, and nothing else does"
 
@@ -36,11 +33,9 @@ class SayingLayout(LayoutRegistry):
 
 
 @pytest.fixture
-def cache_dir(tmp_path) -> Path:
-    dest = tmp_path / "buildx-cache"
-    subprocess.run([sys.executable, str(ROOT / "examples" / "make_buildx_cache.py"), str(dest)], check=True,
-                   capture_output=True)
-    return dest
+def cache_dir(layout) -> Path:
+    """The example BuildKit cache dir (conftest's `layout`)."""
+    return layout
 
 
 def _inventory(store):
