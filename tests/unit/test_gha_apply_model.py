@@ -153,7 +153,7 @@ class ActionsCacheApply(RuleBasedStateMachine):
             for _ in range(data.draw(st.integers(0, 3), label=f"saves on {ref}")):
                 self._save(ref)
         inventory = self._run(self.store.inventory())
-        plan = build_target_plan(inventory, evaluate(inventory, load_default_policy(), NOW), backend_frees_storage=True)
+        plan = build_target_plan(inventory, evaluate(inventory, load_default_policy(), NOW))
         ids = sorted(self.repo.entries)
         edits = data.draw(st.lists(st.sampled_from(ids), max_size=6, unique=True), label="edited") if ids else []
         claims = st.sampled_from(["closed", "deleted", "live", "default", None])

@@ -153,11 +153,11 @@ def test_a_budget_evicts_dead_refs_first_then_old_generations_then_lru_and_the_d
     inv = Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
     policy = parse_policy('[[rule]]\nname = "budget"\nselect = { kind = ["actions-cache"] }\n'
                           'max_total_size = 250\naction = "delete"\n', "p.toml")
-    plan = build_target_plan(inv, evaluate(inv, policy, now), backend_frees_storage=True)
+    plan = build_target_plan(inv, evaluate(inv, policy, now))
     # Kept while they fit, in keep order: 1 (default newest), 3 (live newest); then over budget:
     # the older members and the closed pull request's entry, although it was used most recently.
     assert sorted(a.cache_id for a in plan.actions) == [2, 4, 5]
     tight = parse_policy('[[rule]]\nname = "budget"\nselect = { kind = ["actions-cache"] }\n'
                          'max_total_size = 0\naction = "delete"\n', "p.toml")
-    plan = build_target_plan(inv, evaluate(inv, tight, now), backend_frees_storage=True)
+    plan = build_target_plan(inv, evaluate(inv, tight, now))
     assert 1 not in {a.cache_id for a in plan.actions}          # the floor: the default branch's newest stays

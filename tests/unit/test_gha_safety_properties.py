@@ -76,7 +76,7 @@ def cache_policies(draw) -> Policy:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(caches(), cache_policies())
 def test_the_floor_holds_whatever_the_policy_says(inv, policy):
-    tp = build_target_plan(inv, evaluate(inv, policy, NOW), backend_frees_storage=True)
+    tp = build_target_plan(inv, evaluate(inv, policy, NOW))
     for action in tp.actions:
         assert action.digest is None and action.tag is None and action.action == "delete"
         art = inv.artifacts[cache_item_id(action.cache_id)]

@@ -88,7 +88,7 @@ def packages(draw) -> Inventory:
 
 
 def plan_for(inv, policy):
-    return build_target_plan(inv, evaluate(inv, policy, NOW), backend_frees_storage=True)
+    return build_target_plan(inv, evaluate(inv, policy, NOW))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -104,7 +104,7 @@ def test_plan_never_deletes_anything_kept(inv, policy):
     # One decision per listed tag and per untagged digest.
     assert sorted(d.tag for d in decisions if d.tag is not None) == sorted(inv.listed)
     assert sorted(d.digest for d in decisions if d.tag is None) == sorted(inv.untagged)
-    tp = build_target_plan(inv, decisions, backend_frees_storage=False)
+    tp = build_target_plan(inv, decisions)
     deleted = {a.digest for a in tp.actions if a.action == "delete"}
     decided = {d.tag: d for d in decisions if d.tag is not None}
 
@@ -157,7 +157,7 @@ def test_evaluation_is_deterministic_and_order_independent(inv, policy, seed):
     assert evaluate(inv, policy, NOW) == first
     other = shuffled(inv, seed)
     assert evaluate(other, policy, NOW) == first
-    assert build_target_plan(other, evaluate(other, policy, NOW), True) == build_target_plan(inv, first, True)
+    assert build_target_plan(other, evaluate(other, policy, NOW)) == build_target_plan(inv, first)
 
 
 # --- loader fuzzing ---------------------------------------------------------------------------
