@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import gc
+import io
 import sys
 from typing import Any
 
@@ -31,7 +32,40 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+class _ChunkedWriter(io.BufferedWriter):
+    """Standard output's buffer, taking bytes in pieces no larger than itself.
+
+    CPython's buffered writer loses a broken pipe when one write larger than its buffer is cut
+    short (the reader took part, then left: `janitor ls | head -1` on a long listing): the rest
+    is dropped and the command exits 0. Pieces go through the buffer, whose flush reports the
+    broken pipe, so the command ends quietly with 141 (`common.Command`). Binary level, because
+    click wraps `sys.stdout.buffer` in a text writer of its own."""
+
+    PIECE = io.DEFAULT_BUFFER_SIZE
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), self.PIECE):
+            super().write(view[start:start + self.PIECE])
+        return len(view)
+
+
+def _chunk_stdout() -> None:
+    """Give a real standard output (not a terminal, not a test runner's buffer) a `_ChunkedWriter`."""
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+        if out.isatty():
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    out.flush()
+    sys.stdout = io.TextIOWrapper(_ChunkedWriter(io.FileIO(fd, "w", closefd=False)), encoding=out.encoding,
+                                  errors=out.errors, line_buffering=out.line_buffering)
+
+
 def main() -> None:
+    _chunk_stdout()
     if sys.argv[1:] == ["--version"]:
         from ghcr_janitor import __version__
 

@@ -178,3 +178,22 @@ def test_inspect_names_platforms_as_docker_does_and_attestations_by_whose(cli, r
     assert rows[arm].rstrip().endswith("linux/arm64/v8")
     assert rows[att].rstrip().endswith(f"attestation-manifest for linux/amd64 ({short(amd)})")
     assert "amd64/linux" not in table and "unknown/unknown" not in table
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_a_long_listing_into_head_ends_with_141_in_every_format(layout, tmp_path, fmt):
+    """One write far larger than a pipe holds, cut short when head leaves: CPython's buffered writer
+    drops that broken pipe (exit 0, the rest lost) unless standard output takes it in pieces."""
+    index = json.loads((layout / "index.json").read_text())
+    entry = index["manifests"][0]
+    for i in range(1500):
+        copy = json.loads(json.dumps(entry))
+        copy.setdefault("annotations", {})["org.opencontainers.image.ref.name"] = f"cache-many-{i:04d}"
+        index["manifests"].append(copy)
+    (layout / "index.json").write_text(json.dumps(index))
+    env = {**os.environ, "JANITOR_CACHE_DIR": str(tmp_path / "c"), "JANITOR_STATE_DIR": str(tmp_path / "s")}
+    command = " ".join(shlex.quote(p) for p in _janitor())
+    script = (f"set -o pipefail; {command} ls --all-tags -O {fmt} oci-layout:{shlex.quote(str(layout))} | head -1 "
+              f">/dev/null; echo \"status ${{PIPESTATUS[0]}}\" >&2")
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stderr.strip().splitlines() == ["status 141"], done.stderr
