@@ -61,9 +61,8 @@ def register(app: typer.Typer) -> None:
             for failure in failures:
                 c.echo_err(f"error: {failure['target']}: {failure['error']}")
             for inventory in inventories:
-                if output != c.OutputFormat.table:  # the table prints them itself
-                    for error in inventory.errors:
-                        c.echo_err(f"error: {inventory.target}: {error}")
+                for error in inventory.errors:          # stderr, whatever the format
+                    c.echo_err(f"error: {inventory.target}: {error}")
                 for warning in inventory.warnings:      # stderr, whatever the format (as plan does)
                     c.echo_err(f"warning: {inventory.target}: {warning}")
             from ghcr_janitor.cli.outputs import emit_summaries, report_requests

@@ -30,7 +30,7 @@ def missing_tag(inventory: Inventory, tag: str) -> str | None:
     or its digest could not be learned, which the inventory already says)."""
     if tag in inventory.tags or tag in inventory.unresolved:
         return None
-    return f"no tag {tag!r} in {inventory.target}"
+    return f"no tag {tag!r} in this repository"
 
 
 def for_policy(inventory: Inventory, tag: str) -> Inventory:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ghcr_janitor.core.digests import short
 from ghcr_janitor.core.models import Artifact, Inventory, cache_item_id
+from ghcr_janitor.core.words import count
 from ghcr_janitor.core.humanize import human_age, human_size
 from ghcr_janitor.core.timeparse import format_time
 
@@ -178,9 +179,7 @@ def ls_table(inv: Inventory, now: datetime) -> str:
     totals = doc["totals"]
     body = tabulate(ls_rows(inv, now), headers=LS_HEADERS, tablefmt="simple") if totals["artifacts"] else "(no matching tags)"
     lines = [f"{inv.target}", body,
-             f"total: {totals['tags']} tags, {totals['artifacts']} artifacts, {human_size(totals['size'])} "
-             f"({totals['size']} bytes; each blob counted once); repository: {totals['repository_tags']} tags, "
-             f"{human_size(totals['repository_size'])}"]
-    for error in inv.errors:
-        lines.append(f"error: {error}")
-    return "\n".join(lines)
+             f"total: {count(totals['tags'], 'tag')}, {count(totals['artifacts'], 'artifact')}, "
+             f"{human_size(totals['size'])} ({totals['size']} bytes; each blob counted once); "
+             f"repository: {count(totals['repository_tags'], 'tag')}, {human_size(totals['repository_size'])}"]
+    return "\n".join(lines)      # errors go to stderr (cli/ls.py)

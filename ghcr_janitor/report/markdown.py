@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from ghcr_janitor.core.humanize import human_size
+from ghcr_janitor.core.words import count
 
 ACTION_KINDS = ("delete", "untag", "retag")
 MAX_LISTED_PROBLEMS = 20       # errors / skipped / failed lines in a step summary
@@ -63,8 +64,8 @@ def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = 
         else:
             out.append("*(no matching tags)*")
         out.append("")
-        out.append(f"**{totals['tags']} tags, {totals['artifacts']} artifacts, {human_size(totals['size'])}** "
-                   f"({totals['size']} bytes, each blob counted once); repository: {totals['repository_tags']} tags, "
+        out.append(f"**{count(totals['tags'], 'tag')}, {count(totals['artifacts'], 'artifact')}, {human_size(totals['size'])}** "
+                   f"({totals['size']} bytes, each blob counted once); repository: {count(totals['repository_tags'], 'tag')}, "
                    f"{human_size(totals['repository_size'])}")
         if inv.errors or inv.warnings:
             out.append("")
@@ -297,7 +298,7 @@ def _action_details(plan, results) -> str:
     shown = rows[:MAX_DETAIL_ROWS]
     lines = [f"<details><summary>{len(rows)} actions</summary>", "", table(shown, headers)]
     if len(rows) > len(shown):
-        lines += ["", f"… and {len(rows) - len(shown)} more: see the job log or the plan artifact."]
+        lines += ["", f"… and {len(rows) - len(shown)} more: every action is in the plan file and in the HTML report."]
     lines += ["", "</details>"]
     return "\n".join(lines)
 

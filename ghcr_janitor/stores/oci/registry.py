@@ -36,8 +36,9 @@ class OciRegistry:
     # Distribution frees blobs only at its offline GC, and only those no manifest it still holds uses:
     # other repositories' and untagged manifests' (an overwritten tag leaves one; the janitor cannot list it).
     reclaim_note = ("no longer referenced by any tag in this repository; freed by the registry's garbage "
-                    "collection (`registry garbage-collect`), less what other repositories or untagged "
-                    "manifests still share (`--delete-untagged` frees the latter)")
+                    "collection (`registry garbage-collect CONFIG`; Debian's binary is `docker-registry`), less "
+                    "what other repositories or untagged manifests still share (an overwritten tag leaves one "
+                    "behind; `garbage-collect --delete-untagged` frees those)")
     deletes_per_look = 16           # at most this many deletes follow one last look (apply.last_look)
 
     def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
