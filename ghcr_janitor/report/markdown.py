@@ -298,7 +298,7 @@ def _action_details(plan, results) -> str:
     shown = rows[:MAX_DETAIL_ROWS]
     lines = [f"<details><summary>{len(rows)} actions</summary>", "", table(shown, headers)]
     if len(rows) > len(shown):
-        lines += ["", f"… and {len(rows) - len(shown)} more: every action is in the plan file and in the HTML report."]
+        lines += ["", f"… and {len(rows) - len(shown)} more: the plan file (`janitor plan -o`; the Action's `plan` output) lists every action."]
     lines += ["", "</details>"]
     return "\n".join(lines)
 
