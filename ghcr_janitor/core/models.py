@@ -103,6 +103,10 @@ class Artifact:
     labels: dict[str, Any] = field(default_factory=dict)
     followers: tuple[str, ...] = ()
     follow_size: int = 0
+    # An untagged root: how the janitor knows of it, "listed" (the store lists its untagged versions:
+    # GHCR, layouts) or "remembered" (a digest once seen under a tag that no tag reaches now); None:
+    # not said (reports take the store's `StoreTraits.lists_untagged`).
+    untagged_source: str | None = None
 
     @property
     def size(self) -> int:
