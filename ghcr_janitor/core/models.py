@@ -114,6 +114,32 @@ class Artifact:
         return sum(self.closure.values()) + self.follow_size
 
 
+@dataclass(frozen=True, slots=True)
+class StoreTraits:
+    """What an inventory's readers need to know about the kind of store it comes from.
+
+    Each store class says it once (a class attribute `traits`) and the inventory carries it
+    (`Inventory.traits`): the reports, the history and the metrics ask these facts, never the store's
+    kind, so a new store shows correctly everywhere by saying its traits. The defaults describe a
+    plain OCI registry.
+    """
+
+    # The words for where the bytes are, in sentences people read ("this repository grows 1 GiB a
+    # week"): "the Actions cache", "this cache dir".
+    place: str = "this repository"
+    # The items are cache entries (an id, a key, a ref and its state, a family in `labels`), not tags
+    # on manifests: `ls` lists entries, plans show keys and ids.
+    entries: bool = False
+    # Items can share content (layers): unique bytes, and the bytes families share, mean something.
+    shares_blobs: bool = True
+    # The store lists its untagged manifests itself (GHCR versions, a layout's index): an untagged
+    # root that does not say otherwise is "listed" (`Artifact.untagged_source`).
+    lists_untagged: bool = False
+    # Blobs can stay on disk that no tag reaches any more (a local layout): `janitor gc` frees them,
+    # and the report shows them beside the total.
+    unreachable_blobs: bool = False
+
+
 @dataclass
 class Inventory:
     """Everything the janitor knows about one repository at one moment.
@@ -141,6 +167,8 @@ class Inventory:
     # What a reclaim figure means on this store, in one sentence (the store's `reclaim_note`):
     # every output that prints a reclaim figure prints this beside it ("" when the store says nothing).
     reclaim_note: str = ""
+    # What kind of store this is, as facts (the store's `traits`): what the reports ask instead of `backend`.
+    traits: StoreTraits = field(default_factory=StoreTraits)
 
     def tags_of(self, digest: str) -> list[str]:
         return sorted(t for t, d in self.tags.items() if d == digest)
