@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.core.models import Inventory, StoreTraits
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.net.github import DEFAULT_API_URL, token_and_rate
 from ghcr_janitor.stores.gha.api import ActionsCacheApi
@@ -19,6 +19,7 @@ class CacheStore:
     """`gha:OWNER/REPO`: facts from the REST listing, deletes by cache id only."""
 
     kind = "gha"
+    traits = StoreTraits(place="the Actions cache", entries=True, shares_blobs=False)
     reclaim_note = ("freed as soon as the entries are deleted (their sizes as GitHub lists them; the "
                     "repository's usage figure catches up within minutes)")
 
@@ -31,7 +32,7 @@ class CacheStore:
 
     async def inventory(self) -> Inventory:
         inventory = await build_cache_inventory(self.api, self.name)
-        inventory.reclaim_note = self.reclaim_note
+        inventory.reclaim_note, inventory.traits = self.reclaim_note, self.traits
         return inventory
 
     async def look(self, keys_by_ref: dict[str, set[str]]) -> Look:

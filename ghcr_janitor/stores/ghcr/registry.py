@@ -19,6 +19,7 @@ from typing import Callable
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import is_digest
 from ghcr_janitor.core.errors import JanitorError, NotFoundError, RegistryError, TagMovedError, UsageError
+from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.net.github import (
     DEFAULT_API_URL, DEFAULT_DELETES_PER_MINUTE, Clock, GitHubPackages, PackageVersion, Sleep, token_and_rate,
@@ -39,6 +40,7 @@ class GhcrRegistry:
 
     kind = "ghcr"
     lists_untagged = True
+    traits = StoreTraits(lists_untagged=True)
     frees_storage_on_delete = True
     # GitHub reports no size per package version (registries.md): the figure is counted from the manifests.
     reclaim_note = ("in deleted package versions and used by no version left in this package, counted from "

@@ -27,7 +27,7 @@ from ghcr_janitor.core.digests import check_digest, digest_of, is_digest, verify
 from ghcr_janitor.core.files import UnreadableFile, atomic_write
 from ghcr_janitor.core.errors import LayoutError, ManifestError, NotFoundError, TagMovedError, UsageError
 from ghcr_janitor.core.manifests import load_json, parse_descriptor
-from ghcr_janitor.core.models import Descriptor
+from ghcr_janitor.core.models import Descriptor, StoreTraits
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.layout.files import (
     INDEX_CAP, OCI_LAYOUT_CAP, blob_path, escapes, not_regular, read_blob, read_layout_file,
@@ -214,6 +214,7 @@ class LayoutRegistry:
 
     kind = "layout"
     lists_untagged = True
+    traits = StoreTraits(place="this cache dir", lists_untagged=True, unreachable_blobs=True)
     frees_storage_on_delete = False  # blobs stay until `janitor gc`
     reclaim_note = ("no longer reachable from any tag of this cache dir; freed by `janitor gc` "
                     "(`janitor prune` runs it after deleting, unless --no-gc)")

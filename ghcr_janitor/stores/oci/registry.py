@@ -14,6 +14,7 @@ from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import digest_of, is_digest, verify
 from ghcr_janitor.core.errors import AuthError, ManifestError, NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.core.manifests import parse_manifest, placeholder_owner
+from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.net.status import raise_for_status
@@ -32,6 +33,7 @@ class OciRegistry:
 
     kind = "oci"
     lists_untagged = False
+    traits = StoreTraits()          # what the reports ask instead of `kind` (core.models)
     frees_storage_on_delete = False
     # Distribution frees blobs only at its offline GC, and only those no manifest it still holds uses:
     # other repositories' and untagged manifests' (an overwritten tag leaves one; the janitor cannot list it).
