@@ -22,7 +22,7 @@ from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError
 from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest, placeholder_owner
-from ghcr_janitor.core.models import Artifact, Inventory, Manifest
+from ghcr_janitor.core.models import Artifact, Inventory, Manifest, StoreTraits
 from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.stores.base import RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Version
 from ghcr_janitor.core.words import count
@@ -346,6 +346,7 @@ async def build_inventory(
         errors=errors, backend=registry.kind, unresolved=unresolved,
         tag_filter=None if options.all_tags else tuple(options.tag_globs),
         reclaim_note=getattr(registry, "reclaim_note", RECLAIM_NOTE),
+        traits=getattr(registry, "traits", StoreTraits()),
     )
     if listing_problem:
         inventory.facts["listing_problem"] = listing_problem
