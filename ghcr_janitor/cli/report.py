@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
 
 def _unreachable(inv, now) -> int | None:
     """A local cache dir: the bytes of blobs no tag reaches (what `janitor gc` frees), or None."""
-    if inv.backend != "layout":
+    if not inv.traits.unreachable_blobs:      # a local layout: blobs no tag reaches may stay
         return None
     from datetime import timedelta
 
