@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Mapping, Protocol, runtime_checkable
 
 # The reclaim sentence of a store that says nothing more precise: what the figure is counted from.
 RECLAIM_NOTE = "the bytes no artifact left in this repository references (each blob counted once)"
@@ -115,3 +115,28 @@ class ListsIndexVersions(Protocol):
     async def consistent_listing(self, max_age: float = 0.0) -> tuple[list[Version], str | None]:
         """Versions (a listing at most `max_age` s old) and why it disagrees with the tag list
         even after a relist (None when every listed tag is on a listed version)."""
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What a store's memory of earlier runs' tags finds now (`RemembersTags.remembered`)."""
+
+    versions: list[Version]         # remembered digests no tag reaches now, still present: untagged roots
+    since: datetime | None          # since when this target's tags are remembered (None: this run is the first)
+    unchecked: int = 0              # remembered digests whose presence could not be learned (not listed)
+
+
+@runtime_checkable
+class RemembersTags(Protocol):
+    """A store that cannot list its untagged manifests (a plain OCI registry) but remembers, per
+    target in the state directory, the digest each tag had when last seen, so that what an
+    overwritten tag left behind is found on later runs. Its listing stays partial: absence from it
+    proves nothing (`known_missing` stays False)."""
+
+    async def remembered(self, tagged: frozenset[str], now: datetime) -> Remembered | None:
+        """The remembered digests not in `tagged` (every digest a tag points at now), probed now:
+        those still present as untagged `Version`s (`created`: when last seen tagged), those gone
+        forgotten. None when the store keeps no memory (none configured, or unusable: warned)."""
+
+    def remember(self, tags: Mapping[str, str], now: datetime) -> None:
+        """Record tag -> digest of a finished inventory: only digests read whole and verified."""
