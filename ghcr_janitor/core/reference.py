@@ -1,4 +1,5 @@
-"""Parse target strings: `HOST[:PORT]/NAME[:TAG|@DIGEST]`, `ghcr.io/OWNER/NAME`, `oci-layout:PATH`."""
+"""Parse target strings: `HOST[:PORT]/NAME[:TAG|@DIGEST]`, `ghcr.io/OWNER/NAME`,
+`ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPO` (Amazon ECR), `oci-layout:PATH`, `gha:OWNER/REPO`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ OCI = "oci"
 GHCR = "ghcr"
 LAYOUT = "layout"
 GHA = "gha"
+ECR = "ecr"
 
 GHCR_HOST = "ghcr.io"
 _NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
@@ -27,6 +29,28 @@ _GH_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _GH_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _DOTTED_NUMBERS = re.compile(r"^[0-9]+(?:\.[0-9]+){3}$")   # what URL parsers (httpx) read as IPv4
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Amazon ECR private registries: ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn] (no port).
+_ECR_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]+)"
+                       r"\.amazonaws\.com(?P<cn>\.cn)?$")
+# ECR's own repository-name pattern (2-256 characters; no `__` or `--` runs as OCI allows).
+_ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class EcrHost:
+    """What an ECR registry host says: the account (registry id), the region, FIPS or not."""
+
+    account: str
+    region: str
+    fips: bool = False
+
+
+def ecr_host(host: str) -> EcrHost | None:
+    """The account and region of an ECR registry host, or None if `host` is not one."""
+    match = _ECR_HOST.match(host.lower())
+    if match is None:
+        return None
+    return EcrHost(match["account"], match["region"], bool(match["fips"]))
 
 
 def check_host(host: str, text: str) -> None:
@@ -187,7 +211,9 @@ def parse_target(text: str) -> Target:
         rest, tag = rest.rsplit(":", 1)
         if not TAG_PATTERN.match(tag):
             raise UsageError(f"target {text!r}: invalid tag {tag!r}")
-    kind = GHCR if host.lower() == GHCR_HOST else OCI
+    kind = GHCR if host.lower() == GHCR_HOST else ECR if ecr_host(host) else OCI
+    if kind == ECR:
+        host = host.lower()
     head, _, last = rest.rpartition("/")
     if any(c in last for c in GLOB_CHARS):
         if tag or digest:
@@ -201,6 +227,9 @@ def parse_target(text: str) -> Target:
         return Target(kind, host.lower() if kind == GHCR else host, rest, glob=True)
     if not _NAME.match(rest):
         raise UsageError(f"target {text!r}: invalid repository name {rest!r} (lowercase, digits, . _ - and /)")
+    if kind == ECR and not (2 <= len(rest) <= 256 and _ECR_NAME.match(rest)):
+        raise UsageError(f"target {text!r}: invalid ECR repository name {rest!r} (2-256 characters: lowercase "
+                         "letters and digits, one of . _ - between them, / between parts)")
     if kind == GHCR and "/" not in rest:
         raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/NAME")
     return Target(kind, host.lower() if kind == GHCR else host, rest, tag, digest)
