@@ -10,7 +10,7 @@ from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import UsageError
 from ghcr_janitor.net.budget import RequestBudget
 from ghcr_janitor.net.http import RequestLog
-from ghcr_janitor.core.reference import GHA, GHCR, LAYOUT, Target, is_loopback
+from ghcr_janitor.core.reference import ECR, GHA, GHCR, LAYOUT, Target, is_loopback
 from ghcr_janitor.stores.base import Registry
 
 DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
@@ -64,4 +64,8 @@ def open_registry(target: Target, options: ConnectOptions) -> Registry:
         except ImportError:
             return _oci(oci_base, target, options, "ghcr.io")
         return open_ghcr(target, options, oci_base)
+    if target.kind == ECR:
+        from ghcr_janitor.stores.ecr.registry import open_ecr
+
+        return open_ecr(target, options)
     return _oci(base_url_for(target.host, options.insecure), target, options, target.host)
