@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from ghcr_janitor.core.errors import JanitorError, UsageError
-from ghcr_janitor.core.reference import GHA, GHCR, OCI, Target, parse_target
+from ghcr_janitor.core.reference import ECR, GHA, GHCR, OCI, Target, parse_target
 from ghcr_janitor.core.words import count
 from ghcr_janitor.net.http import describe_error
 
@@ -40,6 +40,10 @@ async def _names(target: Target, connect) -> list[str]:
             return [f"{target.host}/{owner}/{name}" for name in await registry.api.list_packages()]
         finally:
             await registry.aclose()
+    if target.kind == ECR:                  # the registry's repositories (DescribeRepositories)
+        from ghcr_janitor.stores.ecr.registry import repository_names
+
+        return [f"{target.host}/{name}" for name in await repository_names(target, connect)]
     assert target.kind == OCI
     from ghcr_janitor.stores.connect import open_registry
 
