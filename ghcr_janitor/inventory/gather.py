@@ -211,7 +211,8 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
         missing: list[str] = []
         children = await _closure(fetcher, manifest, 0, closure, missing, gone)
         created, source = manifest.created, manifest.age_source
-        if created is None and options.fetch_config_times:
+        # A store's listing that dates the artifact wins below: no config blob is read for it.
+        if created is None and options.fetch_config_times and not (version is not None and version.created):
             for candidate in [manifest, *children]:
                 stamp = await _config_time(fetcher, candidate)
                 if stamp is not None and (created is None or stamp > created):
