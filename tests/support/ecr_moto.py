@@ -38,7 +38,11 @@ class MotoEcr:
     """moto's server in this process; `client` pushes images as a build would (PutImage)."""
 
     def __init__(self):
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)      # one INFO line per request otherwise
 
         self.port = free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
