@@ -31,6 +31,7 @@ from typing import Any, Awaitable, Callable, Hashable
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import digest_of, is_digest, verify
 from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError, RegistryError, TagMovedError
+from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import EcrHost, Target, ecr_host
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.ecr.api import MAX_WORKERS, EcrApi, make_client, require_boto3
@@ -144,6 +145,7 @@ class EcrRegistry:
 
     kind = "ecr"
     lists_untagged = True
+    traits = StoreTraits(lists_untagged=True)       # what the reports ask instead of `kind` (core.models)
     frees_storage_on_delete = True
     reclaim_note = ("in deleted images and used by no image left in this repository, counted from the manifests "
                     "(ECR's imageSizeInBytes is not a total for an index); an archived image is billed for at least "
