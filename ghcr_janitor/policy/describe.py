@@ -37,6 +37,10 @@ def _selection(rule: Rule) -> str:
         parts.append(f"tags matching the regex {rule.selector.regex!r} (whole tag)")
     if rule.selector.untagged:
         parts.append("untagged images (their platform manifests, attestations and referrers go with them)")
+    if rule.selector.not_pulled_for is not None:
+        parts = [" or ".join(parts) + f" not pulled for {format_duration(rule.selector.not_pulled_for)} (never "
+                 "pulled: since pushed; pull times as ECR records them, up to 24 h late; on a store that records "
+                 "none the rule selects nothing)"]
     if not rule.selector.broken:
         return " or ".join(parts)
     if not parts:

@@ -20,6 +20,11 @@ Semantics (design.md, "How the criteria of one rule combine"):
 * A candidate is acted on when any criterion set says so, unless the floor keeps it. With only
   `keep_newest` set, every candidate beyond the floor is acted on; combined with another criterion
   `keep_newest` is only the floor. A rule with no criterion acts on every candidate (any age).
+* `select.not_pulled_for = D` narrows a rule to candidates whose store records pull times (ECR:
+  `lastRecordedPullTime`, carried in `Artifact.extra`) and whose last pull, plus the store's
+  recording delay (ECR: up to 24 h, `pull_lag`), lies more than D before `now`; never pulled counts
+  from the push time. A candidate from a store that records no pull times is not selected (the next
+  rule may decide it); `pull_time_warnings` names such rules for the plan.
 * A retag whose rendered `to` is not a valid tag, already names another digest, or collides with
   another retag's `to` is turned into a keep with the reason.
 """
@@ -27,7 +32,7 @@ Semantics (design.md, "How the criteria of one rule combine"):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 
 from ghcr_janitor.core.models import Artifact, Inventory
@@ -113,11 +118,54 @@ def _entry_selected(sel, labels: dict, kind: str) -> bool:
     return not sel.kind or kind in sel.kind
 
 
-def _selects(rule: Rule, c: _Cand) -> bool:
+def records_pulls(art: Artifact) -> bool:
+    """Does the artifact's store record pull times (ECR)? It then carries `last_pulled` (None: never)."""
+    return "last_pulled" in art.extra
+
+
+def last_pull(art: Artifact) -> tuple[datetime | None, str]:
+    """When it was last pulled as far as the store knows (never pulled: its push time), and how to say it."""
+    pulled = _aware(art.extra.get("last_pulled"))
+    if pulled is not None:
+        return pulled, f"last pulled {pulled.strftime('%Y-%m-%d')}"
+    pushed = _aware(art.extra.get("pushed")) or _aware(art.created)
+    return pushed, "never pulled" + (f", pushed {pushed.strftime('%Y-%m-%d')}" if pushed else "")
+
+
+def not_pulled(art: Artifact, limit: timedelta, now: datetime) -> bool:
+    """Not pulled for more than `limit`, counting the store's recording delay as a pull that may
+    not be recorded yet (ECR: up to 24 h)."""
+    if not records_pulls(art):
+        return False
+    when, _ = last_pull(art)
+    lag = art.extra.get("pull_lag") or timedelta(0)
+    return when is not None and now - when > limit + lag
+
+
+def _pull_reason(rule: Rule, c: _Cand) -> str:
+    assert rule.selector.not_pulled_for is not None
+    _, said = last_pull(c.artifact)
+    lag = c.artifact.extra.get("pull_lag")
+    late = f" (pulls are recorded up to {format_duration(lag)} late)" if lag else ""
+    return f"not pulled for {format_duration(rule.selector.not_pulled_for)}: {said}{late}"
+
+
+def pull_time_warnings(inventory: Inventory, policy: Policy) -> list[str]:
+    """Rules with `not_pulled_for` on a store that records no pull times: they select nothing here."""
+    arts = [a for a in inventory.artifacts.values() if not a.error]
+    if not arts or any(records_pulls(a) for a in arts):
+        return []
+    return [f"rule {rule.name!r} selects by not_pulled_for, but {inventory.backend} records no pull times: it "
+            "selects nothing here (ECR records them)" for rule in policy.rules if rule.selector.not_pulled_for]
+
+
+def _selects(rule: Rule, c: _Cand, now: datetime) -> bool:
     sel = rule.selector
     if "cache_id" in c.artifact.labels:
         return sel.for_entries and _entry_selected(sel, c.artifact.labels, c.artifact.kind)
     if not sel.for_registry or (sel.kind and c.artifact.kind not in sel.kind):
+        return False
+    if sel.not_pulled_for is not None and not not_pulled(c.artifact, sel.not_pulled_for, now):
         return False
     if sel.broken and not c.artifact.broken:
         return False
@@ -174,12 +222,17 @@ def _apply_rule(rule: Rule, cands: list[_Cand], now: datetime) -> list[tuple[_Ca
         if rule.max_total_size is not None and over_budget and created is None:
             keeps.append(f"age unknown: not acted on by max_total_size={format_size(rule.max_total_size)}")
         if not rule.has_criteria:
-            out.append((c, True, _selected_reason(rule, c)))
+            reason = _selected_reason(rule, c)
+            if rule.selector.not_pulled_for is not None:
+                reason = _pull_reason(rule, c)
+            out.append((c, True, reason))
             continue
         if in_floor:
             act, reason = False, f"within keep_newest={rule.keep_newest}{per}"
         elif acts:
             act, reason = True, "; ".join(acts)
+            if rule.selector.not_pulled_for is not None:
+                reason = f"{_pull_reason(rule, c)}; {reason}"
         else:
             act, reason = False, "; ".join(keeps)
         if not act:
@@ -262,10 +315,10 @@ def evaluate(inventory: Inventory, policy: Policy, now: datetime) -> list[Decisi
         else:
             pending.append(_Cand(tag, digest, art))
     for rule in policy.rules:
-        mine = [c for c in pending if _selects(rule, c)]
+        mine = [c for c in pending if _selects(rule, c, now)]
         if not mine:
             continue
-        pending = [c for c in pending if not _selects(rule, c)]
+        pending = [c for c in pending if not _selects(rule, c, now)]
         for c, act, reason in _apply_rule(rule, mine, now):
             key = (c.tag, c.digest)
             if not act:

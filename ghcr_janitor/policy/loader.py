@@ -5,7 +5,8 @@ Schema (keys are checked; anything else is an error)::
     protect = ["cache-base", "v*"]          # fnmatch globs, case-sensitive
     [[rule]]
     name = "stale branch caches"            # optional, default "rule N"; unique
-    select = { tags = ["cache-*-*"], regex = "cache-pr-[0-9]+", untagged = false, broken = false }
+    select = { tags = ["cache-*-*"], regex = "cache-pr-[0-9]+", untagged = false, broken = false,
+               not_pulled_for = "30d" }     # narrows: only images not pulled for 30d (ECR pull times)
     # or, for Actions-cache entries (gha: targets):
     # select = { keys = ["Linux-buildx-*"], key_regex = "...", refs = ["refs/pull/*"],
     #            ref_state = ["closed", "deleted"], kind = ["buildkit-index"] }
@@ -41,7 +42,8 @@ from ghcr_janitor.policy.units import parse_duration, parse_size
 DEFAULT_SOURCE = "default.toml (packaged)"
 _TOP_KEYS = ("protect", "rule")
 _RULE_KEYS = ("name", "select", "older_than", "keep_newest", "max_total_size", "action", "to", "per", "age")
-_SELECT_KEYS = ("tags", "regex", "untagged", "broken", "keys", "key_regex", "refs", "ref_state", "kind")
+_SELECT_KEYS = ("tags", "regex", "untagged", "broken", "keys", "key_regex", "refs", "ref_state", "kind",
+                "not_pulled_for")
 _GROUP_LABELS = ("family", "ref", "scope", "kind", "version")
 _AGES = ("last_accessed", "created")
 MAX_POLICY_BYTES = 1 << 20      # policies are a few kB; a larger file is a mistake (or /dev/zero)
@@ -107,8 +109,20 @@ def _selector(value: Any, where: str, action: str, rule_name: str) -> Selector:
     broken = value.get("broken", False)
     if not isinstance(broken, bool):
         raise _Invalid(f"{key}.broken", f"expected true or false, got {_type_name(broken)}")
+    not_pulled_for = None
+    if "not_pulled_for" in value:
+        try:
+            not_pulled_for = parse_duration(value["not_pulled_for"])
+        except ValueError as exc:
+            raise _Invalid(f"{key}.not_pulled_for", str(exc)) from None
     selector = Selector(tags=tags, regex=regex, untagged=untagged, broken=broken, keys=keys, key_regex=key_regex,
-                        refs=refs, ref_state=ref_state, kind=kind)
+                        refs=refs, ref_state=ref_state, kind=kind, not_pulled_for=not_pulled_for)
+    if not_pulled_for is not None and selector.for_entries:
+        raise _Invalid(f"{key}.not_pulled_for", "Actions-cache entries have no pull times: their rules age by last "
+                                                "access already (older_than, with age = \"last_accessed\")")
+    if not_pulled_for is not None and not selector.for_registry:
+        raise _Invalid(f"{key}.not_pulled_for", "narrows a selection: give tags = [...], regex = \"...\" or "
+                                                "untagged = true too")
     if not selector.for_registry and not selector.for_entries:
         raise _Invalid(key, "selects nothing: give tags = [...], regex = \"...\", untagged = true or broken = true "
                             "(registries), or keys, key_regex, refs, ref_state, kind (the Actions cache)")

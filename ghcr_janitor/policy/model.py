@@ -32,6 +32,10 @@ class Selector:
     refs: tuple[str, ...] = ()
     ref_state: tuple[str, ...] = ()
     kind: tuple[str, ...] = ()
+    # Narrows the selection to images not pulled for this long (a store that records pull times:
+    # ECR's lastRecordedPullTime; never pulled counts from the push time). Where a store records no
+    # pull times nothing is selected by such a rule, and the plan says so (`pull_time_warnings`).
+    not_pulled_for: timedelta | None = None
 
     @property
     def by_tag(self) -> bool:
