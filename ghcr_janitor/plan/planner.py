@@ -13,7 +13,7 @@ from ghcr_janitor.plan.model import DELETE, Action, Kept, Plan, TargetPlan, new_
 from ghcr_janitor.plan import only_tag as restrict
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
-from ghcr_janitor.policy.evaluate import tag_selected
+from ghcr_janitor.policy.evaluate import pull_time_warnings, tag_selected
 from ghcr_janitor.plan.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
 
 if TYPE_CHECKING:                 # the caller's session gathers the facts; planning stays pure
@@ -169,6 +169,7 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
         target_plan = build_target_plan(inventory, restrict.only(adjusted, only_tag))
     if inventory.backend == "gha":
         _cache_facts(target_plan, inventory)
+    target_plan.warnings += pull_time_warnings(inventory, policy)      # not_pulled_for where no pull is recorded
     if only_tag is None:        # a restricted run considers its one tag, whatever the filter
         target_plan.warnings += filtered_out_warnings(inventory, policy)
     elif (missing := restrict.missing_tag(inventory, only_tag)) is not None:
