@@ -116,3 +116,11 @@ def test_policy_check_says_what_it_selects():
     lines = describe(parse_policy(POLICY, "p.toml"))
     assert "tags matching 'cache-*' not pulled for 30d (never pulled: since pushed; pull times as ECR records " \
            "them, up to 24 h late; on a store that records none the rule selects nothing)" in lines[2]
+
+
+def test_the_plan_carries_the_warning():
+    from ghcr_janitor.plan.planner import plan_inventory
+
+    inv = inventory({"cache-x": art("x", 200, None, records=False)}, backend="oci")
+    plan = plan_inventory(inv, parse_policy(POLICY, "p.toml"), NOW)
+    assert any("selects by not_pulled_for, but oci records no pull times" in w for w in plan.warnings)
