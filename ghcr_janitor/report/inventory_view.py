@@ -25,6 +25,9 @@ def _entry(art: Artifact) -> dict[str, Any]:
         "age_source": art.age_source,
         "broken": art.broken,
         **({"missing": list(art.missing)} if art.missing else {}),
+        # Where the store records them (ECR): push time, last recorded pull (null: never pulled), archived.
+        **{k: format_time(v) for k, v in art.extra.items() if k in ("pushed", "last_pulled")},
+        **({"archived": bool(art.extra["archived"])} if "archived" in art.extra else {}),
     }
 
 
