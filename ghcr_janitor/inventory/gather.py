@@ -24,7 +24,9 @@ from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest, placeholder_owner
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest, StoreTraits
 from ghcr_janitor.net.http import describe_error
-from ghcr_janitor.stores.base import RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Version
+from ghcr_janitor.stores.base import (RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Remembered,
+                                     RemembersTags, Version)
+from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.core.words import count
 
 MAX_DEPTH = 8
@@ -246,6 +248,21 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
                         extra=dict(version.extra) if version else {})
 
 
+def _remembered_roots(artifacts: dict[str, Artifact], recalled: list[Artifact]) -> list[Artifact]:
+    """The remembered artifacts that are untagged roots: not in another artifact's closure (a tagged
+    index's child, one of another remembered index), not a referrer of another artifact (they follow
+    it), not the janitor's own placeholder. Each is marked `untagged_source = "remembered"`."""
+    everything = {**artifacts, **{a.digest: a for a in recalled}}
+    referenced = {ref for d, a in everything.items() for ref in a.closure if ref != d}
+    roots = []
+    for art in recalled:
+        if art.digest in referenced or (art.subject and art.subject in everything) or "placeholder_for" in art.labels:
+            continue
+        art.untagged_source = "remembered"
+        roots.append(art)
+    return roots
+
+
 def _placeholder_label(manifest: Manifest) -> dict[str, str]:
     """`{"placeholder_for": TAG}` for the janitor's own untag placeholder (by its whole content)."""
     owner = placeholder_owner(manifest)
@@ -320,8 +337,23 @@ async def build_inventory(
     def gone(digest: str) -> bool:
         return registry.known_missing(digest, listed)
 
-    artifacts_list = await asyncio.gather(*(_artifact(fetcher, d, by_digest.get(d), options, gone) for d in roots))
+    async def recall() -> tuple[Remembered | None, list[Artifact]]:
+        """What the store remembers of earlier runs' tags (probed while the tagged artifacts are read)."""
+        if not isinstance(registry, RemembersTags) or unresolved:
+            return None, []     # a tag whose digest is unknown might be on any remembered digest
+        tagged = frozenset(tag_map.values())
+        found = await registry.remembered(tagged, options.now)
+        if found is None:
+            return None, []
+        wanted = [v for v in found.versions if v.digest not in by_digest and v.digest not in tagged]
+        return found, list(await asyncio.gather(*(_artifact(fetcher, v.digest, v, options, gone) for v in wanted)))
+
+    artifacts_list, (remembered, recalled) = await asyncio.gather(
+        asyncio.gather(*(_artifact(fetcher, d, by_digest.get(d), options, gone) for d in roots)), recall())
     artifacts = {a.digest: a for a in artifacts_list}
+    recalled = _remembered_roots(artifacts, recalled)
+    artifacts.update((a.digest, a) for a in recalled)
+    artifacts_list = list(artifacts.values())
     for art in artifacts_list:
         art.manifest = None          # parsed descriptors are not needed past this point
     for tag, digest in tag_map.items():
@@ -340,6 +372,10 @@ async def build_inventory(
         if versions is None:
             cache.save_tags(target, tag_map)
         cache.flush()
+    if isinstance(registry, RemembersTags):
+        # Only digests read whole and verified, never the janitor's own placeholders.
+        registry.remember({t: d for t, d in tag_map.items()
+                           if not artifacts[d].error and "placeholder_for" not in artifacts[d].labels}, options.now)
 
     inventory = Inventory(
         target=target, tags=tag_map, artifacts=artifacts,
@@ -357,6 +393,14 @@ async def build_inventory(
         # Untagged *roots*: platform manifests, attestations and referrers follow their parent.
         roots_now = inventory.roots(deps)
         inventory.untagged = sorted(d for d in by_digest if not by_digest[d].tags and d in roots_now)
+    if remembered is not None:
+        inventory.untagged = sorted(set(inventory.untagged) | {a.digest for a in recalled})
+        inventory.facts["remembered"] = {"count": len(recalled), "since": format_time(remembered.since)}
+        if remembered.unchecked:
+            inventory.warnings.append(f"{count(remembered.unchecked, 'remembered digest')} could not be checked "
+                                      "(HEAD by digest failed): not listed this run")
+    elif unresolved and isinstance(registry, RemembersTags):
+        inventory.warnings.append("remembered digests not checked: a tag's digest could not be learned")
     compute_unique_sizes(inventory, deps)
     shown = {tag_map[t] for t in inventory.listed} | set(inventory.untagged)
     inventory.warnings += broken_warnings({d: a for d, a in artifacts.items() if d in shown})

@@ -6,17 +6,20 @@ import asyncio
 import json
 import os
 import time
-from urllib.parse import urljoin
+from datetime import datetime
+from typing import Mapping
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import digest_of, is_digest, verify
-from ghcr_janitor.core.errors import AuthError, ManifestError, NotFoundError, RegistryError, TagMovedError
+from ghcr_janitor.core.errors import AuthError, JanitorError, ManifestError, NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.core.manifests import parse_manifest, placeholder_owner
 from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
-from ghcr_janitor.stores.base import RawManifest, Version
+from ghcr_janitor.stores.base import RawManifest, Remembered, Version
+from ghcr_janitor.stores.oci.memory import AGE_SOURCE as REMEMBERED_AGE, DigestMemory
 from ghcr_janitor.net.status import raise_for_status
 from ghcr_janitor.net.links import next_link
 
@@ -36,24 +39,29 @@ class OciRegistry:
     traits = StoreTraits()          # what the reports ask instead of `kind` (core.models)
     frees_storage_on_delete = False
     # Distribution frees blobs only at its offline GC, and only those no manifest it still holds uses:
-    # other repositories' and untagged manifests' (an overwritten tag leaves one; the janitor cannot list it).
-    reclaim_note = ("no longer referenced by any tag in this repository; freed by the registry's garbage "
-                    "collection (`registry garbage-collect CONFIG`; Debian's binary is `docker-registry`), less "
-                    "what other repositories or untagged manifests still share (an overwritten tag leaves one "
-                    "behind; `garbage-collect --delete-untagged` frees those)")
+    # other repositories' and untagged manifests' (an overwritten tag leaves one; the Distribution API
+    # cannot list it: the janitor knows those it remembers, `remembered`, and counts them as kept).
+    reclaim_note = ("no longer referenced by any tag in this repository, nor by an untagged manifest the janitor "
+                    "remembers; freed by the registry's garbage collection (`registry garbage-collect CONFIG`; "
+                    "Debian's binary is `docker-registry`), less what other repositories, or untagged manifests "
+                    "the janitor never saw tagged, still share (`garbage-collect --delete-untagged` frees those)")
     deletes_per_look = 16           # at most this many deletes follow one last look (apply.last_look)
 
     def known_missing(self, digest: str, listed: frozenset[str]) -> bool:
         """The Distribution API cannot enumerate manifests: a 404 may be a permissions quirk."""
         return False
 
-    def __init__(self, base_url: str, name: str, client: ThreadedClient, log: RequestLog | None = None):
+    def __init__(self, base_url: str, name: str, client: ThreadedClient, log: RequestLog | None = None,
+                 memory: DigestMemory | None = None):
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.client = client
         self.log = log if log is not None else RequestLog()
         self.supports_tag_delete: bool | None = None
         self.deletes_enabled = False
+        # The digests this repository's tags had on earlier runs (stores.oci.memory); None: remembers nothing.
+        self.memory = memory
+        self.memory_key = f"{urlsplit(self.base_url).netloc}/{name}"
 
     def __repr__(self) -> str:
         return f"OciRegistry({self.base_url}/{self.name})"
@@ -112,6 +120,45 @@ class OciRegistry:
 
     async def list_versions(self) -> list[Version] | None:
         return None
+
+    # --- remembered tags (stores.base.RemembersTags) -------------------------------------
+    async def remembered(self, tagged: frozenset[str], now: datetime) -> Remembered | None:
+        """The digests this repository's tags had on earlier runs that no tag has now, each HEADed by
+        digest (concurrently, bounded): those present come back as untagged Versions aged from when
+        they were last seen tagged; a 404 is forgotten; any other answer leaves it unlisted this run."""
+        if self.memory is None:
+            return None
+        recalled = await asyncio.to_thread(self.memory.recall, self.memory_key, tagged, now)
+        if recalled is None:
+            return None
+        entries, since = recalled
+        sem = asyncio.Semaphore(self.client.limit.maximum)
+
+        async def probe(digest: str) -> int | None:
+            async with sem:
+                try:
+                    response = await self._send("HEAD", self._url(f"manifests/{digest}"), headers={"Accept": mt.ACCEPT})
+                except (httpx.HTTPError, JanitorError):     # unknown this run: not listed, not forgotten
+                    return None
+            return response.status_code
+
+        statuses = await asyncio.gather(*(probe(e.digest) for e in entries))
+        present = [e for e, status in zip(entries, statuses) if status == 200]
+        gone = [e.digest for e, status in zip(entries, statuses) if status == 404]
+        if gone:
+            await asyncio.to_thread(self.memory.forget, self.memory_key, gone)
+        versions = [Version(e.digest, created=e.last_tagged, age_source=REMEMBERED_AGE,
+                            extra={"untagged_source": "remembered", "last_tag": e.tag}) for e in present]
+        return Remembered(versions, since, unchecked=len(entries) - len(present) - len(gone))
+
+    def remember(self, tags: Mapping[str, str], now: datetime) -> None:
+        """Remember each tag's digest as seen `now` (the caller passes only digests it read whole)."""
+        if self.memory is not None:
+            self.memory.record(self.memory_key, tags, now)
+
+    async def _forget(self, digest: str) -> None:
+        if self.memory is not None:
+            await asyncio.to_thread(self.memory.forget, self.memory_key, [digest])
 
     async def tag_names(self) -> list[str]:
         """Every tag name now (the tag list, never cached)."""
@@ -192,12 +239,14 @@ class OciRegistry:
     async def delete_manifest(self, digest: str) -> None:
         response = await self._send("DELETE", self._url(f"manifests/{digest}"))
         if response.status_code == 404:
+            await self._forget(digest)
             raise NotFoundError(f"manifest {self.name}@{digest} not found", status=404)
         if response.status_code in (400, 405):
             raise RegistryError(
                 f"deleting {self.name}@{digest}: the registry refuses deletes "
                 f"({response.status_code}); enable storage.delete on the registry", status=response.status_code)
         raise_for_status(response, f"deleting {self.name}@{digest}")
+        await self._forget(digest)
 
     async def delete_tag(self, tag: str, digest: str) -> None:
         """Remove one tag, keeping the digest: DELETE by tag where supported, else the
