@@ -54,7 +54,7 @@ _COUNTS = ("items", "bytes", "unique_bytes", "reclaimable", "reclaimed")
 def repository_totals(inv) -> tuple[int, int, int]:
     """What a history row counts, the whole repository whatever `--tag` listed: its tags (the
     Actions cache: entries), its bytes (each blob once) and the bytes held by one root only."""
-    if inv.backend == "gha":
+    if inv.traits.entries:              # cache entries: each holds its own bytes, shared with none
         size = inv.total_size()
         return len(inv.artifacts), size, size
     roots = inv.roots()

@@ -16,7 +16,7 @@ from ghcr_janitor.core.digests import short
 from ghcr_janitor.core.errors import JanitorError
 from ghcr_janitor.core import words
 from ghcr_janitor.core.humanize import human_size
-from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.core.models import Inventory, StoreTraits
 from ghcr_janitor.core.timeparse import format_time, parse_time
 from ghcr_janitor.plan.model import TargetPlan
 from ghcr_janitor.report import projection, storage, svg
@@ -49,10 +49,12 @@ class TargetReport:
     charts: dict[str, svg.Chart] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     future_rows: int = 0
+    traits: StoreTraits = field(default_factory=StoreTraits)    # the store's, as its inventory says
 
     @property
     def what(self) -> str:
-        return "the Actions cache" if self.backend == "gha" else "this repository"
+        """Where the bytes are, in a sentence: "this repository", "the Actions cache", "this cache dir"."""
+        return self.traits.place
 
 
 def require_jinja2() -> None:
@@ -82,14 +84,15 @@ def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row], now: dateti
     if unreachable is not None:           # a local cache dir's blobs no tag reaches: beside the total
         parts.beside.append(storage.Part("unreachable", "blobs no tag reaches (`janitor gc` frees them)", unreachable))
     fams = storage.families(inv)
-    limit = (plan.cache or {}).get("limit") if inv.backend == "gha" else None
-    limit = limit if isinstance(limit, int) else None
+    traits = inv.traits
+    limit = (plan.cache or {}).get("limit", inv.facts.get("limit"))      # a store's storage limit, if it has one
+    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
     total = _series(dated, "bytes")
     report = TargetReport(inv.target, inv.backend, plan, parts, fams,
-                          storage.sharing(fams) if inv.backend != "gha" else ([], []),
-                          storage.per_kind_and_state(inv) if inv.backend == "gha" else [],
+                          storage.sharing(fams) if traits.shares_blobs else ([], []),
+                          storage.per_kind_and_state(inv) if traits.entries else [],
                           rows, projection.trend(total, limit), projection.weekly(total), limit,
-                          errors=list(inv.errors) + list(plan.errors), future_rows=future)
+                          errors=list(inv.errors) + list(plan.errors), future_rows=future, traits=traits)
     report.charts["breakdown"] = svg.stacked([(p.label, p.bytes, PART_COLOURS[p.key]) for p in parts.parts])
     top = fams[:MAX_FAMILY_ROWS]
     report.charts["families"] = svg.bars([(f.name, f.bytes, f.only) for f in top])
@@ -97,7 +100,7 @@ def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row], now: dateti
         report.charts["kinds"] = svg.bars([(f"{k} · {s}", b, None) for k, s, _, b in report.kinds], outer="orange")
     if len(total) >= 2:
         lines = [("bytes", "blue", total)]
-        if inv.backend != "gha":
+        if traits.shares_blobs:
             lines.append(("unique bytes", "orange", _series(dated, "unique_bytes")))
         lines.append(("reclaimable", "vermillion", _series(dated, "reclaimable")))
         report.charts["history"] = svg.lines(lines, limit)

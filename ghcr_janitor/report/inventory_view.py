@@ -31,6 +31,12 @@ def _entry(art: Artifact) -> dict[str, Any]:
     }
 
 
+def untagged_source(inv: Inventory, art: Artifact) -> str | None:
+    """How the janitor knows of an untagged root: as the artifact says ("remembered": seen under a tag
+    on an earlier run), else "listed" where the store lists its untagged versions (GHCR, layouts)."""
+    return art.untagged_source or ("listed" if inv.traits.lists_untagged else None)
+
+
 def listed_digests(inv: Inventory) -> list[str]:
     return sorted({inv.tags[t] for t in inv.listed} | set(inv.untagged))
 
@@ -55,11 +61,12 @@ def _sums(items: list[tuple[str, int]]) -> dict[str, dict[str, int]]:
 
 
 def cache_dict(inv: Inventory) -> dict[str, Any]:
-    """A `gha:` target: its entries, totals per ref, kind and ref state, usage and limit."""
+    """A store of cache entries (`gha:` targets): its entries, totals per ref, kind and ref state,
+    usage and limit."""
     arts = [inv.artifacts[d] for d in inv.untagged]
     facts = inv.facts
     return {
-        "target": inv.target, "backend": "gha", "tags": [], "untagged": [],
+        "target": inv.target, "backend": inv.backend, "tags": [], "untagged": [],
         "entries": [cache_entry(a) for a in arts],
         "totals": {"entries": len(arts), "size": sum(a.size for a in arts), "usage": facts.get("usage"),
                    "limit": facts.get("limit"), "limit_source": facts.get("limit_source"),
@@ -73,7 +80,7 @@ def cache_dict(inv: Inventory) -> dict[str, Any]:
 
 
 def inventory_dict(inv: Inventory) -> dict[str, Any]:
-    if inv.backend == "gha":
+    if inv.traits.entries:
         return cache_dict(inv)
     tags = []
     for tag in inv.listed:
@@ -85,7 +92,7 @@ def inventory_dict(inv: Inventory) -> dict[str, Any]:
     untagged = []
     for digest in inv.untagged:
         art = inv.artifacts[digest]
-        entry = _entry(art)
+        entry = {**_entry(art), "untagged_source": untagged_source(inv, art)}
         entry.update({k: v for k, v in art.extra.items() if k in ("version_id",)})
         if art.error:
             entry["error"] = art.error
@@ -176,7 +183,7 @@ def cache_table(inv: Inventory, now: datetime) -> str:
 def ls_table(inv: Inventory, now: datetime) -> str:
     from tabulate import tabulate
 
-    if inv.backend == "gha":
+    if inv.traits.entries:
         return cache_table(inv, now)
     doc = inventory_dict(inv)
     totals = doc["totals"]

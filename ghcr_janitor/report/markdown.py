@@ -51,7 +51,7 @@ def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = 
 
     out: list[str] = []
     for inv in inventories:
-        if inv.backend == "gha":
+        if inv.traits.entries:
             out += [f"### {code(inv.target)}", "", "```", cache_table(inv, now), "```", ""]
             continue
         totals = inventory_dict(inv)["totals"]
@@ -90,7 +90,7 @@ def _counts(actions: Iterable) -> dict[str, int]:
 
 def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
     """The plan: per repository a table of actions and kept tags, the reclaim, notes and errors."""
-    from ghcr_janitor.report.plan_view import PLAN_HEADERS, plan_rows
+    from ghcr_janitor.report.plan_view import plan_headers, plan_rows
 
     title = "Plan (dry run: nothing changed)" if dry_run else "Plan"
     out = [f"## {title}", ""]
@@ -102,8 +102,7 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
         rows = [[code(r[0]) if r[0] != "<untagged>" else "*untagged*", code(r[1]), *[cell(v) for v in r[2:]]]
                 for r in plan_rows(tp, now)]
         if rows:
-            headers = ["key", "id", *PLAN_HEADERS[2:]] if tp.backend == "gha" else PLAN_HEADERS
-            out.append(table(rows, headers, ("left", "left", "left", "right", "right", "right", "left", "left")))
+            out.append(table(rows, plan_headers(tp), ("left", "left", "left", "right", "right", "right", "left", "left")))
         else:
             out.append("*(nothing selected)*")
         c = _counts(tp.actions)
@@ -205,7 +204,7 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
         inv, tp, tr = by_inv.get(repo), by_plan.get(repo), by_result.get(repo)
         if inv is not None:
             totals = inventory_dict(inv)["totals"]
-            if inv.backend == "gha":
+            if inv.traits.entries:
                 usage, limit = totals.get("usage"), totals.get("limit")
                 tags = f"{totals['entries']} cache entries"
                 size = human_size(totals["size"]) + (f" (usage {human_size(usage)} of {human_size(limit)})"

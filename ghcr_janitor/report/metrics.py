@@ -164,7 +164,7 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
     total_errors = errors or 0
     for repo in repositories:
         inv, tp, tr = by_inventory.get(repo), by_plan.get(repo), by_result.get(repo)
-        if inv is not None and inv.backend == "gha":
+        if inv is not None and inv.traits.entries:
             facts = inv.facts
             if isinstance(facts.get("usage"), int):
                 usage_g.labels(repo).set(facts["usage"])

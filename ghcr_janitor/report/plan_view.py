@@ -12,6 +12,13 @@ PLAN_HEADERS = ["tag", "digest", "kind", "size", "reclaim", "age", "action", "re
 RESULT_HEADERS = ["action", "tag", "digest", "status", "reason"]
 
 
+def plan_headers(target_plan) -> list[str]:
+    """A plan of cache entries (pinned by id, named by key) heads its columns `key` and `id`."""
+    if any(i.cache_id is not None for i in [*target_plan.actions, *target_plan.kept]):
+        return ["key", "id", *PLAN_HEADERS[2:]]
+    return PLAN_HEADERS
+
+
 def plan_rows(target_plan, now: datetime, show_kept: bool = True) -> list[list[str]]:
     rows = []
     for a in target_plan.actions:
@@ -62,8 +69,7 @@ def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> st
     for tp in plan.targets:
         out.append(tp.target)
         rows = plan_rows(tp, now, show_kept)
-        headers = ["key", "id", *PLAN_HEADERS[2:]] if tp.backend == "gha" else PLAN_HEADERS
-        out.append(tabulate(rows, headers=headers, tablefmt="simple") if rows else "(nothing selected)")
+        out.append(tabulate(rows, headers=plan_headers(tp), tablefmt="simple") if rows else "(nothing selected)")
         counts = {kind: sum(1 for a in tp.actions if a.action == kind) for kind in ("delete", "untag", "retag")}
         verb = "would reclaim" if dry_run else "reclaims"
         out.append(f"{'dry run: ' if dry_run else ''}{counts['delete']} delete, {counts['untag']} untag, "

@@ -73,7 +73,7 @@ def breakdown(inv: Inventory, plan: TargetPlan) -> Breakdown:
     if rest > 0:        # cannot happen for a plan made from this inventory; shown rather than hidden
         parts.append(Part("other", "not accounted for by the plan", rest))
     facts = []
-    if inv.backend == "gha":
+    if inv.traits.entries:
         dead = [a for a in inv.artifacts.values() if a.labels.get("ref_state") in DEAD_REF_STATES]
         facts.append(Part("dead-ref", "entries of closed or deleted refs", sum(a.size for a in dead)))
     elif inv.untagged:
@@ -114,7 +114,7 @@ def _registry_groups(inv: Inventory) -> dict[str, list[str]]:
 
 def families(inv: Inventory) -> list[Family]:
     """Bytes per family, largest first; `only` = what deleting the whole family would free."""
-    if inv.backend == "gha":
+    if inv.traits.entries:
         found: dict[str, Family] = {}
         for art in inv.artifacts.values():
             name = art.labels.get("family") or art.labels.get("key") or art.digest
