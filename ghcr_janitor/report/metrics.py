@@ -11,7 +11,8 @@ Metric names (all gauges; every one describes the run that wrote the file):
 ``ghcr_janitor_bytes{repository,stage}``                       bytes of those tags' artifacts (each blob once)
 ``ghcr_janitor_repository_tags{repository}``                   every tag of the repository
 ``ghcr_janitor_repository_bytes{repository}``                  every artifact the janitor sees (each blob once)
-``ghcr_janitor_untagged_artifacts{repository}``                untagged versions (GHCR, OCI layouts)
+``ghcr_janitor_untagged_artifacts{repository}``                untagged roots: listed by the store (GHCR, ECR,
+                                                               OCI layouts) or remembered (plain registries)
 ``ghcr_janitor_reclaimable_bytes{repository}``                 what the plan reclaims (HELP: what that is on
                                                                the run's stores, the store's reclaim_note)
 ``ghcr_janitor_reclaimed_bytes{repository}``                   what the done actions reclaim (HELP: likewise)
@@ -136,7 +137,8 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
     repo_tags_g = gauge("repository_tags", "Every tag of the repository", ("repository",))
     repo_bytes_g = gauge("repository_bytes", "Bytes of every artifact the janitor sees, each blob counted once",
                          ("repository",))
-    untagged_g = gauge("untagged_artifacts", "Untagged versions (GHCR, OCI layouts)", ("repository",))
+    untagged_g = gauge("untagged_artifacts", "Untagged roots, listed by the store or remembered from earlier runs",
+                       ("repository",))
     inventories = list(inventories or [])
     what = reclaim_help(reclaim_notes(plans, inventories, results))
     reclaimable_g = gauge("reclaimable_bytes", "Bytes the plan reclaims" + what, ("repository",))

@@ -185,6 +185,7 @@ def test_a_new_store_shows_in_every_output_in_the_words_of_a_repository():
     metrics = out["metrics"]
     assert f'ghcr_janitor_repository_tags{{repository="{TARGET}"}} 3.0' in metrics
     assert f'ghcr_janitor_untagged_artifacts{{repository="{TARGET}"}} 1.0' in metrics
+    assert "# HELP ghcr_janitor_untagged_artifacts Untagged roots, listed by the store or remembered" in metrics
     page = out["html"]
     assert "This repository grows" in page and "Bytes per cache family" in page and 'data-chart="sharing"' in page
     assert "unique bytes" in page and "<th>tag</th><th>digest</th>" in page and "(ecr)" in page
