@@ -215,6 +215,7 @@ def test_a_store_of_entries_that_share_nothing_says_its_own_place():
     inv = new_store_inventory(place="the build cache", shares_blobs=False)
     page = html.render([html.target_report(inv, new_store_plan().targets[0], history(), NOW)], NOW, None, [])
     assert "The build cache grows" in page and "The build cache stores its entries one by one" in page
+    assert "The bytes of the build cache, each counted once" in page
     assert 'data-chart="sharing"' not in page and "unique bytes" not in page
 
 
