@@ -77,7 +77,9 @@ def test_manifest_reads_go_100_at_a_time_verified_and_once(standin):
     first, again, requests = run(go())
     assert [raw.digest for raw in first] == digests
     assert again.body == first[0].body and again.media_type == "application/vnd.oci.image.manifest.v1+json"
-    assert requests == {"BatchGetImage": 3}
+    # Read without a listing first (as apply's last look does): the pull times are learnt (DescribeImages
+    # is no pull) so that the reads can be told from pulls later.
+    assert requests == {"BatchGetImage": 3, "DescribeImages": 3}
     sent = [body for op, body in standin.bodies if op == "BatchGetImage"]
     assert sorted(len(b["imageIds"]) for b in sent) == [50, 100, 100]
     assert "application/vnd.oci.image.index.v1+json" in sent[0]["acceptedMediaTypes"]
@@ -262,3 +264,35 @@ def test_without_boto3_the_install_hint_comes_before_any_contact(monkeypatch):
     with pytest.raises(UsageError) as caught:
         store()
     assert str(caught.value) == "ECR targets need boto3, which the `ecr` extra installs: pip install 'ghcr-janitor[ecr]'"
+
+
+def test_the_janitors_own_read_is_told_from_a_pull(standin, tmp_path):
+    from ghcr_janitor.stores.ecr.reads import OwnReads
+
+    now = time.time()
+    read_then_pulled = standin.put("app", cache_manifest("a"), ("a",), pushed=now - 90 * DAY, last_pulled=now - 40 * DAY)
+    only_read = standin.put("app", cache_manifest("b"), ("b",), pushed=now - 90 * DAY)
+
+    async def go():
+        registry = store()
+        registry.reads = OwnReads(tmp_path / "reads.sqlite")
+        try:
+            await registry.list_versions()
+            await asyncio.gather(registry.get_manifest(read_then_pulled), registry.get_manifest(only_read))
+            assert standin.repos["app"][only_read].last_pulled >= now        # ECR recorded the read as a pull
+            standin.repos["app"][read_then_pulled].last_pulled = time.time() + 3600    # then a real pull
+            return {v.digest: v.extra for v in await store_listing(tmp_path)}
+        finally:
+            await registry.aclose()
+
+    async def store_listing(path):
+        again = store()
+        again.reads = OwnReads(path / "reads.sqlite")
+        try:
+            return await again.list_versions()
+        finally:
+            await again.aclose()
+
+    extra = run(go())
+    assert extra[only_read]["last_pulled"] is None and extra[only_read]["own_read"] is True
+    assert extra[read_then_pulled]["last_pulled"].timestamp() > now + 3000

@@ -35,6 +35,7 @@ from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import EcrHost, Target, ecr_host
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.ecr.api import MAX_WORKERS, EcrApi, make_client, require_boto3
+from ghcr_janitor.stores.ecr.reads import OwnReads, corrected, now
 
 log = logging.getLogger("ghcr_janitor.ecr")
 
@@ -154,11 +155,13 @@ class EcrRegistry:
     # sent together (BatchDeleteImage, at most 100 ids a call).
     deletes_per_look = BATCH_DELETE_MAX
 
-    def __init__(self, host: str, ecr: EcrHost, name: str, api: EcrApi):
+    def __init__(self, host: str, ecr: EcrHost, name: str, api: EcrApi, reads: OwnReads | None = None):
         self.host = host
         self.ecr = ecr
         self.name = name
         self.api = api
+        self.reads = reads if reads is not None else OwnReads(None)
+        self._pulls: dict[str, Any] = {}       # digest -> its pull time before this process read it
         self._get = _Batcher(BATCH_GET_MAX, self._batch_get)
         self._delete = _Batcher(BATCH_DELETE_MAX, self._batch_delete)
         self._archived: set[str] = set()
@@ -187,7 +190,35 @@ class EcrRegistry:
                 continue
             versions[version.digest] = version          # a page boundary may repeat one
         self._archived = {d for d, v in versions.items() if v.extra.get("archived")}
+        memory = self.reads.recorded([self._read_key(d) for d in versions])
+        for digest, version in versions.items():
+            pulled, ours = corrected(version.extra["last_pulled"], memory.get(self._read_key(digest)))
+            version.extra["last_pulled"] = pulled
+            if ours:
+                version.extra["own_read"] = True       # ECR showed the janitor's own read: the pull before it counts
+            self._pulls.setdefault(digest, pulled)
         return list(versions.values())
+
+    def _read_key(self, digest: str) -> str:
+        return f"{self.ecr.account}/{self.ecr.region}/{self.name}@{digest}"
+
+    async def _learn_pulls(self, digests: list[str]) -> None:
+        """The pull times ECR shows now for digests about to be read and not listed by this process
+        (DescribeImages is no pull), so that the read can be told from a pull later."""
+        unknown = [d for d in digests if d not in self._pulls]
+        if not unknown:
+            return
+        try:
+            answer = await self.api.call("describe_images", f"reading pull times of {self.name}",
+                                         repositoryName=self.name, imageIds=[{"imageDigest": d} for d in unknown])
+        except JanitorError:
+            return                                  # unknown stays unknown: a later listing is not corrected
+        memory = self.reads.recorded([self._read_key(d) for d in unknown])
+        for detail in answer.get("imageDetails") or []:
+            digest = detail.get("imageDigest")
+            if digest in unknown:
+                self._pulls[digest] = corrected(detail.get("lastRecordedPullTime"),
+                                                memory.get(self._read_key(digest)))[0]
 
     async def current_tags(self, names: list[str] | None = None) -> dict[str, str]:
         """Every tag (or each of `names`) -> its digest now (ListImages, never cached)."""
@@ -226,6 +257,7 @@ class EcrRegistry:
         return await self._get(reference)
 
     async def _batch_get(self, digests: list) -> dict:
+        await self._learn_pulls(digests)
         answer = await self.api.call("batch_get_image", f"reading manifests of {self.host}/{self.name}",
                                      repositoryName=self.name, imageIds=[{"imageDigest": d} for d in digests],
                                      acceptedMediaTypes=ACCEPTED)
@@ -242,6 +274,8 @@ class EcrRegistry:
         for digest in digests:
             out.setdefault(digest, RegistryError(f"manifest {self.name}@{digest}: ECR answered neither the image "
                                                  "nor a failure for it"))
+        read = [d for d, raw in out.items() if isinstance(raw, RawManifest)]
+        self.reads.record({self._read_key(d): self._pulls.get(d, "unknown") for d in read}, now())
         return out
 
     def _raw(self, digest: str, image: dict[str, Any]) -> RawManifest | JanitorError:
@@ -340,6 +374,7 @@ class EcrRegistry:
             raise self._failure(digest, failure, f"untagging {tag} of")
 
     async def aclose(self) -> None:
+        self.reads.close()
         await self.api.aclose()
 
 
@@ -351,7 +386,18 @@ def open_ecr(target: Target, options) -> EcrRegistry:
     assert host is not None
     workers = min(MAX_WORKERS, max(1, options.concurrency))
     client = make_client(host, options.env, workers)
-    return EcrRegistry(target.host, host, target.name, EcrApi(client, host.account, workers))
+    return EcrRegistry(target.host, host, target.name, EcrApi(client, host.account, workers), _own_reads(options.env))
+
+
+def _own_reads(env) -> OwnReads:
+    """The memory of the janitor's own reads, in the state dir (none if it cannot be named)."""
+    from ghcr_janitor.core.paths import state_dir
+
+    try:
+        return OwnReads(state_dir(env) / "ecr-reads.sqlite")
+    except Exception as exc:          # a state dir that cannot be named costs only this memory
+        log.info("no ECR read memory: %s", exc)
+        return OwnReads(None)
 
 
 async def repository_names(target: Target, options) -> list[str]:
