@@ -110,6 +110,8 @@ def inventory_dict(inv: Inventory) -> dict[str, Any]:
             "unique_size": sum(inv.artifacts[d].unique_size for d in digests),
             "repository_tags": len(inv.tags),
             "repository_size": inv.total_size(),
+            # A store that remembers tags (plain OCI registries): untagged manifests found by memory.
+            **({"remembered": inv.facts["remembered"]} if "remembered" in inv.facts else {}),
         },
         "errors": inv.errors,
         "warnings": inv.warnings,
@@ -192,4 +194,15 @@ def ls_table(inv: Inventory, now: datetime) -> str:
              f"total: {count(totals['tags'], 'tag')}, {count(totals['artifacts'], 'artifact')}, "
              f"{human_size(totals['size'])} ({totals['size']} bytes; each blob counted once); "
              f"repository: {count(totals['repository_tags'], 'tag')}, {human_size(totals['repository_size'])}"]
+    if "remembered" in totals:
+        lines.append(remembered_line(totals["remembered"]))
     return "\n".join(lines)      # errors go to stderr (cli/ls.py)
+
+
+def remembered_line(fact: dict[str, Any]) -> str:
+    """What a store's memory of earlier runs' tags found (`totals.remembered`), in one line."""
+    if fact.get("since") is None:
+        return ("remembered: none yet (this run is the first to remember this repository's tags; a manifest "
+                "an overwritten tag leaves behind is found from the next run on)")
+    return (f"remembered: {count(fact['count'], 'untagged manifest')} once seen under a tag here "
+            f"(tags remembered since {fact['since'][:10]})")
