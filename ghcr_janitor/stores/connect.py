@@ -40,11 +40,12 @@ def _oci(base_url: str, target: Target, options: ConnectOptions, credential_host
     from ghcr_janitor.net.auth.credentials import find_credentials
     from ghcr_janitor.net.auth.flow import RegistryAuth
     from ghcr_janitor.net.http import make_client
+    from ghcr_janitor.stores.oci.memory import memory_in
     from ghcr_janitor.stores.oci.registry import OciRegistry
 
     credentials = find_credentials(credential_host, options.username, options.password, options.env)
     client = make_client(options.concurrency, RegistryAuth(credentials), base_url=base_url)
-    return OciRegistry(base_url, target.name, client, options.log)
+    return OciRegistry(base_url, target.name, client, options.log, memory=memory_in(options.env))
 
 
 def open_registry(target: Target, options: ConnectOptions) -> Registry:

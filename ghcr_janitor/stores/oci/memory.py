@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Mapping
 
 from ghcr_janitor.core.digests import is_digest
-from ghcr_janitor.core.paths import sqlite_file_problem
+from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.core.paths import sqlite_file_problem, state_dir
 from ghcr_janitor.core.reference import TAG_PATTERN
 from ghcr_janitor.core.words import count
 
@@ -167,6 +168,15 @@ class DigestMemory:
         if digests:
             self._run(lambda db: db.executemany("DELETE FROM tag_digests WHERE repository = ? AND digest = ?",
                                                 [(repository, d) for d in digests]))
+
+
+def memory_in(env: Mapping[str, str]) -> DigestMemory | None:
+    """The memory in the state directory `env` chooses (nothing is opened yet); None when that
+    directory cannot be used (the commands that need it say so, once)."""
+    try:
+        return DigestMemory(state_dir(env) / FILE_NAME)
+    except JanitorError:
+        return None
 
 
 def _is_tag(value: object) -> bool:
