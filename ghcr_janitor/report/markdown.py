@@ -47,7 +47,7 @@ def _bullets(lines: list[str], limit: int = MAX_LISTED_PROBLEMS) -> list[str]:
 
 def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = None) -> str:
     """One section per repository: the tag table, totals, errors."""
-    from ghcr_janitor.report.inventory_view import LS_HEADERS, cache_table, inventory_dict, ls_rows
+    from ghcr_janitor.report.inventory_view import LS_HEADERS, cache_table, inventory_dict, ls_rows, remembered_line
 
     out: list[str] = []
     for inv in inventories:
@@ -67,6 +67,8 @@ def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = 
         out.append(f"**{count(totals['tags'], 'tag')}, {count(totals['artifacts'], 'artifact')}, {human_size(totals['size'])}** "
                    f"({totals['size']} bytes, each blob counted once); repository: {count(totals['repository_tags'], 'tag')}, "
                    f"{human_size(totals['repository_size'])}")
+        if "remembered" in totals:          # a store that remembers its tags' digests: what it found
+            out += ["", cell(remembered_line(totals["remembered"]))]
         if inv.errors or inv.warnings:
             out.append("")
             out.extend(_bullets([f"error: {e}" for e in inv.errors] + [f"warning: {w}" for w in inv.warnings]))

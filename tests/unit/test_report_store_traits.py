@@ -210,6 +210,18 @@ def test_untagged_source_is_the_artifacts_own_else_listed_where_the_store_lists_
     assert inventory_dict(listing)["untagged"][0]["untagged_source"] == "remembered"
 
 
+def test_the_markdown_of_ls_says_what_a_remembering_store_found_as_the_table_does():
+    inv = new_store_inventory(lists_untagged=False)
+    inv.artifacts[dg("old")].untagged_source = "remembered"
+    assert "remembered:" not in ls_markdown([inv], NOW)          # a store without a memory says nothing of it
+    inv.facts["remembered"] = {"count": 0, "since": None}
+    assert "remembered: none yet" in ls_markdown([inv], NOW) and "remembered: none yet" in ls_table(inv, NOW)
+    inv.facts["remembered"] = {"count": 1, "since": "2026-12-01T08:00:00Z"}
+    md = ls_markdown([inv], NOW)
+    assert "remembered: 1 untagged manifest" in md and "2026-12-01" in md
+    assert inventory_dict(inv)["untagged"][0]["untagged_source"] == "remembered"
+
+
 def test_a_store_of_entries_that_share_nothing_says_its_own_place():
     """The traits, not the kind, decide: a store of cache entries under another name is laid out as one."""
     inv = new_store_inventory(place="the build cache", shares_blobs=False)
