@@ -12,7 +12,7 @@ mapped to `core.errors` here: nothing above this module sees botocore.
   is true), else botocore's own resolution (the config file's `services` section, then the
   regional endpoint of the region the registry host names). A plain-HTTP endpoint must be a
   loopback host: the request would carry the session token in clear.
-- Retries: botocore's `standard` retry mode with 8 attempts (exponential backoff with jitter on
+- Retries: botocore's `standard` retry mode with 5 attempts (exponential backoff with jitter on
   `ThrottlingException`, 5xx and connection errors), unless the environment sets `AWS_RETRY_MODE`
   or `AWS_MAX_ATTEMPTS` (then those win, e.g. `adaptive`).
 - Every HTTP request sent (retries included) is counted per operation (`EcrApi.requests`).
@@ -34,7 +34,7 @@ from ghcr_janitor.core.reference import EcrHost, is_loopback
 
 INSTALL_HINT = "ECR targets need boto3, which the `ecr` extra installs: pip install 'ghcr-janitor[ecr]'"
 MAX_WORKERS = 16                 # threads per store (botocore's connection pool is sized to match)
-DEFAULT_MAX_ATTEMPTS = 8         # botocore standard retry mode: backoff up to 20 s per attempt
+DEFAULT_MAX_ATTEMPTS = 5         # botocore standard retry mode: jittered backoff of at most 1, 2, 4, 8 s
 PAGE_SIZE = 1000                 # DescribeImages / ListImages / DescribeRepositories maxResults (the API's maximum)
 MAX_PAGES = 10_000
 

@@ -180,7 +180,7 @@ class EcrRegistry:
     # --- listing ---------------------------------------------------------------------
     async def list_versions(self) -> list[Version]:
         """Every image now (archived ones too), fresh: one request per 1,000 images."""
-        details = await self.api.pages("describe_images", f"listing the images of {self.host}/{self.name}",
+        details = await self.api.pages("describe_images", "listing images",
                                        "imageDetails", repositoryName=self.name, filter=ANY_IMAGE)
         versions: dict[str, Version] = {}
         for detail in details:
@@ -209,7 +209,7 @@ class EcrRegistry:
         if not unknown:
             return
         try:
-            answer = await self.api.call("describe_images", f"reading pull times of {self.name}",
+            answer = await self.api.call("describe_images", "reading pull times",
                                          repositoryName=self.name, imageIds=[{"imageDigest": d} for d in unknown])
         except JanitorError:
             return                                  # unknown stays unknown: a later listing is not corrected
@@ -222,7 +222,7 @@ class EcrRegistry:
 
     async def current_tags(self, names: list[str] | None = None) -> dict[str, str]:
         """Every tag (or each of `names`) -> its digest now (ListImages, never cached)."""
-        ids = await self.api.pages("list_images", f"listing the tags of {self.host}/{self.name}", "imageIds",
+        ids = await self.api.pages("list_images", "listing tags", "imageIds",
                                    repositoryName=self.name, filter={"tagStatus": "TAGGED", "imageStatus": "ANY"})
         found = {i["imageTag"]: i["imageDigest"] for i in ids
                  if isinstance(i.get("imageTag"), str) and isinstance(i.get("imageDigest"), str)}
@@ -258,7 +258,7 @@ class EcrRegistry:
 
     async def _batch_get(self, digests: list) -> dict:
         await self._learn_pulls(digests)
-        answer = await self.api.call("batch_get_image", f"reading manifests of {self.host}/{self.name}",
+        answer = await self.api.call("batch_get_image", "reading manifests",
                                      repositoryName=self.name, imageIds=[{"imageDigest": d} for d in digests],
                                      acceptedMediaTypes=ACCEPTED)
         out: dict[str, Any] = {}
@@ -335,7 +335,7 @@ class EcrRegistry:
         await self._delete(digest)
 
     async def _batch_delete(self, digests: list) -> dict:
-        answer = await self.api.call("batch_delete_image", f"deleting images of {self.host}/{self.name}",
+        answer = await self.api.call("batch_delete_image", "deleting images",
                                      repositoryName=self.name, imageIds=[{"imageDigest": d} for d in digests])
         out: dict[str, Any] = {}
         for failure in answer.get("failures") or []:
