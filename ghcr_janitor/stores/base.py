@@ -108,6 +108,15 @@ class LooksAtTags(Protocol):
 
 
 @runtime_checkable
+class LooksAtOnce(Protocol):
+    """A `LooksAtTags` store whose look costs a listing or two whatever the number of tags (ECR's
+    ListImages gives every tag's digest, 1,000 a page): one look covers `deletes_per_look` deletes
+    however few tags it read, all sent at once right after it (ECR: one BatchDeleteImage call)."""
+
+    look_at_once: bool
+
+
+@runtime_checkable
 class ListsIndexVersions(Protocol):
     """A backend that lists untagged manifests too (GHCR versions): apply checks untagged and
     child deletes against a fresh listing, and against its consistency with the tag list."""
