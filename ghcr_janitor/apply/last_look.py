@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from ghcr_janitor.core.errors import JanitorError, NotFoundError
 from ghcr_janitor.core.manifests import parse_manifest
-from ghcr_janitor.stores.base import ListsIndexVersions, LooksAtTags, Registry
+from ghcr_janitor.stores.base import ListsIndexVersions, LooksAtOnce, LooksAtTags, Registry
 
 VERSIONS_MAX_AGE = 10.0     # seconds a GHCR version listing may serve untagged/child deletes
 MAX_INDEX_DEPTH = 8         # nested indexes followed this deep (deeper: treated as unreadable)
@@ -59,7 +59,7 @@ def deletes_per_look(registry: Registry, tags: int | None = None) -> int:
     """How many deletes one look covers: one, unless the look is dear (more than `TAGS_PER_LOOK`
     tags to HEAD), then one per `TAGS_PER_LOOK` tags, never more than the store allows."""
     cap = max(1, int(registry.deletes_per_look)) if isinstance(registry, LooksAtTags) else 1
-    if tags is None:
+    if tags is None or isinstance(registry, LooksAtOnce):     # a look that costs the same for any number of tags
         return cap
     return max(1, min(cap, -(-tags // TAGS_PER_LOOK)))
 
