@@ -137,6 +137,8 @@ def test_requests_per_thousand_images_listed_and_per_hundred_deleted(cli, standi
     assert pruned.exit_code == 0, pruned.stdout + pruned.stderr
     assert len(standin.repos["app"]) == 900
     per_delete = dict(standin.requests)
-    assert per_delete["BatchDeleteImage"] <= 100
+    # The listing, then one last look (DescribeImages for the untagged, ListImages twice for the tags)
+    # covers all 100 deletes, sent as one BatchDeleteImage.
+    assert per_delete == {"DescribeImages": 2, "ListImages": 2, "BatchDeleteImage": 1}
     with capsys.disabled():
         print(f"\nECR requests, 1,000 images listed: {per_listing}; prune deleting 100 untagged: {per_delete}")

@@ -154,6 +154,7 @@ class EcrRegistry:
     # A look costs a few listing calls whatever the number of tags; the deletes that follow it are
     # sent together (BatchDeleteImage, at most 100 ids a call).
     deletes_per_look = BATCH_DELETE_MAX
+    look_at_once = True             # `LooksAtOnce`: the batch does not shrink with the number of tags
 
     def __init__(self, host: str, ecr: EcrHost, name: str, api: EcrApi, reads: OwnReads | None = None):
         self.host = host
