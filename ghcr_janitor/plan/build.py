@@ -29,7 +29,7 @@ from typing import Any
 from ghcr_janitor.core import models
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.timeparse import format_time
-from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, RETAG, UNTAG, Action, Kept, TargetPlan
+from ghcr_janitor.plan.model import ACTION_ORDER, DELETE, RETAG, UNTAG, Action, Kept, TargetPlan
 
 
 def followers(inventory: Inventory, wanted: set[str], deps: dict[str, set[str]] | None = None) -> dict[str, str]:
@@ -264,7 +264,7 @@ def build_target_plan(inventory: Inventory, decisions: list) -> TargetPlan:
             actions.append(_action(DELETE, _Follower(None, digest, None, ""), inventory))
     deleted = {a.digest for a in actions if a.action == DELETE}
     depth, parents_of = _depths(deps, deleted)
-    actions.sort(key=lambda a: (_ACTION_ORDER[a.action], depth.get(a.digest, 0) if a.action == DELETE else 0,
+    actions.sort(key=lambda a: (ACTION_ORDER[a.action], depth.get(a.digest, 0) if a.action == DELETE else 0,
                                 a.tag is None, a.tag or "", a.digest, a.to or ""))
     _link_followers(actions, set(follow), parents_of, inventory, decisions)
     in_use: set[str] = {d for d in inventory.tags.values() if d not in deleted}

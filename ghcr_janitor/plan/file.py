@@ -13,7 +13,7 @@ from ghcr_janitor.core.errors import JanitorError, PlanError
 from ghcr_janitor.core.files import UnreadableFile, atomic_write, read_regular
 from ghcr_janitor.core.reference import TAG_PATTERN
 from ghcr_janitor.core.timeparse import parse_time
-from ghcr_janitor.plan.model import _ACTION_ORDER, DELETE, PLAN_VERSION, RETAG, Action, Kept, Plan, TargetPlan
+from ghcr_janitor.plan.model import ACTION_ORDER, DELETE, PLAN_VERSION, RETAG, Action, Kept, Plan, TargetPlan
 
 MAX_PLAN_BYTES = 64 << 20       # a plan of ~100,000 actions is ~40 MiB; more is not a plan
 
@@ -92,7 +92,7 @@ def _dict(value: Any, key: str) -> dict:
 def _parse_action(raw: Any, where: str) -> Action:
     obj = _dict(raw, where)
     kind = _get(obj, "action", where, (str,))
-    if kind not in _ACTION_ORDER:
+    if kind not in ACTION_ORDER:
         raise _Bad(f"{where}.action", f"unknown action {kind[:40]!r} (delete, untag, retag)")
     tag = _tag(obj, where, nullable=kind == DELETE)
     to = _get(obj, "to", where, (str, type(None)), required=False)
@@ -196,7 +196,8 @@ def _parse_target(raw: Any, where: str) -> TargetPlan:
     )
 
 
-def parse_plan(data: Any, source: str) -> Plan:
+def parse_plan(data: Any, source: str = "plan") -> Plan:
+    """Validate and build; PlanError(f"{source}: {key}: {problem}") on anything wrong."""
     try:
         obj = _dict(data, "plan")
         version = obj.get("plan_version")

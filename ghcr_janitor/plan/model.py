@@ -1,4 +1,5 @@
-"""The plan: pinned actions, what was kept and why, per target (JSON version 1; `plan.file` reads and writes it)."""
+"""The plan: pinned actions, what was kept and why, per target (JSON version 1; `plan.file` reads and writes it,
+and validates a dict into a Plan: `parse_plan`; this module imports nothing from `plan.file`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ghcr_janitor.core.timeparse import format_time
 
 PLAN_VERSION = 1
 DELETE, UNTAG, RETAG = "delete", "untag", "retag"
-_ACTION_ORDER = {RETAG: 0, UNTAG: 1, DELETE: 2}
+ACTION_ORDER = {RETAG: 0, UNTAG: 1, DELETE: 2}
 
 
 @dataclass
@@ -113,13 +114,6 @@ class Plan:
                 for t in self.targets
             ],
         }
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "plan") -> "Plan":
-        """Validate and build; PlanError(f"{source}: {key}: {problem}") on anything wrong."""
-        from ghcr_janitor.plan.file import parse_plan
-
-        return parse_plan(data, source)
 
 
 def new_plan(policy: str | None, targets: Iterable[TargetPlan], now: datetime) -> Plan:

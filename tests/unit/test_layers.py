@@ -53,3 +53,46 @@ def test_stores_do_not_import_each_other():
             if len(bits) > 3 and bits[1] == "stores" and bits[2] not in (parts[0], "base") and parts[0] != "ghcr":
                 wrong.append(f"stores/{'/'.join(parts)}:{line}: imports {module}")
     assert wrong == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    """No import cycles, even through an import inside a function (review.md: plan/file <-> plan/model)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ghcr_janitor"):
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    found.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("ghcr_janitor"))
+        # A package's __init__ re-exporting its own modules is not a cycle worth naming.
+        graph[name] = {m for m in found if m in modules and m != name and not name.startswith(m + ".")}
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                path = stack + [node]
+                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack + [node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+    assert cycles == []
+

@@ -11,6 +11,7 @@ import pytest
 from ghcr_janitor.core.errors import PlanError, UsageError
 from ghcr_janitor.core.reference import parse_run_target, parse_target
 from ghcr_janitor.plan import only_tag as restrict
+from ghcr_janitor.plan.file import parse_plan
 from ghcr_janitor.plan.model import Plan, new_plan
 from ghcr_janitor.plan.planner import plan_inventory
 from ghcr_janitor.policy.loader import parse_policy
@@ -97,15 +98,15 @@ def _plan_dict(only_tag, action_tag="cache-x"):
 
 
 def test_plan_file_carries_only_tag_and_keeps_a_restricted_plan_restricted():
-    plan = Plan.from_dict(_plan_dict("cache-x"))
+    plan = parse_plan(_plan_dict("cache-x"))
     assert plan.targets[0].only_tag == "cache-x"
     again = new_plan("p", plan.targets, NOW)
-    assert Plan.from_dict(json.loads(json.dumps(again.to_dict()))).targets[0].only_tag == "cache-x"
-    assert Plan.from_dict(_plan_dict(...)).targets[0].only_tag is None            # older plans
+    assert parse_plan(json.loads(json.dumps(again.to_dict()))).targets[0].only_tag == "cache-x"
+    assert parse_plan(_plan_dict(...)).targets[0].only_tag is None            # older plans
     with pytest.raises(PlanError, match=r"targets\[0\]\.actions\[0\]\.tag: the plan is restricted to tag 'cache-x'"):
-        Plan.from_dict(_plan_dict("cache-x", action_tag="cache-other"))
+        parse_plan(_plan_dict("cache-x", action_tag="cache-other"))
     with pytest.raises(PlanError, match=r"targets\[0\]\.only_tag: invalid tag"):
-        Plan.from_dict(_plan_dict("bad tag"))
+        parse_plan(_plan_dict("bad tag"))
 
 
 def test_run_targets_take_a_tag_but_no_digest():

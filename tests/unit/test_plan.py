@@ -9,7 +9,7 @@ import pytest
 from ghcr_janitor.core.errors import PlanError
 from ghcr_janitor.core.models import Artifact, Inventory
 from ghcr_janitor.plan.model import Plan, new_plan
-from ghcr_janitor.plan.file import read_plan, write_plan
+from ghcr_janitor.plan.file import parse_plan, read_plan, write_plan
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision
 
@@ -167,7 +167,7 @@ def test_json_round_trip(tmp_path):
         assert key in target
     assert set(target["actions"][0]) >= {"action", "tag", "digest", "to", "reclaim_size", "rule", "reason"}
     assert read_plan(path) == plan
-    assert Plan.from_dict(plan.to_dict()) == plan
+    assert parse_plan(plan.to_dict()) == plan
     assert plan.reclaim_size == 15
 
 
@@ -177,7 +177,7 @@ def test_minimal_cli_md_plan_is_accepted():
                          "actions": [{"action": "delete", "tag": "cache-x", "digest": dg("x"), "to": None,
                                       "reclaim_size": 0, "rule": "stale branch caches", "reason": "older"}],
                          "kept": [{"tag": "cache-base", "digest": dg("b"), "reason": "protected by 'cache-base'"}]}]}
-    plan = Plan.from_dict(data)
+    plan = parse_plan(data)
     assert plan.targets[0].backend == "oci" and plan.targets[0].actions[0].kind is None
 
 
@@ -315,8 +315,8 @@ def test_reclaim_note_comes_from_the_inventory_and_round_trips(tmp_path):
 
 
 def test_an_older_plan_without_reclaim_note_reads_as_empty():
-    assert Plan.from_dict(_good()).targets[0].reclaim_note == ""
+    assert parse_plan(_good()).targets[0].reclaim_note == ""
     data = _good()
     data["targets"][0]["reclaim_note"] = 5
     with pytest.raises(PlanError, match=r"targets\[0\]\.reclaim_note: unexpected int"):
-        Plan.from_dict(data)
+        parse_plan(data)
