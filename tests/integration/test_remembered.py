@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ghcr_janitor.stores.oci import memory as m
-from ghcr_janitor.stores.oci.registry import OciRegistry
+from ghcr_janitor.net.http import ThreadedClient
 from tests.support.push import OCI_MANIFEST, Pusher, sha
 from tests.support.registry import RegistryServer
 
@@ -36,15 +36,15 @@ def fresh_warnings(monkeypatch):
 
 @pytest.fixture
 def requests(monkeypatch) -> list[tuple[str, str]]:
-    """Every request the janitor's OCI store sends: (method, path)."""
+    """Every registry request the janitor sends (its HTTP client's, whoever calls it): (method, path)."""
     sent: list[tuple[str, str]] = []
-    real = OciRegistry._send
+    real = ThreadedClient.send
 
-    async def send(self, method, url, **kwargs):
+    async def send(self, method, url, *args, **kwargs):
         sent.append((method, str(url).split("/v2/", 1)[-1]))
-        return await real(self, method, url, **kwargs)
+        return await real(self, method, url, *args, **kwargs)
 
-    monkeypatch.setattr(OciRegistry, "_send", send)
+    monkeypatch.setattr(ThreadedClient, "send", send)
     return sent
 
 
