@@ -80,12 +80,15 @@ def test_a_real_pull_after_the_janitors_read_counts(cli, standin, tmp_path):
 
 
 def test_errors_are_one_line_and_no_secret_is_printed(cli, standin, monkeypatch):
-    result = cli("-v", "ls", f"{HOST}/missing-repo")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "janitor-test-session-token-never-printed")
+    result = cli("-vv", "ls", f"{HOST}/missing-repo")      # DEBUG: every logger the CLI lets through
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "RepositoryNotFoundException" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert SECRET not in result.stdout + result.stderr
+    assert "session-token-never-printed" not in result.stdout + result.stderr
+    assert "AKIAJANITORTESTKEY00" not in result.stdout + result.stderr
     sent = sum(standin.requests.values())
     monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", "http://ecr.example.com")
     refused = cli("ls", TARGET)
