@@ -147,6 +147,65 @@ def test_deleting_a_remembered_digest_forgets_it(tmp_path):
     assert old not in world.manifests and old not in remembered_rows(memory)
 
 
+def _refusing(world: World, refuse):
+    """The store over `world`, except that requests `refuse(method, path)` names get a 403."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        if refuse(request.method, request.url.path):
+            return httpx.Response(403, json={"errors": [{"code": "DENIED"}]})
+        return world.oci(request)
+    return handler
+
+
+def test_a_remembered_digest_that_cannot_be_checked_is_neither_listed_nor_forgotten(tmp_path):
+    world = World()
+    memory = DigestMemory(tmp_path / m.FILE_NAME)
+    old = world.image("a1", "cache-a")
+    inventory(world, memory, T0)
+    world.image("a2", "cache-a")
+    handler = _refusing(world, lambda method, path: method == "HEAD" and path.endswith(old))
+
+    async def run() -> Inventory:
+        client = ThreadedClient(httpx.Client(transport=httpx.MockTransport(handler)), 2)
+        store = OciRegistry(OCI_BASE, REPO, client, memory=memory)
+        try:
+            return await build_inventory(store, "model", InventoryOptions(now=T0 + timedelta(days=1), all_tags=True))
+        finally:
+            await store.aclose()
+
+    found = asyncio.run(run())
+    assert found.untagged == [] and found.errors == []
+    assert any("1 remembered digest could not be checked" in w for w in found.warnings), found.warnings
+    assert old in remembered_rows(memory)
+    assert inventory(world, memory, T0 + timedelta(days=2)).untagged == [old]      # and next time it is
+
+
+def test_a_tag_whose_digest_cannot_be_learned_stops_the_remembered_listing_not_the_run(tmp_path):
+    world = World()
+    memory = DigestMemory(tmp_path / m.FILE_NAME)
+    old = world.image("a1", "cache-a")
+    inventory(world, memory, T0)
+    world.image("a2", "cache-a")
+    world.image("other", "cache-bad")
+    handler = _refusing(world, lambda method, path: path.endswith("/manifests/cache-bad"))
+
+    async def run() -> Inventory:
+        client = ThreadedClient(httpx.Client(transport=httpx.MockTransport(handler)), 2)
+        store = OciRegistry(OCI_BASE, REPO, client, memory=memory)
+        try:
+            return await build_inventory(store, "model", InventoryOptions(now=T0 + timedelta(days=1), all_tags=True))
+        finally:
+            await store.aclose()
+
+    found = asyncio.run(run())
+    assert found.unresolved == ["cache-bad"]
+    # `cache-bad` might point at the remembered digest: nothing is listed as untagged this run.
+    assert found.untagged == [] and "remembered" not in found.facts
+    assert any("remembered digests not checked" in w for w in found.warnings)
+    assert not any(r.startswith(f"HEAD /v2/{REPO}/manifests/sha256:") for r in world.requests)
+    # What was read whole is still remembered (cache-a's new digest).
+    assert world.tags["cache-a"] in remembered_rows(memory) and old in remembered_rows(memory)
+
+
 async def _apply(world: World, memory: DigestMemory, actions: list):
     store = open_store(world, memory)
     try:
