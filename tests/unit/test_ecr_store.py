@@ -201,7 +201,8 @@ def test_throttling_is_backed_off_and_retried(standin):
     assert requests == {"DescribeImages": 3}            # two ThrottlingExceptions, then the answer
 
 
-def test_throttling_that_outlasts_the_retries_is_one_clear_error(standin):
+def test_throttling_that_outlasts_the_retries_is_one_clear_error(standin, monkeypatch):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     standin.throttle(100)
 
     async def go():
