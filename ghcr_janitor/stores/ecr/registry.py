@@ -43,7 +43,9 @@ AGE_SOURCE = "ecr/pushed"
 PULL_LAG = timedelta(hours=24)         # "refreshes the last image pull timestamp at least once every 24 hours"
 BATCH_GET_MAX = 100                    # BatchGetImage imageIds: at most 100
 BATCH_DELETE_MAX = 100                 # BatchDeleteImage imageIds: at most 100
-ACCEPTED = sorted(mt.ALL_MANIFEST_TYPES | mt.SCHEMA1_TYPES | {mt.OCI_ARTIFACT_MANIFEST})
+# Every manifest type ECR stores: the API reference lists the Docker v1/v2 and OCI manifest types; the
+# two index types are what multi-arch images are (clients send them; types outside ECR's set are not sent).
+ACCEPTED = sorted(mt.ALL_MANIFEST_TYPES | {mt.DOCKER_SCHEMA1})
 ANY_IMAGE = {"tagStatus": "ANY", "imageStatus": "ANY"}
 CACHE_BYTES = 64 << 20                 # the process-wide manifest cache stops growing here
 
