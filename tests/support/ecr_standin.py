@@ -59,12 +59,13 @@ class Image:
 class EcrStandIn:
     """State and behaviour; `serve()` starts the HTTP server (a context manager stops it)."""
 
-    def __init__(self, archived_readable: bool = True, record_pulls: bool = True):
+    def __init__(self, archived_readable: bool = True, record_pulls: bool = True, knows_image_status: bool = True):
         self.repos: dict[str, dict[str, Image]] = {}
         self.requests: Counter[str] = Counter()
         self.bodies: list[tuple[str, dict]] = []
         self.archived_readable = archived_readable
         self.record_pulls = record_pulls
+        self.knows_image_status = knows_image_status      # False: an endpoint from before the archive
         self._throttle = 0
         self._lock = threading.Lock()
         self.model = _model()
@@ -145,6 +146,8 @@ class EcrStandIn:
             report = ParamValidator().validate(params, op.input_shape)
             if report.has_errors():
                 return 400, {"__type": "ValidationException", "message": " ".join(report.generate_report().split())}
+            if not self.knows_image_status and "imageStatus" in (params.get("filter") or {}):
+                return 400, {"__type": "InvalidParameterException", "message": "Invalid parameter at 'filter'"}
             handler = getattr(self, f"_{operation}", None)
             if handler is None:
                 return 400, {"__type": "UnsupportedOperation", "message": f"the stand-in has no {operation}"}

@@ -297,3 +297,20 @@ def test_the_janitors_own_read_is_told_from_a_pull(standin, tmp_path):
     extra = run(go())
     assert extra[only_read]["last_pulled"] is None and extra[only_read]["own_read"] is True
     assert extra[read_then_pulled]["last_pulled"].timestamp() > now + 3000
+
+
+def test_an_endpoint_without_the_image_status_filter_is_asked_without_it(monkeypatch, tmp_path):
+    with EcrStandIn(knows_image_status=False) as server:
+        aws_env(monkeypatch, server.url, tmp_path)
+        digest = server.put("app", cache_manifest("a"), ("cache-a",))
+
+        async def go():
+            registry = store()
+            try:
+                return await registry.list_versions(), await registry.current_tags()
+            finally:
+                await registry.aclose()
+
+        versions, tags = run(go())
+        assert [v.digest for v in versions] == [digest] and tags == {"cache-a": digest}
+        assert server.requests == {"DescribeImages": 2, "ListImages": 2}

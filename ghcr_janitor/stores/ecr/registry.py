@@ -183,8 +183,7 @@ class EcrRegistry:
     # --- listing ---------------------------------------------------------------------
     async def list_versions(self) -> list[Version]:
         """Every image now (archived ones too), fresh: one request per 1,000 images."""
-        details = await self.api.pages("describe_images", "listing images",
-                                       "imageDetails", repositoryName=self.name, filter=ANY_IMAGE)
+        details = await self._any_status("describe_images", "listing images", "imageDetails", ANY_IMAGE)
         versions: dict[str, Version] = {}
         for detail in details:
             version = _image_version(detail)
@@ -201,6 +200,19 @@ class EcrRegistry:
                 version.extra["own_read"] = True       # ECR showed the janitor's own read: the pull before it counts
             self._pulls.setdefault(digest, pulled)
         return list(versions.values())
+
+    async def _any_status(self, operation: str, what: str, key: str, filter: dict[str, str]) -> list[dict[str, Any]]:
+        """Every page, archived images included; an endpoint that does not know the `imageStatus`
+        filter (an ECR-compatible one, a partition without the archive) is asked without it."""
+        try:
+            return await self.api.pages(operation, what, key, repositoryName=self.name, filter=filter)
+        except RegistryError as exc:
+            if exc.code not in ("InvalidParameterException", "ValidationException"):
+                raise
+            log.warning("%s/%s: %s refused the imageStatus filter (%s): archived images are not listed",
+                        self.host, self.name, operation, exc)
+            plain = {k: v for k, v in filter.items() if k != "imageStatus"}
+            return await self.api.pages(operation, what, key, repositoryName=self.name, filter=plain)
 
     def _read_key(self, digest: str) -> str:
         return f"{self.ecr.account}/{self.ecr.region}/{self.name}@{digest}"
@@ -225,8 +237,8 @@ class EcrRegistry:
 
     async def current_tags(self, names: list[str] | None = None) -> dict[str, str]:
         """Every tag (or each of `names`) -> its digest now (ListImages, never cached)."""
-        ids = await self.api.pages("list_images", "listing tags", "imageIds",
-                                   repositoryName=self.name, filter={"tagStatus": "TAGGED", "imageStatus": "ANY"})
+        ids = await self._any_status("list_images", "listing tags", "imageIds",
+                                     {"tagStatus": "TAGGED", "imageStatus": "ANY"})
         found = {i["imageTag"]: i["imageDigest"] for i in ids
                  if isinstance(i.get("imageTag"), str) and isinstance(i.get("imageDigest"), str)}
         if names is None:
