@@ -25,11 +25,8 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-import httpx
-
-from ghcr_janitor.core.errors import JanitorError, NotFoundError, PlanError, TagMovedError
+from ghcr_janitor.core.errors import JanitorError, NotFoundError, PlanError, TagMovedError, describe
 from ghcr_janitor.core.models import cache_item_id
-from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.last_look import LastLook, Look, deletes_per_look
 from ghcr_janitor.apply.results import DONE, FAILED, GONE, SKIPPED, ActionResult, TargetResult
@@ -84,7 +81,7 @@ class Applier:
         while its index stayed, must not release the index's children."""
         try:
             versions = await self.registry.list_versions()
-        except (JanitorError, httpx.HTTPError):
+        except JanitorError:
             return False
         return versions is not None and digest not in {v.digest for v in versions}
 
@@ -107,8 +104,8 @@ class Applier:
             if todo:
                 try:
                     look = await self.looker.take(with_versions=any(a.tag is None or a.parent for a in todo))
-                except (JanitorError, httpx.HTTPError) as exc:
-                    looked = describe_error(exc)
+                except JanitorError as exc:
+                    looked = describe(exc)
                     if start == 0:
                         result.error = f"could not read the current tags: {looked}; nothing applied"
                         return result
@@ -188,8 +185,8 @@ class Applier:
             return res(SKIPPED, f"moved since planning ({exc})")
         except NotFoundError as exc:
             return res(DONE, f"already gone ({exc})")
-        except (JanitorError, httpx.HTTPError) as exc:
-            return res(FAILED, describe_error(exc))
+        except JanitorError as exc:
+            return res(FAILED, describe(exc))
         except OSError as exc:                          # a local layout that cannot be written
             return res(FAILED, f"{exc.filename or 'file'}: {exc.strerror or exc}")
 
@@ -200,7 +197,7 @@ class Applier:
             return False
         try:
             raw = await self.registry.get_manifest(current)
-        except (JanitorError, httpx.HTTPError):
+        except JanitorError:
             return False
         if not is_placeholder(raw.body, current, tag):
             return False

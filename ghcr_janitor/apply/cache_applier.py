@@ -19,17 +19,14 @@ from __future__ import annotations
 
 from typing import Callable
 
-import httpx
-
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.results import DONE, FAILED, GONE as GONE_STATUS, SKIPPED, ActionResult, TargetResult
-from ghcr_janitor.core.errors import AuthError, JanitorError
+from ghcr_janitor.core.errors import AuthError, JanitorError, describe
 from ghcr_janitor.core.models import Artifact, cache_item_id
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.net.budget import BudgetSpent
 from ghcr_janitor.net.github import RateLimitError
-from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.plan.build import cache_floor
 from ghcr_janitor.stores.gha.api import CacheEntry, LookExpired
 from ghcr_janitor.stores.gha.gather import Look, listing_prefixes
@@ -106,7 +103,7 @@ class CacheApplier:
             chunk = hinted[start:start + LOOK_EVERY]
             try:
                 look = await self.store.look(_keys_by_ref([actions[i] for i in chunk]))
-            except (JanitorError, httpx.HTTPError):
+            except JanitorError:
                 look = None
             for i in chunk:
                 a = actions[i]
@@ -159,7 +156,7 @@ class CacheApplier:
                     return outcomes + [self._finish(target, a, self._result(a, FAILED, why)) for a in rest]
                 try:
                     look = await self.store.look(_keys_by_ref(rest))
-                except (JanitorError, httpx.HTTPError) as exc:
+                except JanitorError as exc:
                     why = _look_failed(exc)
                     return outcomes + [self._finish(target, a, self._result(a, FAILED, why)) for a in rest]
             outcome = await self._one(action, look)
@@ -201,8 +198,8 @@ class CacheApplier:
             return self._result(action, FAILED, f"budget: {exc}")
         except AuthError as exc:
             return self._result(action, FAILED, f"permission: {exc}")
-        except (JanitorError, httpx.HTTPError) as exc:
-            return self._result(action, FAILED, describe_error(exc))
+        except JanitorError as exc:
+            return self._result(action, FAILED, describe(exc))
         if not deleted:
             return self._result(action, DONE, f"{GONE}: the DELETE found nothing (404)")
         return self._result(action, DONE, "deleted", action.reclaim_size)
@@ -241,7 +238,7 @@ def _look_failed(exc: Exception) -> str:
         return f"budget: {exc}"
     if isinstance(exc, AuthError):
         return f"permission: {exc}"
-    return f"{LOOK_FAILED}: {describe_error(exc)}"
+    return f"{LOOK_FAILED}: {describe(exc)}"
 
 
 async def apply_cache_plan(target: Target, target_plan, connect, journal: Journal,

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-
 from ghcr_janitor.apply.last_look import _listed_tags
 from ghcr_janitor.core.errors import JanitorError, NotFoundError
 from ghcr_janitor.stores.base import LooksAtTags, Registry
@@ -79,7 +77,7 @@ async def _present(registry: Registry, digests: list[str], stop_at_first: bool =
             return True
         except NotFoundError:
             return False
-        except (JanitorError, httpx.HTTPError):
+        except JanitorError:
             return None
 
     found: dict[str, bool | None] = {}
@@ -97,12 +95,12 @@ async def effects_hold(registry: Registry, actions: list) -> list[str | None]:
     names = sorted({t for a in actions for t in _tags_read(a)})
     try:
         tags = await _tags_now(registry, names)
-    except (JanitorError, httpx.HTTPError):
+    except JanitorError:
         tags = None
     digests = sorted({a.digest for a in actions if a.action == "delete" and not _tagged(a) and a.digest})
     try:
         present = await _present(registry, digests)
-    except (JanitorError, httpx.HTTPError):
+    except JanitorError:
         present = {}
     out: list[str | None] = []
     for a in actions:
@@ -151,7 +149,7 @@ async def mismatch(registry: Registry, target_plan) -> str | None:
             if ids & {v.version_id for v in versions if v.version_id is not None}:
                 return None
         present = await _present(registry, sorted(digests), stop_at_first=True)
-    except (JanitorError, httpx.HTTPError):
+    except JanitorError:
         return None
     if any(v is not False for v in present.values()) or len(present) < len(digests):
         return None                 # found, or could not tell

@@ -133,9 +133,15 @@ def echo_err(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def exit_code_for(exc: JanitorError) -> int:
+    """The documented exit code an error ends a command with (docs/cli.md): usage errors (flags,
+    targets, environment, policy and plan files) 2, everything else 1."""
+    return 2 if isinstance(exc, UsageError) else 1
+
+
 def fail(exc: JanitorError) -> "typer.Exit":
     echo_err(f"error: {exc}")
-    return typer.Exit(exc.exit_code)
+    return typer.Exit(exit_code_for(exc))
 
 
 def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None = None) -> Any:
@@ -148,8 +154,6 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
     import asyncio
     import os
     import signal
-
-    import httpx
 
     from ghcr_janitor.net import workers
     from ghcr_janitor.net.http import mutations
@@ -226,7 +230,7 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
         if workers.halted():
             raise stop() from None
         raise
-    except (JanitorError, httpx.HTTPError, OSError) as exc:
+    except (JanitorError, OSError) as exc:
         if workers.halted():            # what an abandoned request left behind
             raise stop() from None
         raise _failure(exc) from None
@@ -236,15 +240,14 @@ def run(coro_factory: Callable[[], Any], interrupted: Callable[[], str] | None =
 
 
 def _failure(exc: Exception) -> "typer.Exit":
-    """One line and the exit code for an error that ends a command."""
+    """One line and the exit code for an error that ends a command (network trouble that outlasted
+    the retries is a JanitorError: the stores map it)."""
     if isinstance(exc, JanitorError):
         return fail(exc)
     if isinstance(exc, OSError):        # last resort: a file we could not read or write
         echo_err(f"error: {exc.filename or 'I/O'}: {exc.strerror or exc}")
         return typer.Exit(1)
-    from ghcr_janitor.net.http import describe_error     # network trouble that outlasted the retries
-
-    echo_err(f"error: {describe_error(exc)}")
+    echo_err(f"error: {type(exc).__name__}: {exc}")
     return typer.Exit(1)
 
 

@@ -102,13 +102,11 @@ def append_step_summary(text: str) -> None:
 def report_requests(log, verbosity: int) -> None:
     """One stderr line with the requests a run sent per host; always for GitHub's REST API
     (its budget is small: 1,000 an hour for GITHUB_TOKEN), otherwise at -v."""
-    from ghcr_janitor.net.http import requests_summary
-
-    import httpx
+    from ghcr_janitor.net.http import netloc, requests_summary
 
     summary = requests_summary(log)
     api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-    rest_hosts = {httpx.URL(api).netloc.decode("ascii", "replace")} & set(summary)
+    rest_hosts = {netloc(api)} & set(summary)
     if verbosity < 0 or not summary or (verbosity < 1 and not rest_hosts):
         return
     parts = []

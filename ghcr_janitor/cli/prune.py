@@ -133,7 +133,7 @@ async def _gc_layouts(plan, grace, output, results) -> int:
             report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
         except JanitorError as exc:          # a lock held too long, a layout gone: said, not a traceback
             c.echo_err(f"error: gc {target.name}: {exc}")
-            code = max(code, exc.exit_code)
+            code = max(code, c.exit_code_for(exc))
             continue
         for result in results:
             if result.target == target_plan.target:

@@ -1,18 +1,19 @@
-"""Exception hierarchy; each error carries the exit code the CLI uses."""
+"""The one exception tree: every store maps what its backend raises (httpx errors, OS errors of a
+layout, API answers) into these, so nothing above `stores/` sees a backend's own exceptions.
+
+Each message is the one line the user reads (no traceback, no secret). Which exit code an error
+ends a command with is the CLI's business (`cli.common.exit_code_for`): usage errors 2, others 1.
+"""
 
 from __future__ import annotations
 
 
 class JanitorError(Exception):
-    """Base error: a clear one-line message for the user; exit code 1."""
-
-    exit_code = 1
+    """Base error: a clear one-line message for the user (a command ends with exit code 1)."""
 
 
 class UsageError(JanitorError):
-    """Bad flags, targets, policy or plan files: exit code 2."""
-
-    exit_code = 2
+    """Bad flags, targets, environment, policy or plan files (a command ends with exit code 2)."""
 
 
 class PolicyError(UsageError):
@@ -30,6 +31,11 @@ class RegistryError(JanitorError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class NetworkError(RegistryError):
+    """A backend could not be reached, or the connection broke, after the retries: its message is
+    the one-line description ("connection failed (HOST: connection refused)", "timed out ...")."""
 
 
 class NotFoundError(RegistryError):
@@ -50,3 +56,11 @@ class ManifestError(JanitorError):
 
 class LayoutError(JanitorError):
     """A local OCI layout directory that is missing or corrupt."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an error met while talking to a store (never a traceback): a JanitorError says
+    itself (network trouble included: the stores map it into `NetworkError`)."""
+    if isinstance(exc, JanitorError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

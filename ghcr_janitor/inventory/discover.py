@@ -8,10 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from ghcr_janitor.core.errors import JanitorError, UsageError
+from ghcr_janitor.core.errors import JanitorError, UsageError, describe
 from ghcr_janitor.core.reference import ECR, GHA, GHCR, OCI, Target, parse_target
 from ghcr_janitor.core.words import count
-from ghcr_janitor.net.http import describe_error
 
 
 @dataclass
@@ -64,15 +63,8 @@ async def expand(targets: list[Target], connect) -> Expansion:
         else:
             try:
                 names = await _names(target, connect)
-            except (JanitorError, OSError) as exc:
-                out.failures.append((target, describe_error(exc)))
-                continue
-            except Exception as exc:            # network trouble after the retries
-                import httpx
-
-                if not isinstance(exc, httpx.HTTPError):
-                    raise
-                out.failures.append((target, describe_error(exc)))
+            except (JanitorError, OSError) as exc:     # network trouble after the retries included
+                out.failures.append((target, describe(exc)))
                 continue
             pattern = str(target)
             # GitHub owners and repositories are case-insensitive; registry repositories are lowercase.

@@ -7,9 +7,8 @@ from typing import Awaitable, Callable, TypeVar
 
 from ghcr_janitor.inventory.cache import ManifestCache
 from ghcr_janitor.stores.connect import ConnectOptions, open_registry
-from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.core.errors import JanitorError, UsageError
 from ghcr_janitor.inventory.gather import InventoryOptions, Progress, build_inventory
-from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.inventory.ledger import Ledger
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.paths import cache_dir, state_dir
@@ -68,16 +67,10 @@ class Session:
             if target.kind == GHA:
                 return TargetResult(target, await self._cache_inventory(target))
             return TargetResult(target, await self.with_registry(target, body))
-        except JanitorError as exc:
-            if exc.exit_code == 2:
-                raise
-            return TargetResult(target, error=describe_error(exc))
-        except Exception as exc:  # network errors after retries, and the like
-            import httpx
-
-            if isinstance(exc, httpx.HTTPError):
-                return TargetResult(target, error=describe_error(exc))
+        except UsageError:
             raise
+        except JanitorError as exc:        # network errors after retries (NetworkError), and the like
+            return TargetResult(target, error=str(exc))
 
     async def targets(self, targets: list[str]) -> tuple[list[Target], list[TargetResult]]:
         """Concrete targets (globs expanded, then --shard), and the globs that could not be expanded.

@@ -26,9 +26,9 @@ import httpx
 
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.budget import RequestBudget
-from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError, UsageError
+from ghcr_janitor.core.errors import AuthError, NetworkError, NotFoundError, RegistryError, UsageError
 from ghcr_janitor.net.http import (
-    RequestLog, configured_timeout, connection_failed, failure_reason, retry_after_seconds,
+    RequestLog, configured_timeout, connection_failed, describe_error, failure_reason, retry_after_seconds,
 )
 from ghcr_janitor.core.reference import is_loopback
 from ghcr_janitor.net.links import next_link
@@ -88,7 +88,7 @@ class RateLimitError(RegistryError):
     """GitHub kept rate-limiting us, or asked for a longer wait than allowed."""
 
 
-class ConnectionFailed(RegistryError):
+class ConnectionFailed(NetworkError):
     """GitHub's API could not be reached (refused, DNS failure, connect timeout), after a short retry."""
 
 
@@ -309,10 +309,13 @@ class GitHubRest:
                 transient += 1
                 if transient > MAX_TRANSIENT_RETRIES:
                     host = target.netloc.decode("ascii", "replace")
-                    raise RegistryError(f"GitHub API {method} {target.path}: connection lost ({host}: "
-                                        f"{type(exc).__name__}: {failure_reason(exc)})") from None
+                    raise NetworkError(f"GitHub API {method} {target.path}: connection lost ({host}: "
+                                       f"{type(exc).__name__}: {failure_reason(exc)})") from None
                 await self.sleep(2.0 ** transient)
                 continue
+            except httpx.HTTPError as exc:      # not a transport failure (a URL httpx refuses, ...)
+                self._record(method, target, 0)
+                raise NetworkError(f"GitHub API {method} {target.path}: {describe_error(exc)}") from None
             self._record(method, response.request.url, response.status_code)
             self._note_limits(response)
             wait = self._rate_limit_wait(response, hits)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ghcr_janitor.core.errors import JanitorError
+from ghcr_janitor.core.errors import JanitorError, NetworkError
 from ghcr_janitor.net.workers import halted
 
 if TYPE_CHECKING:      # imported for real on the first retry (_retrying)
@@ -425,9 +425,10 @@ class ThreadedClient:
         started = time.monotonic()
         try:
             result = send_sync(self.client, method, url, log_to, cap, **kwargs)
-        except httpx.TimeoutException:
-            self.limit.overloaded()
-            raise
+        except httpx.HTTPError as exc:      # the store boundary: no httpx error goes further up
+            if isinstance(exc, httpx.TimeoutException):
+                self.limit.overloaded()
+            raise NetworkError(describe_error(exc)) from exc
         if signals.overloaded or result[0].status_code in OVERLOAD_STATUSES:
             self.limit.overloaded()
         elif not (signals.retried or signals.fresh):
@@ -436,7 +437,8 @@ class ThreadedClient:
 
     async def send(self, method: str, url: str | httpx.URL, log_to: RequestLog | None = None,
                    cap: int | None = None, **kwargs: Any) -> tuple[httpx.Response, bytes]:
-        """`send_sync` on a worker thread: (closed response, body bytes).
+        """`send_sync` on a worker thread: (closed response, body bytes). A transport failure that
+        outlasts the retries is a `NetworkError` carrying its one-line description.
 
         After an interrupt (`workers.halt()`) nothing is sent: CancelledError. A mutating request
         is tracked in `mutations` until its answer reaches the caller."""
@@ -498,11 +500,16 @@ def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", h
     return ThreadedClient(client, concurrency)
 
 
+def netloc(url: str) -> str:
+    """HOST[:PORT] of a URL, as `requests_summary` names hosts."""
+    return httpx.URL(url).netloc.decode("ascii", "replace")
+
+
 def requests_summary(log: RequestLog) -> dict[str, dict[str, int]]:
     """host -> method -> number of requests sent (retries included)."""
     summary: dict[str, dict[str, int]] = {}
     for method, url, _ in log.entries:
-        host = httpx.URL(url).netloc.decode("ascii", "replace")
+        host = netloc(url)
         per_host = summary.setdefault(host, {})
         per_host[method] = per_host.get(method, 0) + 1
     return summary

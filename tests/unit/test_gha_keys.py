@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from ghcr_janitor.cli.common import exit_code_for
 from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.policy.loader import parse_policy
 from ghcr_janitor.stores.gha.gather import keep_rank, ref_states
@@ -118,7 +119,7 @@ def test_cache_rule_mistakes_are_one_line_errors(select, extra, problem):
     text = f'[[rule]]\nname = "r"\nselect = {select}\n{extra}\naction = "delete"\n'
     with pytest.raises(PolicyError) as err:
         parse_policy(text, "p.toml")
-    assert problem in str(err.value) and "\n" not in str(err.value) and err.value.exit_code == 2
+    assert problem in str(err.value) and "\n" not in str(err.value) and exit_code_for(err.value) == 2
 
 
 def test_a_cache_rule_cannot_retag():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ghcr_janitor.cli.common import exit_code_for
 from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.policy.loader import parse_policy
 
@@ -47,7 +48,7 @@ def test_policy_refuses_a_regex_re2_cannot_run_naming_file_rule_and_key(pattern,
     with pytest.raises(PolicyError) as err:
         parse_policy(_policy(f'{{ {key} = "{pattern}" }}', name="fork keys"), "p.toml")
     message = str(err.value)
-    assert "\n" not in message and err.value.exit_code == 2
+    assert "\n" not in message and exit_code_for(err.value) == 2
     assert message.startswith(f"p.toml: rule[1].select.{key}: "), message
     assert "'fork keys'" in message and "RE2" in message, message
 

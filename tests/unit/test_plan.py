@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from ghcr_janitor.cli.common import exit_code_for
 from ghcr_janitor.core.errors import PlanError
 from ghcr_janitor.core.models import Artifact, Inventory
 from ghcr_janitor.plan.model import Plan, new_plan
@@ -247,7 +248,7 @@ def test_read_plan_errors(tmp_path, data, key):
         read_plan(path)
     message = str(err.value)
     assert message.startswith(f"{path}: {key}: ") and "\n" not in message
-    assert err.value.exit_code == 2
+    assert exit_code_for(err.value) == 2
 
 
 def test_untag_needs_a_tag(tmp_path):

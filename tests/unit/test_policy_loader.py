@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from ghcr_janitor.cli.common import exit_code_for
 from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.policy import Policy, load_default_policy, load_policy
 from ghcr_janitor.policy.loader import default_policy_text
@@ -25,7 +26,7 @@ def error_of(tmp_path, text: str) -> str:
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(str(tmp_path / "p.toml") + ": ")
-    assert err.value.exit_code == 2
+    assert exit_code_for(err.value) == 2
     return message
 
 
