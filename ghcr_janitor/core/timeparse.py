@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})?$"
@@ -38,3 +38,22 @@ def format_time(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+STORED_FUTURE_SLACK = timedelta(days=1)     # a stored time ahead of this machine's clock by more is damage
+
+
+def stored_time(value: object, now: datetime) -> datetime | None:
+    """A time the janitor stored itself (ISO 8601 with an offset, in a state file) as an aware
+    datetime, or None when it is damaged: not text, no timezone, or in the future."""
+    if not isinstance(value, str):
+        return None
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if when.tzinfo is None or when.utcoffset() is None or when > now + STORED_FUTURE_SLACK:
+        return None
+    return when

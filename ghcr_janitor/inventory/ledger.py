@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from ghcr_janitor.core.errors import JanitorError
 from ghcr_janitor.core.paths import is_damaged, sqlite_file_problem
+from ghcr_janitor.core.timeparse import stored_time
 from ghcr_janitor.core.words import count
 
 SOURCE = "first-seen"
-FUTURE_SLACK = timedelta(days=1)        # a first sighting ahead of this machine's clock by more is damage
 _FIX = "move it aside or delete it (a new ledger starts: undated artifacts then age from today)"
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Ledger:
             return {}
         except OSError as exc:
             raise LedgerError(f"{self.path}: cannot open the first-seen ledger: {exc.strerror or exc}") from None
-        found = {d: when for d, s in rows if (when := _seen_time(s, now)) is not None}
+        found = {d: when for d, s in rows if (when := stored_time(s, now)) is not None}
         skipped = len(rows) - len(found)
         if skipped:
             self._warn_once(repository, f"{self.path}: skipped {count(skipped, 'damaged first-seen row')} of {repository} "
@@ -92,18 +92,3 @@ class Ledger:
         if self._db is not None:
             self._db.close()
             self._db = None
-
-
-def _seen_time(value: Any, now: datetime) -> datetime | None:
-    """A stored `seen` as an aware datetime, or None when it is damaged."""
-    if not isinstance(value, str):
-        return None
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if when.tzinfo is None or when.utcoffset() is None or when > now + FUTURE_SLACK:
-        return None
-    return when

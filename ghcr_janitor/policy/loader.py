@@ -27,6 +27,7 @@ The file itself is read only when regular and at most MAX_POLICY_BYTES.
 from __future__ import annotations
 
 import tomllib
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,16 @@ def _string_list(value: Any, key: str, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _duration(table: dict, name: str, where: str) -> "timedelta | None":
+    """`table[name]` as a timedelta (None when absent); a bad value names `where.name`."""
+    if name not in table:
+        return None
+    try:
+        return parse_duration(table[name])
+    except ValueError as exc:
+        raise _Invalid(f"{where}.{name}", str(exc)) from None
+
+
 def _selector(value: Any, where: str, action: str, rule_name: str) -> Selector:
     """The `select` table of rule `where`, named `rule_name` (see the module docstring for its keys)."""
     key = f"{where}.select"
@@ -109,12 +120,7 @@ def _selector(value: Any, where: str, action: str, rule_name: str) -> Selector:
     broken = value.get("broken", False)
     if not isinstance(broken, bool):
         raise _Invalid(f"{key}.broken", f"expected true or false, got {_type_name(broken)}")
-    not_pulled_for = None
-    if "not_pulled_for" in value:
-        try:
-            not_pulled_for = parse_duration(value["not_pulled_for"])
-        except ValueError as exc:
-            raise _Invalid(f"{key}.not_pulled_for", str(exc)) from None
+    not_pulled_for = _duration(value, "not_pulled_for", key)
     selector = Selector(tags=tags, regex=regex, untagged=untagged, broken=broken, keys=keys, key_regex=key_regex,
                         refs=refs, ref_state=ref_state, kind=kind, not_pulled_for=not_pulled_for)
     if not_pulled_for is not None and selector.for_entries:
@@ -197,12 +203,7 @@ def _rule(table: Any, index: int, names: set[str]) -> Rule:
     if "select" not in table:
         raise _Invalid(f"{where}.select", "missing (e.g. select = { tags = [\"cache-*-*\"] })")
     selector = _selector(table["select"], where, action, name)
-    older_than = None
-    if "older_than" in table:
-        try:
-            older_than = parse_duration(table["older_than"])
-        except ValueError as exc:
-            raise _Invalid(f"{where}.older_than", str(exc)) from None
+    older_than = _duration(table, "older_than", where)
     keep_newest = table.get("keep_newest")
     if keep_newest is not None and (isinstance(keep_newest, bool) or not isinstance(keep_newest, int)):
         raise _Invalid(f"{where}.keep_newest", f"expected an integer, got {_type_name(keep_newest)}")

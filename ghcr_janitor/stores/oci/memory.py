@@ -29,12 +29,12 @@ from ghcr_janitor.core.digests import is_digest
 from ghcr_janitor.core.errors import JanitorError
 from ghcr_janitor.core.paths import sqlite_file_problem, state_dir
 from ghcr_janitor.core.reference import TAG_PATTERN
+from ghcr_janitor.core.timeparse import stored_time
 from ghcr_janitor.core.words import count
 
 FILE_NAME = "remembered.sqlite"
 MAX_REMEMBERED = 1000                  # untagged digests remembered per target (each costs a HEAD a run)
 FORGET_AFTER = timedelta(days=180)     # not seen under a tag for this long: forgotten
-FUTURE_SLACK = timedelta(days=1)       # a time ahead of this machine's clock by more is damage
 LOCK_TIMEOUT = 30.0
 AGE_SOURCE = "remembered/last-tagged"
 _FIX = "move it aside or delete it: a new memory starts (manifests overwritten before then stay unknown)"
@@ -117,11 +117,11 @@ class DigestMemory:
         if found is None:
             return None
         since_row, rows = found
-        since = _time(since_row[0], now) if since_row else None
+        since = stored_time(since_row[0], now) if since_row else None
         damaged = 1 if since_row and since is None else 0
         entries: list[Entry] = []
         for digest, tag, stamp in rows:
-            when = _time(stamp, now)
+            when = stored_time(stamp, now)
             if not is_digest(digest) or when is None or (tag is not None and not _is_tag(tag)):
                 damaged += 1
                 continue
@@ -152,7 +152,7 @@ class DigestMemory:
                               (repository,)).fetchall()
             others = []
             for digest, last in rows:
-                when = _time(last, now)
+                when = stored_time(last, now)
                 if digest in by_digest or when is None or not isinstance(digest, str):
                     continue                # tagged now; damaged rows are skipped, not deleted
                 others.append((when, digest))
@@ -187,19 +187,3 @@ def _stamp(now: datetime) -> str:
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     return now.astimezone(timezone.utc).isoformat(timespec="microseconds")   # sorts as text
-
-
-def _time(value: object, now: datetime) -> datetime | None:
-    """A stored time as an aware datetime, or None when it is damaged (not text, no timezone,
-    in the future)."""
-    if not isinstance(value, str):
-        return None
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if when.tzinfo is None or when.utcoffset() is None or when > now + FUTURE_SLACK:
-        return None
-    return when
