@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ghcr_janitor.cli.common import echo_err, read_password, shard_spec
+from ghcr_janitor.cli.common import echo_err, read_password, settings, shard_spec
 from ghcr_janitor.stores.connect import ConnectOptions
 from ghcr_janitor.core.errors import UsageError
 from ghcr_janitor.inventory.gather import InventoryOptions
@@ -17,7 +17,7 @@ def build_session(tag: list[str] | None, all_tags: bool, concurrency: int, insec
     if owner_type is not None and owner_type not in ("org", "user"):
         raise UsageError(f"--owner-type {owner_type!r}: expected org or user")
     connect = ConnectOptions(insecure=insecure, username=username, password=read_password(password_stdin),
-                             concurrency=concurrency, owner_type=owner_type)
+                             concurrency=concurrency, owner_type=owner_type, settings=settings())
     inventory = InventoryOptions(tag_globs=list(tag) if tag else list(DEFAULT_TAG_GLOBS), all_tags=all_tags,
                                  concurrency=concurrency)
     connect.budget.max_requests = max_requests

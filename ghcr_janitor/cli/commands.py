@@ -40,6 +40,7 @@ def main_callback(
 ) -> None:
     """Keep container-registry build caches under control."""
     c.reset_verbosity(verbose, quiet)
+    c.forget_settings()
 
 
 for _name in COMMAND_MODULES:

@@ -13,6 +13,7 @@ from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY  # noqa: F401 (used by the commands)
 from ghcr_janitor.core.errors import JanitorError, UsageError
+from ghcr_janitor.core.settings import Settings
 
 
 class OutputFormat(str, Enum):
@@ -127,6 +128,22 @@ def set_verbosity(verbose: int = 0, quiet: bool = False) -> None:
 
 def verbosity() -> int:
     return _state["verbosity"]
+
+
+_settings: list[Settings] = []
+
+
+def forget_settings() -> None:
+    """Start of an invocation (the app callback): the environment is read afresh."""
+    _settings.clear()
+
+
+def settings() -> Settings:
+    """This invocation's settings (core.settings), built from the environment on first use and kept
+    for the rest of the command: UsageError (exit 2) naming a malformed variable."""
+    if not _settings:
+        _settings.append(Settings.from_env())
+    return _settings[0]
 
 
 def echo_err(message: str) -> None:

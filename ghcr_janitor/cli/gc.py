@@ -82,7 +82,7 @@ def gc_problems(report) -> list[str]:
 
 def _step_summary(target: str, report, keep_recent: timedelta) -> None:
     """Append a Markdown summary to $GITHUB_STEP_SUMMARY when it is set (cli.md)."""
-    if not os.environ.get("GITHUB_STEP_SUMMARY"):
+    if not c.settings().step_summary:
         return
     text = f"### janitor gc `{target}`\n\n{_table(report, keep_recent, markdown=True)}\n"
     text += "".join(f"\n- :x: {line}" for line in gc_problems(report)) + "\n"
@@ -117,6 +117,7 @@ def register(app: typer.Typer) -> None:
 
         c.set_verbosity(verbose, quiet)
         try:
+            c.settings()                # a malformed environment variable: exit 2 before any delete
             path = _layout_path(target)
             grace = parse_keep_recent(keep_recent)
             report = run_gc(path, grace, datetime.now(timezone.utc), dry_run, verify=verify)

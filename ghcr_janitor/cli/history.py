@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,7 +24,7 @@ def export(history: c.HistoryOpt = None, verbose: c.VerboseOpt = 0, quiet: c.Qui
     from ghcr_janitor.report.history import History, history_path, to_json_line
 
     try:
-        store = History(history_path(history, os.environ))
+        store = History(history_path(history, c.settings().env))
         for row in store.rows():
             sys.stdout.write(to_json_line(row) + "\n")
     except JanitorError as exc:
@@ -56,7 +55,7 @@ def import_(
         else:
             text = c.read_user_file(file, MAX_IMPORT_BYTES, "history import")
         rows = [from_json_line(line, f"{file}:{i}") for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-        added = History(history_path(history, os.environ)).append(rows)
+        added = History(history_path(history, c.settings().env)).append(rows)
     except JanitorError as exc:
         raise c.fail(exc) from None
     kept = f" (the rest were there already, or older than the newest {MAX_ROWS_PER_TARGET:,} of their target)"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 
 import typer
 
-from ghcr_janitor.cli.common import OutputFormat
+from ghcr_janitor.cli.common import OutputFormat, settings
 
 
 def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_file: Path | None = None,
@@ -68,10 +67,11 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
     if history is not None and now is not None:
         from ghcr_janitor.report.history import record
 
-        warning = record(history[0], now, history[1], os.environ, inventories=inventories, plan=plan, results=results)
+        warning = record(history[0], now, history[1], settings().env, inventories=inventories, plan=plan,
+                         results=results)
         if warning:
             typer.echo(f"warning: {warning}", err=True)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
+    if settings().step_summary:
         from ghcr_janitor.report.markdown import step_summary
 
         append_step_summary(step_summary(plan, results, now, dry_run, inventories=inventories, failures=failures))
@@ -88,7 +88,7 @@ def emit_summaries(plan=None, results=None, now: datetime | None = None, dry_run
 
 def append_step_summary(text: str) -> None:
     """Append Markdown to $GITHUB_STEP_SUMMARY when it is set (a failure only warns: a summary is a nicety)."""
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    summary = settings().step_summary
     if not summary:
         return
     from ghcr_janitor.core.files import UnreadableFile, append_regular
@@ -105,8 +105,7 @@ def report_requests(log, verbosity: int) -> None:
     from ghcr_janitor.net.http import netloc, requests_summary
 
     summary = requests_summary(log)
-    api = os.environ.get("GITHUB_API_URL") or "https://api.github.com"
-    rest_hosts = {netloc(api)} & set(summary)
+    rest_hosts = {netloc(settings().github_api_url)} & set(summary)
     if verbosity < 0 or not summary or (verbosity < 1 and not rest_hosts):
         return
     parts = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -53,8 +52,8 @@ def register(app: typer.Typer) -> None:
             session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
             the_plan, inventories = await plan_with_progress(session, names, loaded, name)
             now = session.inventory.now
-            warning = record("report", now, history, os.environ, inventories=inventories, plan=the_plan)
-            rows, read_warning = read_history(history, os.environ)
+            warning = record("report", now, history, c.settings().env, inventories=inventories, plan=the_plan)
+            rows, read_warning = read_history(history, c.settings().env)
             for line in filter(None, (warning, read_warning)):
                 c.echo_err(f"warning: {line}")
             plans = {t.target: t for t in the_plan.targets}

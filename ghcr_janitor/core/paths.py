@@ -1,5 +1,6 @@
-"""Where the janitor keeps its manifest cache and state (XDG defaults, env overrides), and the checks
-that a state directory and a state file (SQLite) are usable, each failure one line saying what to do."""
+"""Where the janitor keeps its manifest cache and state (XDG defaults, env overrides: `core.settings`
+reads the names), and the checks that a state directory and a state file (SQLite) are usable, each
+failure one line saying what to do."""
 
 from __future__ import annotations
 
@@ -9,48 +10,23 @@ import stat
 from pathlib import Path
 from typing import Mapping
 
-from ghcr_janitor.core.errors import UsageError
+from ghcr_janitor.core.settings import cache_dir_in, check_directory, state_dir_in
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 _DAMAGED_CODES = tuple(getattr(sqlite3, name) for name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") if hasattr(sqlite3, name))
 
 
-def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("JANITOR_CACHE_DIR"):
-        return Path(env["JANITOR_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ghcr-janitor"
+def cache_dir(env: Mapping[str, str]) -> Path:
+    """The manifest cache's directory as `env` chooses it (core.settings reads the names)."""
+    return cache_dir_in(env)
 
 
-def state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The state directory (first-seen ledger, run history); UsageError (exit 2) naming the variable
-    that chose it when it is not, or cannot become, a writable directory."""
-    env = os.environ if env is None else env
-    if env.get("JANITOR_STATE_DIR"):
-        path, source = Path(env["JANITOR_STATE_DIR"]), "JANITOR_STATE_DIR"
-    elif env.get("XDG_STATE_HOME"):
-        path, source = Path(env["XDG_STATE_HOME"]) / "ghcr-janitor", "XDG_STATE_HOME"
-    else:
-        path = Path(os.path.expanduser("~"), ".local", "state", "ghcr-janitor")
-        source = "the default state directory (set JANITOR_STATE_DIR)"
-    _check_directory(path, source)
+def state_dir(env: Mapping[str, str]) -> Path:
+    """The state directory (first-seen ledger, run history) as `env` chooses it; UsageError (exit 2)
+    naming the variable that chose it when it is not, or cannot become, a writable directory."""
+    path, source = state_dir_in(env)
+    check_directory(path, source)
     return path
-
-
-def _check_directory(path: Path, source: str) -> None:
-    """`path` is a writable directory, or can be made one (its nearest existing ancestor is)."""
-    where = f"{source} {path}: must be a directory (it holds the first-seen ledger and the run history)"
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():           # a dangling symlink: mkdir would fail on it
-            raise UsageError(f"{where}, but {existing} is a dangling symlink")
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"{where}, but {'it' if existing == path else existing} is "
-                         f"{'a file' if existing.is_file() else 'not a directory'}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{source} {path}: must be a writable directory, but {existing} is not writable")
 
 
 def sqlite_file_problem(path: Path) -> str | None:

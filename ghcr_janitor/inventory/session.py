@@ -11,7 +11,6 @@ from ghcr_janitor.core.errors import JanitorError, UsageError
 from ghcr_janitor.inventory.gather import InventoryOptions, Progress, build_inventory
 from ghcr_janitor.inventory.ledger import Ledger
 from ghcr_janitor.core.models import Inventory
-from ghcr_janitor.core.paths import cache_dir, state_dir
 from ghcr_janitor.core.reference import GHA, Target, parse_run_target
 from ghcr_janitor.stores.base import Registry
 
@@ -40,8 +39,8 @@ class Session:
 
     def __post_init__(self) -> None:
         if self.use_cache:
-            self.cache = ManifestCache(cache_dir(self.connect.env))
-            self.ledger = Ledger(state_dir(self.connect.env) / "first-seen.sqlite")
+            self.cache = ManifestCache(self.connect.settings.cache_dir)
+            self.ledger = Ledger(self.connect.settings.state_dir() / "first-seen.sqlite")
 
     async def with_registry(self, target: Target, body: Callable[[Registry], Awaitable[T]]) -> T:
         registry = open_registry(target, self.connect)

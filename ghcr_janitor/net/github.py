@@ -28,15 +28,15 @@ from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.budget import RequestBudget
 from ghcr_janitor.core.errors import AuthError, NetworkError, NotFoundError, RegistryError, UsageError
 from ghcr_janitor.net.http import (
-    RequestLog, configured_timeout, connection_failed, describe_error, failure_reason, retry_after_seconds,
+    RequestLog, connection_failed, describe_error, failure_reason, retry_after_seconds,
 )
 from ghcr_janitor.core.reference import is_loopback
+from ghcr_janitor.core.settings import DEFAULT_API_URL, DEFAULT_GHCR_DELETES_PER_MINUTE, HttpSettings
 from ghcr_janitor.net.links import next_link
 from ghcr_janitor.core.timeparse import parse_time
 
 log = logging.getLogger("ghcr_janitor.github")
 
-DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 PER_PAGE = 100
 MAX_PAGES = 10_000
@@ -53,7 +53,7 @@ CONNECT_TIMEOUT_ATTEMPTS = 2
 CONNECT_WAIT = 0.5                 # then doubles
 CONNECT_TIMEOUT = 10.0             # seconds to open a connection (at most $JANITOR_HTTP_TIMEOUT)
 DEFAULT_MAX_WAIT = 3700.0          # a primary window is at most an hour: honour it fully
-DEFAULT_DELETES_PER_MINUTE = 60.0
+DEFAULT_DELETES_PER_MINUTE = DEFAULT_GHCR_DELETES_PER_MINUTE
 MESSAGE_CAP = 200
 TOKEN_MISSING = ("no GitHub token for the Packages API: set GITHUB_TOKEN or GH_TOKEN, "
                  "pass --password-stdin, or `docker login ghcr.io` with a token")
@@ -67,21 +67,13 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def token_and_rate(options, rate_env: str, default_rate: float) -> tuple[Secret | None, float]:
-    """The GitHub token (GITHUB_TOKEN, GH_TOKEN, flags, docker config for ghcr.io) and the
-    DELETEs-per-minute pace from `rate_env` (UsageError if it is not a positive number)."""
+def github_token(options) -> Secret | None:
+    """The GitHub token (flags, GITHUB_TOKEN, GH_TOKEN, docker config for ghcr.io), from the
+    connect options and their settings (`core.settings` read the environment)."""
     from ghcr_janitor.net.auth.credentials import find_credentials
 
-    credentials = find_credentials("ghcr.io", options.username, options.password, options.env)
-    token = credentials.secret if credentials is not None and not credentials.identity_token else None
-    raw = options.env.get(rate_env) or ""
-    try:
-        rate = float(raw) if raw else default_rate
-    except ValueError:
-        raise UsageError(f"{rate_env} must be a number, got {raw!r}") from None
-    if rate <= 0:
-        raise UsageError(f"{rate_env} must be positive, got {raw!r}")
-    return token, rate
+    credentials = find_credentials("ghcr.io", options.username, options.password, options.settings)
+    return credentials.secret if credentials is not None and not credentials.identity_token else None
 
 
 class RateLimitError(RegistryError):
@@ -184,7 +176,7 @@ class GitHubRest:
                  client: httpx.AsyncClient | None = None, sleep: Sleep | None = None, clock: Clock | None = None,
                  deletes_per_minute: float = DEFAULT_DELETES_PER_MINUTE,
                  max_wait: float = DEFAULT_MAX_WAIT, log_to: RequestLog | None = None,
-                 budget: RequestBudget | None = None):
+                 budget: RequestBudget | None = None, timeout: float | None = None):
         if deletes_per_minute <= 0:
             raise UsageError("deletes per minute must be positive")
         api = httpx.URL(api_url.rstrip("/"))
@@ -195,7 +187,7 @@ class GitHubRest:
         self.api_url = str(api).rstrip("/")
         self._token = token
         if client is None:
-            timeout = configured_timeout()
+            timeout = HttpSettings.timeout if timeout is None else timeout
             client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
                                        follow_redirects=False, headers={"User-Agent": "ghcr-janitor"})
         self.client = client

@@ -12,7 +12,6 @@ import asyncio
 import email.utils
 import functools
 import logging
-import os
 import socket
 import threading
 import time
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ghcr_janitor.core.errors import JanitorError, NetworkError
+from ghcr_janitor.core.settings import HttpSettings
 from ghcr_janitor.net.workers import halted
 
 if TYPE_CHECKING:      # imported for real on the first retry (_retrying)
@@ -31,46 +31,11 @@ log = logging.getLogger("ghcr_janitor.http")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 OVERLOAD_STATUSES = frozenset({429, 503})      # the adaptive in-flight limit halves on these
-MAX_ATTEMPTS = 6
-DEADLINE_SECONDS = 120.0
 MAX_RETRY_AFTER_SECONDS = 300.0
-TIMEOUT_SECONDS = 30.0
 
-# Operators (and the fault-injection tests) can tune these without code changes.
-TIMEOUT_ENV = "JANITOR_HTTP_TIMEOUT"          # seconds per connect/read/write (default 30)
-ATTEMPTS_ENV = "JANITOR_RETRY_ATTEMPTS"       # attempts per request, first one included (default 6)
-DEADLINE_ENV = "JANITOR_RETRY_DEADLINE"       # seconds a request may spend retrying in total (default 120)
-WAIT_ENV = "JANITOR_RETRY_WAIT"               # first backoff in seconds (default 0.2; doubles, jitter 2.5x it)
-WAIT_INITIAL = 0.2
+# Operators (and the fault-injection tests) tune timeouts and retries through the environment:
+# core.settings reads JANITOR_HTTP_TIMEOUT and JANITOR_RETRY_*; the client carries them (`HttpSettings`).
 WAIT_MAX = 10.0
-
-
-def _env_number(name: str, default: float, minimum: float) -> float:
-    """A positive number from the environment; a bad value is a usage error (exit 2)."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value >= minimum or value == float("inf"):
-        from ghcr_janitor.core.errors import UsageError
-
-        raise UsageError(f"{name} must be a number >= {minimum:g}, got {raw[:40]!r}")
-    return value
-
-
-def configured_timeout() -> float:
-    return _env_number(TIMEOUT_ENV, TIMEOUT_SECONDS, 0.01)
-
-
-def configured_attempts() -> int:
-    return int(_env_number(ATTEMPTS_ENV, MAX_ATTEMPTS, 1))
-
-
-def configured_deadline() -> float:
-    return _env_number(DEADLINE_ENV, DEADLINE_SECONDS, 0.01)
 
 
 def _log_retry(details: "stamina.instrumentation.RetryDetails") -> None:
@@ -84,7 +49,7 @@ def _log_retry(details: "stamina.instrumentation.RetryDetails") -> None:
 _stamina_ready = False
 
 
-def _retrying(hook, attempts: int, deadline: float):
+def _retrying(hook, attempts: int, deadline: float, initial: float):
     """The one stamina retry policy: exponential backoff with jitter, bounded attempts and time.
 
     stamina is imported on the first retry (a run where nothing fails never loads it).
@@ -95,7 +60,6 @@ def _retrying(hook, attempts: int, deadline: float):
     if not _stamina_ready:
         stamina.instrumentation.set_on_retry_hooks([_log_retry])
         _stamina_ready = True
-    initial = _env_number(WAIT_ENV, WAIT_INITIAL, 0.0)
     return stamina.retry_context(on=hook, attempts=attempts, timeout=deadline, wait_initial=initial,
                                  wait_max=max(WAIT_MAX, initial), wait_jitter=2.5 * initial)
 
@@ -241,13 +205,14 @@ def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: R
     error like any other and is retried. With `cap`, a 2xx body is read at most `cap` bytes
     (`BodyTooLarge` beyond, not retried); an error body is read to its first ERROR_BODY_CAP bytes,
     enough for its OCI error code. A retryable status that persists past the last attempt is returned
-    as is (with an empty body). Attempts and deadline: $JANITOR_RETRY_ATTEMPTS/_DEADLINE.
+    as is (with an empty body). Attempts, deadline and first wait: the client's `HttpSettings`
+    ($JANITOR_RETRY_ATTEMPTS/_DEADLINE/_WAIT through core.settings; the defaults for a plain client).
 
     The first attempt runs outside the retry machinery (stamina is entered only once a request
     has failed in a retryable way: it then sees that failure as its own first attempt).
     """
-    deadline = configured_deadline()
-    deadline_at = time.monotonic() + deadline
+    policy = getattr(client, "policy", None) or HttpSettings()
+    deadline_at = time.monotonic() + policy.deadline
     follow_redirects = kwargs.pop("follow_redirects", False)
     try:
         return _attempt(client, method, url, log_to, cap, follow_redirects, kwargs)
@@ -257,7 +222,7 @@ def send_sync(client: httpx.Client, method: str, url: str | httpx.URL, log_to: R
     hook = _bounded_hook(deadline_at, client)
     result: tuple[httpx.Response, bytes] | None = None
     try:
-        for attempt in _retrying(hook, configured_attempts(), max(0.01, deadline_at - time.monotonic())):
+        for attempt in _retrying(hook, policy.attempts, max(0.01, deadline_at - time.monotonic()), policy.wait):
             with attempt:
                 if first is not None:
                     failure, first = first, None
@@ -285,8 +250,9 @@ class RegistryClient(httpx.Client):
     hooks, redirect bookkeeping, URL merging. About a third of httpx's own CPU per request.
     """
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, policy: HttpSettings | None = None, **kwargs: Any):
         self._no_cookies = _NoCookies()
+        self.policy = policy or HttpSettings()       # retries and the timeout (`send_sync`)
         super().__init__(**kwargs)
         self._plain_headers = dict(self.headers.multi_items())
         self._plain_extensions = {"timeout": self.timeout.as_dict()}
@@ -468,17 +434,18 @@ class ThreadedClient:
 
 
 def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", http2: bool = True,
-                timeout: float | None = None) -> ThreadedClient:
+                timeout: float | None = None, policy: HttpSettings | None = None) -> ThreadedClient:
     """A pooled client for `concurrency` parallel requests.
 
     Requests go through `StdlibTransport` (HTTP/1.1 over http.client: less than half the CPU per
     request of httpx's own transport), unless an environment proxy applies to `base_url`: then
     httpx's transport does, HTTP/2 where TLS allows it. `timeout` (connect, read, write; not pool
-    waits) defaults to $JANITOR_HTTP_TIMEOUT or 30 s.
+    waits) defaults to the policy's ($JANITOR_HTTP_TIMEOUT through core.settings, or 30 s).
     """
     from ghcr_janitor.net.transport import StdlibTransport, proxied, proxy_mounts
 
-    timeout = configured_timeout() if timeout is None else timeout
+    policy = policy or HttpSettings()
+    timeout = policy.timeout if timeout is None else timeout
     transport: httpx.BaseTransport | None = None
     mounts: dict[str, httpx.BaseTransport | None] | None = None
     use_http2 = False
@@ -493,7 +460,7 @@ def make_client(concurrency: int, auth: httpx.Auth | None, base_url: str = "", h
             pass
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     client = RegistryClient(
-        base_url=base_url, auth=auth, limits=limits, http2=use_http2, transport=transport, mounts=mounts,
+        policy=policy, base_url=base_url, auth=auth, limits=limits, http2=use_http2, transport=transport, mounts=mounts,
         timeout=httpx.Timeout(timeout, pool=None), follow_redirects=False,
         headers={"User-Agent": "ghcr-janitor"},
     )

@@ -268,10 +268,9 @@ def proxied(url: str | None) -> bool:
     try:
         from httpx._utils import URLPattern, get_environment_proxies
     except ImportError:  # pragma: no cover - a future httpx: be safe, use its transport
-        import os
+        from urllib.request import getproxies
 
-        return any(os.environ.get(n) for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                                                "http_proxy", "https_proxy", "all_proxy"))
+        return any(getproxies().get(n) for n in ("http", "https", "all"))
     proxies = get_environment_proxies()
     if not proxies or url is None:
         return bool(proxies)

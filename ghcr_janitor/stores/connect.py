@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
 from ghcr_janitor.core.errors import UsageError
+from ghcr_janitor.core.settings import GHCR_REGISTRY, Settings
 from ghcr_janitor.net.budget import RequestBudget
 from ghcr_janitor.net.http import RequestLog
 from ghcr_janitor.core.reference import ECR, GHA, GHCR, LAYOUT, Target, is_loopback
 from ghcr_janitor.stores.base import Registry
-
-DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
 
 
 @dataclass
@@ -23,11 +21,18 @@ class ConnectOptions:
     password: str | None = field(default=None, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
     owner_type: str | None = None
-    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
+    # What the environment says, read once (core.settings); the default reads this process's now.
+    settings: Settings = field(default_factory=Settings.from_env, repr=False)
     log: RequestLog = field(default_factory=RequestLog)
     # GitHub REST requests of every target of the run share one budget (--max-requests, rate limits).
     budget: RequestBudget = field(default_factory=RequestBudget)
     github_owners: dict[str, str] = field(default_factory=dict, repr=False)   # owner -> REST prefix
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The environment snapshot the settings were read from (for a store whose SDK reads its own
+        names from it, as boto3 does)."""
+        return self.settings.env
 
 
 def base_url_for(host: str, insecure: bool) -> str:
@@ -43,8 +48,9 @@ def _oci(base_url: str, target: Target, options: ConnectOptions, credential_host
     from ghcr_janitor.stores.oci.memory import memory_in
     from ghcr_janitor.stores.oci.registry import OciRegistry
 
-    credentials = find_credentials(credential_host, options.username, options.password, options.env)
-    client = make_client(options.concurrency, RegistryAuth(credentials), base_url=base_url)
+    credentials = find_credentials(credential_host, options.username, options.password, options.settings)
+    client = make_client(options.concurrency, RegistryAuth(credentials), base_url=base_url,
+                         policy=options.settings.http)
     return OciRegistry(base_url, target.name, client, options.log, memory=memory_in(options.env))
 
 
@@ -57,9 +63,9 @@ def open_registry(target: Target, options: ConnectOptions) -> Registry:
 
         return LayoutRegistry(target.name)
     if target.kind == GHCR:
-        oci_base = (options.env.get("JANITOR_GHCR_REGISTRY") or DEFAULT_GHCR_REGISTRY).rstrip("/")
+        oci_base = options.settings.ghcr_registry
         if not oci_base.startswith(("https://", "http://")):
-            raise UsageError(f"JANITOR_GHCR_REGISTRY must be a URL, got {oci_base!r}")
+            raise UsageError(f"{GHCR_REGISTRY} must be a URL, got {oci_base!r}")
         try:
             from ghcr_janitor.stores.ghcr.registry import open_ghcr
         except ImportError:

@@ -207,10 +207,11 @@ def test_failing_credential_helper_output_is_never_shown(registry, tmp_path, cap
 def test_github_token_never_leaks(tmp_path, capture, registry):
     """GITHUB_TOKEN goes to ghcr.io targets (REST and OCI); here both answer 401 through an
     auth proxy, so the error paths are exercised with the token in hand."""
-    from ghcr_janitor.net.auth.credentials import find_credentials
     from ghcr_janitor.cli.app import app
+    from ghcr_janitor.core.settings import Settings
+    from ghcr_janitor.net.auth.credentials import find_credentials
 
-    creds = find_credentials("ghcr.io", env={"GITHUB_TOKEN": CANARY})
+    creds = find_credentials("ghcr.io", settings=Settings.from_env({"GITHUB_TOKEN": CANARY}))
     assert creds is not None and creds.secret.reveal() == CANARY
     assert_clean("Credentials repr", repr(creds) + str(creds))
     with FaultProxy(registry.host, auth="basic", password="not-the-canary") as proxy:
@@ -240,10 +241,13 @@ def test_reprs_hide_secrets():
 
 
 def test_connect_options_repr_hides_password():
+    from ghcr_janitor.core.settings import Settings
     from ghcr_janitor.stores.connect import ConnectOptions
 
-    options = ConnectOptions(password=CANARY, env={"GITHUB_TOKEN": CANARY})
+    settings = Settings.from_env({"GITHUB_TOKEN": CANARY, "JANITOR_PASSWORD": CANARY})
+    options = ConnectOptions(password=CANARY, settings=settings)
     assert_clean("ConnectOptions repr", repr(options))
+    assert_clean("Settings repr", repr(settings) + str(settings))
 
 
 # --- transport rules ------------------------------------------------------------------------

@@ -151,12 +151,12 @@ def test_threaded_client_backs_off_on_overload(monkeypatch):
 
     from ghcr_janitor.net.http import make_client
 
-    monkeypatch.setenv("JANITOR_RETRY_ATTEMPTS", "1")
+    from ghcr_janitor.core.settings import HttpSettings
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(503 if "busy" in request.url.path else 200, content=b"{}")
 
-    client = make_client(32, None, base_url="http://127.0.0.1:9")
+    client = make_client(32, None, base_url="http://127.0.0.1:9", policy=HttpSettings(attempts=1))
     client.client._transport = httpx.MockTransport(handler)
     before = client.limit.limit
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import respx
 
+from ghcr_janitor.core.settings import Settings
 from ghcr_janitor.net.auth.challenge import parse_challenge
 from ghcr_janitor.net.auth.credentials import find_credentials
 from ghcr_janitor.net.auth.flow import RegistryAuth, request_scope
@@ -48,15 +49,15 @@ def _write_config(tmp_path, doc) -> dict:
 
 def test_credentials_precedence(tmp_path):
     env = _write_config(tmp_path, {"auths": {"reg.example": {"auth": base64.b64encode(b"alice:pw1").decode()}}})
-    found = find_credentials("reg.example", env=env)
+    found = find_credentials("reg.example", settings=Settings.from_env(env))
     assert (found.username, found.secret.reveal()) == ("alice", "pw1")
-    assert find_credentials("other.example", env=env) is None
+    assert find_credentials("other.example", settings=Settings.from_env(env)) is None
     env2 = {**env, "JANITOR_USERNAME": "bob", "JANITOR_PASSWORD": "pw2"}
-    assert find_credentials("reg.example", env=env2).secret.reveal() == "pw2"
-    assert find_credentials("reg.example", password="pw3", env=env2).secret.reveal() == "pw3"
-    ghcr = find_credentials("ghcr.io", env={**env, "GH_TOKEN": CANARY})
+    assert find_credentials("reg.example", settings=Settings.from_env(env2)).secret.reveal() == "pw2"
+    assert find_credentials("reg.example", password="pw3", settings=Settings.from_env(env2)).secret.reveal() == "pw3"
+    ghcr = find_credentials("ghcr.io", settings=Settings.from_env({**env, "GH_TOKEN": CANARY}))
     assert ghcr.secret.reveal() == CANARY and ghcr.source == "GH_TOKEN"
-    assert find_credentials("ghcr.io", env={**env, "GITHUB_TOKEN": "a", "GH_TOKEN": "b"}).source == "GITHUB_TOKEN"
+    assert find_credentials("ghcr.io", settings=Settings.from_env({**env, "GITHUB_TOKEN": "a", "GH_TOKEN": "b"})).source == "GITHUB_TOKEN"
 
 
 def _fake_helper(tmp_path, name: str, script: str) -> str:
@@ -75,13 +76,13 @@ def test_credential_helpers(tmp_path):
     env = _write_config(tmp_path, {"credHelpers": {"reg.example": "fake", "gone.example": "fake"},
                                    "auths": {"reg.example": {}}})
     env["PATH"] = bindir + os.pathsep + env["PATH"]
-    found = find_credentials("reg.example", env=env)
+    found = find_credentials("reg.example", settings=Settings.from_env(env))
     assert found.username == "helper-user" and found.secret.reveal() == CANARY
-    assert find_credentials("gone.example", env=env) is None
+    assert find_credentials("gone.example", settings=Settings.from_env(env)) is None
     # credsStore covers hosts without a credHelpers entry
     env = _write_config(tmp_path, {"credsStore": "fake"})
     env["PATH"] = bindir + os.pathsep + env["PATH"]
-    assert find_credentials("reg.example", env=env).username == "helper-user"
+    assert find_credentials("reg.example", settings=Settings.from_env(env)).username == "helper-user"
 
 
 def test_failing_helper_error_hides_output(tmp_path):
@@ -89,12 +90,12 @@ def test_failing_helper_error_hides_output(tmp_path):
     env = _write_config(tmp_path, {"credHelpers": {"reg.example": "broken"}})
     env["PATH"] = bindir + os.pathsep + env["PATH"]
     with pytest.raises(AuthError) as info:
-        find_credentials("reg.example", env=env)
+        find_credentials("reg.example", settings=Settings.from_env(env))
     assert CANARY not in str(info.value) and "exit 7" in str(info.value)
 
 
 def test_secret_never_in_repr():
-    creds = find_credentials("ghcr.io", env={"GITHUB_TOKEN": CANARY, "DOCKER_CONFIG": "/nonexistent"})
+    creds = find_credentials("ghcr.io", settings=Settings.from_env({"GITHUB_TOKEN": CANARY, "DOCKER_CONFIG": "/nonexistent"}))
     auth = RegistryAuth(creds)
     for text in (repr(creds), str(creds), repr(auth), repr(Secret(CANARY)), f"{creds}"):
         assert CANARY not in text
@@ -122,7 +123,7 @@ def test_bearer_flow_caches_token_per_scope_and_refreshes():
         return httpx.Response(200, json={"name": "org/app", "tags": ["cache-a"]})
 
     respx.get(url__regex=r"https://reg\.example/v2/org/app/tags/list.*").mock(side_effect=tags)
-    creds = find_credentials("reg.example", username="u", password=CANARY, env={})
+    creds = find_credentials("reg.example", username="u", password=CANARY, settings=Settings.from_env({}))
 
     async def go():
         reg = OciRegistry("https://reg.example", "org/app", make_client(4, RegistryAuth(creds), http2=False))
@@ -144,7 +145,7 @@ def test_basic_challenge_and_no_basic_over_plain_http():
         else httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="basic-realm"'})))
     respx.get(url__regex=r"http://reg\.example/v2/a/tags/list.*").mock(
         return_value=httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="basic-realm"'}))
-    creds = find_credentials("reg.example", username="u", password=CANARY, env={})
+    creds = find_credentials("reg.example", username="u", password=CANARY, settings=Settings.from_env({}))
 
     async def go(base):
         reg = OciRegistry(base, "a", make_client(2, RegistryAuth(creds), http2=False))
@@ -164,7 +165,7 @@ def test_token_endpoint_refusal_is_clear():
     respx.get("https://auth.example/token").mock(return_value=httpx.Response(401, json={"details": "bad"}))
     respx.get(url__regex=r"https://reg\.example/v2/a/tags/list.*").mock(return_value=httpx.Response(
         401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/token",service="reg"'}))
-    creds = find_credentials("reg.example", username="u", password=CANARY, env={})
+    creds = find_credentials("reg.example", username="u", password=CANARY, settings=Settings.from_env({}))
 
     async def go():
         reg = OciRegistry("https://reg.example", "a", make_client(2, RegistryAuth(creds), http2=False))
@@ -185,14 +186,14 @@ def test_tokens_of_any_length_and_prefix_are_taken_as_they_are(tmp_path, prefix)
     token = long_token(prefix)
     assert len(token) == 520
     env = _write_config(tmp_path, {"auths": {"ghcr.io": {"auth": base64.b64encode(f"bot:{token}".encode()).decode()}}})
-    for found in (find_credentials("ghcr.io", env={**env, "GITHUB_TOKEN": token}),
-                  find_credentials("ghcr.io", env={**env, "GH_TOKEN": token}),
-                  find_credentials("reg.example", env={**env, "JANITOR_PASSWORD": token}),
-                  find_credentials("ghcr.io", password=token, env=env),
-                  find_credentials("ghcr.io", env=env)):
+    for found in (find_credentials("ghcr.io", settings=Settings.from_env({**env, "GITHUB_TOKEN": token})),
+                  find_credentials("ghcr.io", settings=Settings.from_env({**env, "GH_TOKEN": token})),
+                  find_credentials("reg.example", settings=Settings.from_env({**env, "JANITOR_PASSWORD": token})),
+                  find_credentials("ghcr.io", password=token, settings=Settings.from_env(env)),
+                  find_credentials("ghcr.io", settings=Settings.from_env(env))):
         assert found.secret.reveal() == token                # not cut, not checked, not refused
         assert token not in repr(found) and token[:12] not in repr(found) and token not in str(found.secret)
-    auth = RegistryAuth(find_credentials("ghcr.io", env={**env, "GITHUB_TOKEN": token}))
+    auth = RegistryAuth(find_credentials("ghcr.io", settings=Settings.from_env({**env, "GITHUB_TOKEN": token})))
     assert base64.b64decode(auth._basic_header().split(" ", 1)[1]).decode() == f"token:{token}"
     assert token[:12] not in repr(auth)
 

@@ -106,7 +106,7 @@ class ActionsCacheApply(RuleBasedStateMachine):
         self.clock = NOW - timedelta(days=40)
         self.loop = asyncio.new_event_loop()
         client = httpx.AsyncClient(transport=in_process(self.repo, API_URL))     # no socket: thousands of steps
-        api = ActionsCacheApi("acme", "app", Secret(self.repo.token), env={}, api_url=API_URL, client=client,
+        api = ActionsCacheApi("acme", "app", Secret(self.repo.token), api_url=API_URL, client=client,
                               deletes_per_minute=1e9, sleep=_no_wait)
         self.store = CacheStore(parse_target(TARGET), api)
         self.applier = CacheApplier(self.store, Journal(None))

@@ -17,6 +17,7 @@ from ghcr_janitor.core.errors import PlanError
 from ghcr_janitor.core.files import UnreadableFile, append_regular
 from ghcr_janitor.core.manifests import parse_manifest
 from ghcr_janitor.report.metrics import _previous_success
+from ghcr_janitor.core.settings import Settings
 from ghcr_janitor.stores.gha.api import fork_pull_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +61,9 @@ def test_a_plan_fingerprint_never_reads_a_device(tmp_path):
 
 def test_the_event_payload_is_read_bounded(fifo):
     env = {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(fifo)}
-    assert fork_pull_request(env) is False
+    assert fork_pull_request(Settings.from_env(env)) is False
     env["GITHUB_EVENT_PATH"] = "/dev/zero"
-    assert fork_pull_request(env) is False
+    assert fork_pull_request(Settings.from_env(env)) is False
 
 
 def test_the_previous_metrics_file_is_read_bounded(fifo):

@@ -16,6 +16,7 @@ import pytest
 from ghcr_janitor.apply import journal as journal_module
 from ghcr_janitor.apply.journal import Journal
 from ghcr_janitor.apply.results import interrupted_message
+from ghcr_janitor.core.settings import HttpSettings
 from ghcr_janitor.net import workers as workers_module
 from ghcr_janitor.net.http import RegistryClient, mutations, send_sync
 from ghcr_janitor.net.transport import StdlibTransport
@@ -113,9 +114,9 @@ class _SilentServer:
 
 
 def test_closing_the_client_ends_a_request_the_server_stalls_at_once_and_retries_nothing(monkeypatch):
-    monkeypatch.setenv("JANITOR_RETRY_WAIT", "0.01")
     server = _SilentServer()
-    client = RegistryClient(transport=StdlibTransport(default_timeout=60), timeout=httpx.Timeout(60.0))
+    client = RegistryClient(policy=HttpSettings(wait=0.01), transport=StdlibTransport(default_timeout=60),
+                            timeout=httpx.Timeout(60.0))
     outcome: list[BaseException | object] = []
 
     def request():

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from ghcr_janitor.core.settings import HttpSettings
 from ghcr_janitor.net.http import BodyTooLarge, RequestLog, make_client, send_sync
 from ghcr_janitor.net.transport import StdlibTransport, proxied
 
@@ -201,9 +202,7 @@ def test_unsupported_scheme():
 
 def test_send_sync_caps_and_retries_through_the_transport(server, monkeypatch):
     srv, base = server
-    monkeypatch.setenv("JANITOR_RETRY_WAIT", "0")
-    monkeypatch.setenv("JANITOR_RETRY_ATTEMPTS", "3")
-    client = make_client(4, None, base_url=base).client
+    client = make_client(4, None, base_url=base, policy=HttpSettings(wait=0, attempts=3)).client
     assert isinstance(client._transport, StdlibTransport)
     log = RequestLog()
     response, body = send_sync(client, "GET", f"{base}/ok", log_to=log, cap=100)
@@ -250,7 +249,6 @@ def test_retry_machinery_is_entered_only_after_a_failure(server, monkeypatch, ca
     import stamina
 
     srv, base = server
-    monkeypatch.setenv("JANITOR_RETRY_WAIT", "0")
     entered = []
     real = stamina.retry_context
 
@@ -259,7 +257,7 @@ def test_retry_machinery_is_entered_only_after_a_failure(server, monkeypatch, ca
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stamina, "retry_context", spy)
-    client = make_client(2, None, base_url=base).client
+    client = make_client(2, None, base_url=base, policy=HttpSettings(wait=0)).client
     log = RequestLog()
     for _ in range(3):
         assert send_sync(client, "GET", f"{base}/ok", log_to=log)[1] == b"hello"

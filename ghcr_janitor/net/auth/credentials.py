@@ -18,6 +18,7 @@ from typing import Mapping
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.core.errors import AuthError, UsageError
 from ghcr_janitor.core.files import UnreadableFile, read_regular
+from ghcr_janitor.core.settings import PASSWORD, Settings
 
 GHCR_HOSTS = ("ghcr.io",)
 HELPER_TIMEOUT_SECONDS = 30
@@ -35,8 +36,8 @@ class Credentials:
     identity_token: bool = False
 
 
-def docker_config_path(env: Mapping[str, str]) -> Path:
-    base = env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+def docker_config_path(settings: Settings) -> Path:
+    base = settings.docker_config or os.path.join(os.path.expanduser("~"), ".docker")
     return Path(base) / "config.json"
 
 
@@ -111,9 +112,10 @@ def _from_auths(auths: Mapping, host: str, path: Path) -> Credentials | None:
     return None
 
 
-def from_docker_config(host: str, env: Mapping[str, str]) -> Credentials | None:
-    path = docker_config_path(env)
+def from_docker_config(host: str, settings: Settings) -> Credentials | None:
+    path = docker_config_path(settings)
     config = _load_config(path)
+    env = settings.env or None          # a helper runs in the environment the settings were read from
     helpers = config.get("credHelpers") or {}
     if isinstance(helpers, dict) and isinstance(helpers.get(host), str):
         return run_helper(helpers[host], host, env)
@@ -130,18 +132,18 @@ def find_credentials(
     host: str,
     username: str | None = None,
     password: str | None = None,
-    env: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
 ) -> Credentials | None:
-    """Credentials for `host`, or None for anonymous access."""
-    env = os.environ if env is None else env
+    """Credentials for `host`, or None for anonymous access (`settings`: what the environment says;
+    None: nothing set, the default docker config)."""
+    settings = Settings() if settings is None else settings
     if password is not None:
         if not password:
             raise UsageError("--password-stdin: no password on standard input")
         return Credentials(username or "token", Secret(password), "--password-stdin")
-    if env.get("JANITOR_PASSWORD"):
-        return Credentials(env.get("JANITOR_USERNAME") or username or "token", Secret(env["JANITOR_PASSWORD"]), "JANITOR_PASSWORD")
+    if settings.password:
+        return Credentials(settings.username or username or "token", Secret(settings.password), PASSWORD)
     if host in GHCR_HOSTS:
-        for name in ("GITHUB_TOKEN", "GH_TOKEN"):
-            if env.get(name):
-                return Credentials(username or "token", Secret(env[name]), name)
-    return from_docker_config(host, env)
+        for name, token in settings.github_tokens:
+            return Credentials(username or "token", Secret(token), name)
+    return from_docker_config(host, settings)

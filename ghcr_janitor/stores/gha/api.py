@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
 from urllib.parse import quote
 
 import httpx
 
 from ghcr_janitor.core.errors import AuthError, NotFoundError, RegistryError
 from ghcr_janitor.core.files import read_regular
+from ghcr_janitor.core.settings import Settings
 from ghcr_janitor.core.timeparse import parse_time
 from ghcr_janitor.net.github import GitHubRest, _message, _unauthorised
 
@@ -103,15 +102,15 @@ def parse_entry(item: object) -> CacheEntry:
 MAX_EVENT_BYTES = 64 << 20         # GitHub's event payloads are at most a few MiB
 
 
-def fork_pull_request(env: Mapping[str, str]) -> bool:
+def fork_pull_request(settings: Settings) -> bool:
     """Does this process run in a workflow triggered by a pull request from a fork?"""
-    if env.get("GITHUB_EVENT_NAME") not in ("pull_request", "pull_request_review", "pull_request_review_comment"):
+    if settings.event_name not in ("pull_request", "pull_request_review", "pull_request_review_comment"):
         return False
     try:
-        event = json.loads(read_regular(env.get("GITHUB_EVENT_PATH") or "", MAX_EVENT_BYTES))
+        event = json.loads(read_regular(settings.event_path or "", MAX_EVENT_BYTES))
         return bool(event["pull_request"]["head"]["repo"]["fork"])
     except (OSError, ValueError, KeyError, TypeError):
-        return env.get("GITHUB_ACTOR") == "dependabot[bot]"
+        return settings.actor == "dependabot[bot]"
 
 
 class ActionsCacheApi(GitHubRest):
@@ -119,10 +118,10 @@ class ActionsCacheApi(GitHubRest):
 
     token_missing = TOKEN_MISSING
 
-    def __init__(self, owner: str, repo: str, token, *, env: Mapping[str, str] | None = None, **options):
+    def __init__(self, owner: str, repo: str, token, *, settings: Settings | None = None, **options):
         super().__init__(token, **options)
         self.owner, self.repo = owner, repo
-        self.env = os.environ if env is None else env
+        self.settings = Settings() if settings is None else settings
         self.base = f"/repos/{quote(owner, safe='')}/{quote(repo, safe='')}"
         self.short_listing: tuple[int, int] | None = None     # (listed, total_count) if fewer were seen
         self.owner_type: str | None = None                    # "Organization" / "User", once the repository was read
@@ -138,7 +137,7 @@ class ActionsCacheApi(GitHubRest):
 
     def _denied(self, response: httpx.Response, doing: str, needs: str) -> AuthError:
         message = _message(response)
-        if needs is WRITE_NEEDS and fork_pull_request(self.env):
+        if needs is WRITE_NEEDS and fork_pull_request(self.settings):
             return AuthError(f"{doing} {self.where}: access denied (403: {message}); {FORK_TOKEN}", status=403)
         return AuthError(f"{doing} {self.where}: access denied (403: {message}); the token needs {needs}", status=403)
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from ghcr_janitor.core.models import Inventory, StoreTraits
 from ghcr_janitor.core.reference import Target
-from ghcr_janitor.net.github import DEFAULT_API_URL, token_and_rate
+from ghcr_janitor.net.github import github_token
 from ghcr_janitor.stores.gha.api import ActionsCacheApi
 from ghcr_janitor.stores.gha.gather import Look, build_cache_inventory, look_at
 
-DELETES_PER_MINUTE_ENV = "JANITOR_GHA_DELETES_PER_MINUTE"
-# A DELETE costs 5 of the 900 points a minute per endpoint (about 180 a minute): stay well below.
-DEFAULT_DELETES_PER_MINUTE = 120.0
 # Waiting out an hourly budget is not worth holding a CI job for: stop and let a rerun continue.
 MAX_WAIT_SECONDS = 300.0
 
@@ -50,10 +47,10 @@ class CacheStore:
 
 def open_cache(target: Target, options, *, sleep=None, clock=None) -> CacheStore:
     """A CacheStore for `gha:OWNER/REPO`; the token comes from the same places as for ghcr.io."""
-    env = options.env
+    settings = options.settings
     owner, _, repo = target.name.partition("/")
-    token, rate = token_and_rate(options, DELETES_PER_MINUTE_ENV, DEFAULT_DELETES_PER_MINUTE)
-    api = ActionsCacheApi(owner, repo, token, env=env, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
-                          sleep=sleep, clock=clock, deletes_per_minute=rate, max_wait=MAX_WAIT_SECONDS,
-                          log_to=options.log, budget=options.budget)
+    api = ActionsCacheApi(owner, repo, github_token(options), settings=settings, api_url=settings.github_api_url,
+                          sleep=sleep, clock=clock, deletes_per_minute=settings.gha_deletes_per_minute,
+                          max_wait=MAX_WAIT_SECONDS, log_to=options.log, budget=options.budget,
+                          timeout=settings.http.timeout)
     return CacheStore(target, api)

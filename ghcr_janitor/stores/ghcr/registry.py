@@ -22,7 +22,7 @@ from ghcr_janitor.core.errors import JanitorError, NotFoundError, RegistryError,
 from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.net.github import (
-    DEFAULT_API_URL, DEFAULT_DELETES_PER_MINUTE, Clock, GitHubPackages, PackageVersion, Sleep, token_and_rate,
+    Clock, GitHubPackages, PackageVersion, Sleep, github_token,
 )
 from ghcr_janitor.stores.oci.registry import EMPTY_JSON, OciRegistry, is_placeholder, placeholder_manifest
 from ghcr_janitor.core.words import count
@@ -32,7 +32,6 @@ log = logging.getLogger("ghcr_janitor.ghcr")
 LISTING_TTL = 30.0
 PLACEHOLDER_LOOKUPS = 5            # GHCR may take a moment to list a freshly pushed version
 PLACEHOLDER_DELETE_ATTEMPTS = 3
-DELETES_PER_MINUTE_ENV = "JANITOR_GHCR_DELETES_PER_MINUTE"
 
 
 class GhcrRegistry:
@@ -301,12 +300,12 @@ def open_ghcr(target, options, oci_base: str, *, sleep: Sleep | None = None, clo
     owner, _, package = target.name.partition("/")
     if not owner or not package:
         raise UsageError(f"target {target}: expected ghcr.io/OWNER/NAME")
-    env = options.env
-    credentials = find_credentials("ghcr.io", options.username, options.password, env)
-    token, rate = token_and_rate(options, DELETES_PER_MINUTE_ENV, DEFAULT_DELETES_PER_MINUTE)
-    api = GitHubPackages(owner, package, token, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
-                         owner_type=options.owner_type, sleep=sleep, clock=clock, deletes_per_minute=rate,
-                         log_to=options.log, budget=options.budget, known_owners=options.github_owners)
-    client = make_client(options.concurrency, RegistryAuth(credentials), base_url=oci_base)
+    settings = options.settings
+    credentials = find_credentials("ghcr.io", options.username, options.password, settings)
+    api = GitHubPackages(owner, package, github_token(options), api_url=settings.github_api_url,
+                         owner_type=options.owner_type, sleep=sleep, clock=clock,
+                         deletes_per_minute=settings.ghcr_deletes_per_minute, log_to=options.log,
+                         budget=options.budget, known_owners=options.github_owners, timeout=settings.http.timeout)
+    client = make_client(options.concurrency, RegistryAuth(credentials), base_url=oci_base, policy=settings.http)
     oci = OciRegistry(oci_base, target.name, client, options.log)
     return GhcrRegistry(target.name, oci, api, listing_ttl=listing_ttl)

@@ -1,0 +1,174 @@
+"""The run's settings: every environment variable the janitor reads, read here, once.
+
+`Settings.from_env()` takes a snapshot of the environment (the process's, or a mapping a test or a
+library user passes) and parses what the janitor uses from it; the CLI builds one per command and
+passes it down (`ConnectOptions.settings`), so nothing below reads the environment on its own. A
+malformed number is a `UsageError` (exit 2) naming the variable, raised when the settings are
+built, before any store is contacted.
+
+What the janitor does not read itself: proxies (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY) are read by
+httpx and the standard library (`urllib.request.getproxies`), and HOME by `os.path.expanduser`;
+a docker credential helper runs with the snapshot as its environment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from ghcr_janitor.core.errors import UsageError
+
+# The names, in one place (docs/cli.md "Environment" documents each).
+HTTP_TIMEOUT = "JANITOR_HTTP_TIMEOUT"            # seconds per connect/read/write (default 30)
+RETRY_ATTEMPTS = "JANITOR_RETRY_ATTEMPTS"        # attempts per request, first one included (default 6)
+RETRY_DEADLINE = "JANITOR_RETRY_DEADLINE"        # seconds a request may spend retrying in total (default 120)
+RETRY_WAIT = "JANITOR_RETRY_WAIT"                # first backoff in seconds (default 0.2; doubles, jitter 2.5x it)
+GHCR_REGISTRY = "JANITOR_GHCR_REGISTRY"          # GHCR's OCI endpoint (tests point it at a local registry)
+GHCR_DELETES_PER_MINUTE = "JANITOR_GHCR_DELETES_PER_MINUTE"
+GHA_DELETES_PER_MINUTE = "JANITOR_GHA_DELETES_PER_MINUTE"
+USERNAME, PASSWORD = "JANITOR_USERNAME", "JANITOR_PASSWORD"
+GITHUB_TOKENS = ("GITHUB_TOKEN", "GH_TOKEN")     # in this order, for ghcr.io and the GitHub REST API
+GITHUB_API_URL = "GITHUB_API_URL"
+GITHUB_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_ACTOR = "GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_ACTOR"
+DOCKER_CONFIG = "DOCKER_CONFIG"
+CACHE_DIR, XDG_CACHE_HOME = "JANITOR_CACHE_DIR", "XDG_CACHE_HOME"
+STATE_DIR, XDG_STATE_HOME = "JANITOR_STATE_DIR", "XDG_STATE_HOME"
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
+DEFAULT_GHCR_DELETES_PER_MINUTE = 60.0      # GitHub's secondary limits: stay well below
+DEFAULT_GHA_DELETES_PER_MINUTE = 120.0      # a DELETE costs 5 of the 900 points a minute per endpoint
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Timeouts and the retry policy of every HTTP request (net/http.py)."""
+
+    timeout: float = 30.0           # seconds per connect/read/write
+    attempts: int = 6               # per request, the first one included
+    deadline: float = 120.0         # seconds a request may spend retrying in total
+    wait: float = 0.2               # first backoff (doubles; jitter 2.5x it)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    """A number >= `minimum` from `env`; a bad value is a usage error (exit 2) naming `name`."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not value >= minimum or math.isinf(value):
+        raise UsageError(f"{name} must be a number >= {minimum:g}, got {raw[:40]!r}")
+    return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of DELETEs a minute (the wording these two variables always had)."""
+    raw = env.get(name) or ""
+    try:
+        rate = float(raw) if raw else default
+    except ValueError:
+        raise UsageError(f"{name} must be a number, got {raw[:40]!r}") from None
+    if not rate > 0 or math.isinf(rate):
+        raise UsageError(f"{name} must be positive, got {raw[:40]!r}")
+    return rate
+
+
+def cache_dir_in(env: Mapping[str, str]) -> Path:
+    """The manifest cache's directory: $JANITOR_CACHE_DIR, else $XDG_CACHE_HOME/ghcr-janitor."""
+    if env.get(CACHE_DIR):
+        return Path(env[CACHE_DIR])
+    base = env.get(XDG_CACHE_HOME) or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ghcr-janitor"
+
+
+def state_dir_in(env: Mapping[str, str]) -> tuple[Path, str]:
+    """The state directory and what chose it (a variable, or the default), unchecked."""
+    if env.get(STATE_DIR):
+        return Path(env[STATE_DIR]), STATE_DIR
+    if env.get(XDG_STATE_HOME):
+        return Path(env[XDG_STATE_HOME]) / "ghcr-janitor", XDG_STATE_HOME
+    return (Path(os.path.expanduser("~"), ".local", "state", "ghcr-janitor"),
+            f"the default state directory (set {STATE_DIR})")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment says, parsed once. Secrets are kept out of `repr`."""
+
+    http: HttpSettings = field(default_factory=HttpSettings)
+    github_api_url: str = DEFAULT_API_URL
+    ghcr_registry: str = DEFAULT_GHCR_REGISTRY
+    ghcr_deletes_per_minute: float = DEFAULT_GHCR_DELETES_PER_MINUTE
+    gha_deletes_per_minute: float = DEFAULT_GHA_DELETES_PER_MINUTE
+    username: str | None = None                                     # JANITOR_USERNAME
+    password: str | None = field(default=None, repr=False)          # JANITOR_PASSWORD
+    # (variable, token) for GITHUB_TOKEN then GH_TOKEN, those set.
+    github_tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    docker_config: Path | None = None                               # $DOCKER_CONFIG (a directory)
+    step_summary: str | None = None                                 # $GITHUB_STEP_SUMMARY (a file)
+    event_name: str | None = None
+    event_path: str | None = None
+    actor: str | None = None
+    cache_dir: Path = field(default_factory=lambda: cache_dir_in({}))
+    state_dir_chosen: tuple[Path, str] = field(default_factory=lambda: state_dir_in({}))
+    # The snapshot these were parsed from: the environment a credential helper runs with, and
+    # what the run history's path is chosen from (report/history.py takes a mapping).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Parse `env` (default: this process's environment, copied now)."""
+        env = dict(os.environ if env is None else env)
+        http = HttpSettings(
+            timeout=_number(env, HTTP_TIMEOUT, HttpSettings.timeout, 0.01),
+            attempts=int(_number(env, RETRY_ATTEMPTS, HttpSettings.attempts, 1)),
+            deadline=_number(env, RETRY_DEADLINE, HttpSettings.deadline, 0.01),
+            wait=_number(env, RETRY_WAIT, HttpSettings.wait, 0.0),
+        )
+        return cls(
+            http=http,
+            github_api_url=env.get(GITHUB_API_URL) or DEFAULT_API_URL,
+            ghcr_registry=(env.get(GHCR_REGISTRY) or DEFAULT_GHCR_REGISTRY).rstrip("/"),
+            ghcr_deletes_per_minute=_rate(env, GHCR_DELETES_PER_MINUTE, DEFAULT_GHCR_DELETES_PER_MINUTE),
+            gha_deletes_per_minute=_rate(env, GHA_DELETES_PER_MINUTE, DEFAULT_GHA_DELETES_PER_MINUTE),
+            username=env.get(USERNAME) or None,
+            password=env.get(PASSWORD) or None,
+            github_tokens=tuple((name, env[name]) for name in GITHUB_TOKENS if env.get(name)),
+            docker_config=Path(env[DOCKER_CONFIG]) if env.get(DOCKER_CONFIG) else None,
+            step_summary=env.get(GITHUB_STEP_SUMMARY) or None,
+            event_name=env.get(GITHUB_EVENT_NAME) or None,
+            event_path=env.get(GITHUB_EVENT_PATH) or None,
+            actor=env.get(GITHUB_ACTOR) or None,
+            cache_dir=cache_dir_in(env),
+            state_dir_chosen=state_dir_in(env),
+            env=env,
+        )
+
+    def state_dir(self) -> Path:
+        """The state directory (first-seen ledger, run history), checked: UsageError (exit 2) naming
+        what chose it when it is not, or cannot become, a writable directory."""
+        path, source = self.state_dir_chosen
+        check_directory(path, source)
+        return path
+
+
+def check_directory(path: Path, source: str) -> None:
+    """`path` is a writable directory, or can be made one (its nearest existing ancestor is)."""
+    where = f"{source} {path}: must be a directory (it holds the first-seen ledger and the run history)"
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():           # a dangling symlink: mkdir would fail on it
+            raise UsageError(f"{where}, but {existing} is a dangling symlink")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{where}, but {'it' if existing == path else existing} is "
+                         f"{'a file' if existing.is_file() else 'not a directory'}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{source} {path}: must be a writable directory, but {existing} is not writable")
