@@ -23,7 +23,7 @@ refused before any target is touched (`ForeignPlan`, exit 2).
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Callable, Sequence
 
 from ghcr_janitor.core.errors import JanitorError, NotFoundError, PlanError, TagMovedError, describe
 from ghcr_janitor.core.models import cache_item_id
@@ -31,7 +31,7 @@ from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.last_look import LastLook, Look, deletes_per_look
 from ghcr_janitor.apply.results import DONE, FAILED, GONE, SKIPPED, ActionResult, TargetResult
 from ghcr_janitor.apply.verify import effects_hold, mismatch
-from ghcr_janitor.stores.base import Registry
+from ghcr_janitor.stores.base import ActsOnEntries, Registry, SpendsRequestBudget, Store
 from ghcr_janitor.stores.oci.registry import is_placeholder
 
 
@@ -248,22 +248,15 @@ def _users(users: list[str]) -> str:
     return f"now reachable from {shown}"
 
 
-def _rest_requests_needed(target_plan, journal: Journal) -> int:
-    """About how many GitHub REST requests applying this target takes. A journalled action costs
-    its check only: on the Actions cache a share of a look, on GHCR an untagged one a listing."""
+def _rest_requests_needed(store: SpendsRequestBudget, target_plan, journal: Journal) -> int:
+    """About how many GitHub REST requests applying this target takes (the store says: a journalled
+    action costs its check only)."""
     def key(a) -> str:
         return action_key(target_plan.target, a.action, a.tag, a.digest or cache_item_id(a.cache_id), a.to)
 
     todo = [a for a in target_plan.actions if key(a) not in journal.done]
     hinted = [a for a in target_plan.actions if key(a) in journal.done]
-    if target_plan.backend == "gha":           # its looks list per ref and family (cache_applier)
-        from ghcr_janitor.apply.cache_applier import requests_needed
-
-        return requests_needed(todo) + (requests_needed(hinted) - len(hinted) if hinted else 0)
-    per_action = {"delete": 1, "untag": 4, "retag": 0}
-    checks = [a for a in hinted if a.tag is None or a.parent]
-    listing = 1 + len(checks) // 100 if checks else 0
-    return sum(per_action.get(a.action, 1) for a in todo) + 3 + len(todo) // 100 + listing
+    return store.requests_needed(todo, hinted)
 
 
 def _not_started(target_plan, why: str) -> TargetResult:
@@ -276,58 +269,69 @@ def _not_started(target_plan, why: str) -> TargetResult:
 
 
 async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, int], None] | None = None,
-                     check_targets: bool = True) -> list[TargetResult]:
+                     check_targets: bool = True, stores: Sequence[Store | None] | None = None) -> list[TargetResult]:
     """Apply every target of a plan; one target's failure does not stop the others.
 
-    With `check_targets` (a saved plan), every target is first checked against its pins
-    (`apply.verify.mismatch`): if any target matches none of them, `ForeignPlan` is raised and
-    nothing is applied anywhere. `prune`, which plans and applies in one run, may skip it."""
-    from ghcr_janitor.stores.connect import open_registry
-    from ghcr_janitor.core.reference import GHA, GHCR, parse_target
+    `stores`: the run's open store for each of the plan's targets (the engine's, opened once for
+    gathering and applying; closed by the caller); without it each target with actions is opened
+    here from its target string and closed at the end. With `check_targets` (a saved plan), every
+    manifest store is first checked against the plan's pins (`apply.verify.mismatch`): if any
+    target matches none of them, `ForeignPlan` is raised and nothing is applied anywhere.
+    `prune`, which plans and applies in one run, may skip it. What a store can do decides how it
+    is applied (`stores.base`): entries by id after a fresh look, or manifests after a last look;
+    a store on GitHub's REST budget is started only if the budget can finish it."""
+    from ghcr_janitor.stores.connect import open_store
+    from ghcr_janitor.core.reference import parse_target
 
-    registries: dict[int, Registry] = {}
+    opened: dict[int, Store] = {}
     try:
         for i, target_plan in enumerate(plan.targets):
-            if target_plan.actions and parse_target(target_plan.target).kind != GHA:
-                registries[i] = open_registry(parse_target(target_plan.target), connect)
+            given = stores[i] if stores is not None and i < len(stores) else None
+            if given is not None:
+                opened[i] = given
+            elif target_plan.actions:
+                opened[i] = open_store(parse_target(target_plan.target), connect)
         if check_targets:
-            await _refuse_foreign(plan, registries, journal)
+            await _refuse_foreign(plan, opened, journal)
         results = []
         stopped: str | None = None
         for i, target_plan in enumerate(plan.targets):
+            store = opened.get(i)
             # What the figure means: the store opened now says it (a plan file can be edited).
-            note = getattr(registries.get(i), "reclaim_note", "") or getattr(target_plan, "reclaim_note", "") or ""
-            if not target_plan.actions:
+            note = getattr(store, "reclaim_note", "") or getattr(target_plan, "reclaim_note", "") or ""
+            if not target_plan.actions or store is None:
                 results.append(TargetResult(target_plan.target, reclaim_note=note))
                 continue
-            target = parse_target(target_plan.target)
-            if target.kind in (GHA, GHCR):          # GitHub REST: one budget for the whole run
-                stopped = stopped or connect.budget.affordable(_rest_requests_needed(target_plan, journal))
+            if isinstance(store, SpendsRequestBudget):      # GitHub REST: one budget for the whole run
+                stopped = stopped or connect.budget.affordable(_rest_requests_needed(store, target_plan, journal))
                 if stopped:
                     results.append(_not_started(target_plan, stopped))
                     results[-1].reclaim_note = note
                     continue
-            if target.kind == GHA:
-                from ghcr_janitor.apply.cache_applier import apply_cache_plan
+            if isinstance(store, ActsOnEntries):
+                from ghcr_janitor.apply.cache_applier import CacheApplier
 
-                result = await apply_cache_plan(target, target_plan, connect, journal, progress)
+                result = await CacheApplier(store, journal, progress).run(target_plan.target, target_plan.actions)
             else:
-                result = await Applier(registries[i], target_plan.target, journal, progress).run(target_plan.actions)
+                result = await Applier(store, target_plan.target, journal, progress).run(target_plan.actions)
             result.reclaim_note = note
             results.append(result)
         return results
     finally:
-        for registry in registries.values():
-            await registry.aclose()
+        for i, store in opened.items():
+            if stores is None or i >= len(stores) or stores[i] is not store:
+                await store.aclose()
 
 
-async def _refuse_foreign(plan, registries: dict[int, Registry], journal: Journal) -> None:
-    """ForeignPlan if any registry target's pins match nothing there now (checked for all before any
-    is touched; `gha:` targets are pinned per delete, see apply.verify). A target this plan's journal
-    says was acted on is not refused: its actions may all be done; each is checked against the
-    store before it is reported done."""
-    for i, registry in registries.items():
+async def _refuse_foreign(plan, stores: dict[int, Store], journal: Journal) -> None:
+    """ForeignPlan if any manifest store's pins match nothing there now (checked for all before any
+    is touched; entries acted on by id are pinned per delete, see apply.verify). A target this plan's
+    journal says was acted on is not refused: its actions may all be done; each is checked against
+    the store before it is reported done."""
+    for i, registry in stores.items():
         target_plan = plan.targets[i]
+        if isinstance(registry, ActsOnEntries) or not target_plan.actions:
+            continue
         if any(action_key(target_plan.target, a.action, a.tag, a.digest, a.to) in journal.done
                for a in target_plan.actions if a.digest):
             continue

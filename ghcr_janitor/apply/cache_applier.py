@@ -23,21 +23,21 @@ from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.results import DONE, FAILED, GONE as GONE_STATUS, SKIPPED, ActionResult, TargetResult
 from ghcr_janitor.core.errors import AuthError, JanitorError, describe
 from ghcr_janitor.core.models import Artifact, cache_item_id
-from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.net.budget import BudgetSpent
 from ghcr_janitor.net.github import RateLimitError
 from ghcr_janitor.plan.build import cache_floor
 from ghcr_janitor.stores.gha.api import CacheEntry, LookExpired
-from ghcr_janitor.stores.gha.gather import Look, listing_prefixes
+from ghcr_janitor.stores.gha.gather import Look
 from ghcr_janitor.stores.gha.keys import classify
-from ghcr_janitor.stores.gha.store import CacheStore, open_cache
+from ghcr_janitor.stores.base import ActsOnEntries
+from ghcr_janitor.stores.gha.store import LOOK_EVERY, requests_needed  # noqa: F401 (the tests' measure)
+from ghcr_janitor.stores.gha.store import keys_by_ref as _keys_by_ref
 
 # The bound of a last look: at most LOOK_EVERY deletes follow one look, and none is first sent
 # more than LOOK_SECONDS after the look began (a rate-limit wait that would pass it sends nothing:
 # apply looks again). The net layer's retries of a DELETE answered 5xx (backoff up to 30 s) are
 # outside that bound. A look lists only the batch's refs, by family prefix: see requests_needed.
-LOOK_EVERY = 10
 LOOK_SECONDS = 10.0
 LOOKS_PER_BATCH = 3     # a batch whose looks keep going stale (rate limits) stops the run
 LOOK_FAILED = "not deleted: the last look failed"
@@ -80,7 +80,7 @@ def _changed(action, entry: CacheEntry) -> str | None:
 class CacheApplier:
     """Deletes one target's planned cache entries, in plan order, a last look before each batch."""
 
-    def __init__(self, store: CacheStore, journal: Journal, progress: Callable[[str, int], None] | None = None):
+    def __init__(self, store: ActsOnEntries, journal: Journal, progress: Callable[[str, int], None] | None = None):
         self.store, self.journal, self.progress = store, journal, progress
 
     def _result(self, action, status: str, reason: str, reclaim: int = 0) -> ActionResult:
@@ -209,29 +209,6 @@ def _key(target: str, action) -> str:
     return action_key(target, "delete", None, cache_item_id(action.cache_id), None)
 
 
-def _keys_by_ref(actions: list) -> dict[str, set[str]]:
-    keys: dict[str, set[str]] = {}
-    for a in actions:
-        if a.ref is not None and a.key is not None:
-            keys.setdefault(a.ref, set()).add(a.key)
-    return keys
-
-
-def requests_needed(actions: list, default_branch: str | None = None) -> int:
-    """The REST requests applying `actions` takes when each listing fits one page and nothing is
-    retried: per batch one look (the repository; per ref a listing per family prefix and, but for
-    the default branch, its state; a probe when a branch or tag is among them) plus its deletes."""
-    total = 0
-    for start in range(0, len(actions), LOOK_EVERY):
-        chunk = actions[start:start + LOOK_EVERY]
-        keys = _keys_by_ref(chunk)
-        default = f"refs/heads/{default_branch}"
-        named = [r for r in keys if r.startswith(("refs/heads/", "refs/tags/")) and r != default]
-        total += 1 + sum(len(listing_prefixes(k)) for k in keys.values()) + len(set(keys) - {default})
-        total += bool(named) + len(chunk)
-    return total
-
-
 def _look_failed(exc: Exception) -> str:
     """The reason for a batch whose last look failed (budget and permission stop the run)."""
     if isinstance(exc, (RateLimitError, BudgetSpent)):
@@ -239,12 +216,3 @@ def _look_failed(exc: Exception) -> str:
     if isinstance(exc, AuthError):
         return f"permission: {exc}"
     return f"{LOOK_FAILED}: {describe(exc)}"
-
-
-async def apply_cache_plan(target: Target, target_plan, connect, journal: Journal,
-                           progress: Callable[[str, int], None] | None = None) -> TargetResult:
-    store = open_cache(target, connect)
-    try:
-        return await CacheApplier(store, journal, progress).run(target_plan.target, target_plan.actions)
-    finally:
-        await store.aclose()

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from ghcr_janitor.core.errors import JanitorError, UsageError, describe
-from ghcr_janitor.core.reference import ECR, GHA, GHCR, OCI, Target, parse_target
+from ghcr_janitor.core.reference import Target, parse_target
 from ghcr_janitor.core.words import count
 
 
@@ -20,37 +20,16 @@ class Expansion:
     failures: list[tuple[Target, str]] = field(default_factory=list)
 
 
-async def _names(target: Target, connect) -> list[str]:
-    """Every concrete target the glob's store lists (unfiltered), as target strings."""
-    if target.kind == GHA:
-        from ghcr_janitor.stores.gha.store import open_cache
+async def _names(target: Target, connect) -> tuple[list[str], bool]:
+    """Every concrete target the glob's store lists (unfiltered), as target strings, and whether
+    names compare case-insensitively (`stores.base.ListsTargets`)."""
+    from ghcr_janitor.stores.connect import open_lister
 
-        store = open_cache(Target(GHA, "", target.name.split("/")[0] + "/x"), connect)
-        try:
-            return [f"gha:{name}" for name in await store.api.org_repositories()]
-        finally:
-            await store.aclose()
-    if target.kind == GHCR:
-        from ghcr_janitor.stores.connect import open_registry
-
-        owner = target.name.split("/")[0]
-        registry = open_registry(Target(GHCR, target.host, f"{owner}/x"), connect)
-        try:
-            return [f"{target.host}/{owner}/{name}" for name in await registry.api.list_packages()]
-        finally:
-            await registry.aclose()
-    if target.kind == ECR:                  # the registry's repositories (DescribeRepositories)
-        from ghcr_janitor.stores.ecr.registry import repository_names
-
-        return [f"{target.host}/{name}" for name in await repository_names(target, connect)]
-    assert target.kind == OCI
-    from ghcr_janitor.stores.connect import open_registry
-
-    registry = open_registry(Target(OCI, target.host, "x"), connect)
+    lister = open_lister(target, connect)
     try:
-        return [f"{target.host}/{name}" for name in await registry.catalog()]
+        return await lister.target_names(), lister.fold_case
     finally:
-        await registry.aclose()
+        await lister.aclose()
 
 
 async def expand(targets: list[Target], connect) -> Expansion:
@@ -62,13 +41,13 @@ async def expand(targets: list[Target], connect) -> Expansion:
             found = [target]
         else:
             try:
-                names = await _names(target, connect)
+                names, fold_case = await _names(target, connect)
             except (JanitorError, OSError) as exc:     # network trouble after the retries included
                 out.failures.append((target, describe(exc)))
                 continue
             pattern = str(target)
             # GitHub owners and repositories are case-insensitive; registry repositories are lowercase.
-            fold = (lambda text: text.lower()) if target.kind in (GHA, GHCR) else (lambda text: text)
+            fold = (lambda text: text.lower()) if fold_case else (lambda text: text)
             found = []
             for name in names:
                 if fnmatchcase(fold(name), fold(pattern)):

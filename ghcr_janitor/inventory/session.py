@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, TypeVar
 
 from ghcr_janitor.inventory.cache import ManifestCache
-from ghcr_janitor.stores.connect import ConnectOptions, open_registry
+from ghcr_janitor.stores.connect import ConnectOptions, open_registry, open_store
 from ghcr_janitor.core.errors import JanitorError, UsageError
 from ghcr_janitor.inventory.gather import InventoryOptions, Progress, build_inventory
 from ghcr_janitor.inventory.ledger import Ledger
 from ghcr_janitor.core.models import Inventory
-from ghcr_janitor.core.reference import GHA, Target, parse_run_target
-from ghcr_janitor.stores.base import Registry
+from ghcr_janitor.core.reference import Target, parse_run_target
+from ghcr_janitor.stores.base import GathersFacts, Registry, Store
 
 T = TypeVar("T")
 
@@ -34,8 +34,10 @@ class Session:
     progress: Progress | None = None
     shard: tuple[int, int] | None = None            # --shard I/N, applied after globs are expanded
     announce: Callable[[str], None] | None = None   # where expansion lines go (stderr in the CLI)
+    keep_stores: bool = False                       # the engine keeps each store open from gathering to applying
     cache: ManifestCache | None = field(init=False, default=None)
     ledger: Ledger | None = field(init=False, default=None)
+    stores: dict[str, Store] = field(init=False, default_factory=dict)    # target -> store, with keep_stores
 
     def __post_init__(self) -> None:
         if self.use_cache:
@@ -49,23 +51,39 @@ class Session:
         finally:
             await registry.aclose()
 
-    async def _cache_inventory(self, target: Target) -> Inventory:
-        from ghcr_janitor.stores.gha.store import open_cache
+    def open_store(self, target: Target) -> Store:
+        """The store for `target`; with `keep_stores`, opened once for the run (closed by
+        `aclose_stores`), else closed by `release` after use."""
+        store = self.stores.get(target.repository) if self.keep_stores else None
+        if store is None:
+            store = open_store(target, self.connect)
+            if self.keep_stores:
+                self.stores[target.repository] = store
+        return store
 
-        store = open_cache(target, self.connect)
-        try:
-            return await store.inventory()
-        finally:
+    async def release(self, store: Store) -> None:
+        if not self.keep_stores:
             await store.aclose()
 
-    async def inventory_of(self, target: Target) -> TargetResult:
-        async def body(registry: Registry) -> Inventory:
-            return await build_inventory(registry, target.repository, self.inventory, self.cache, self.ledger, self.progress)
+    async def aclose_stores(self) -> None:
+        """Close every store kept open for the run."""
+        stores, self.stores = list(self.stores.values()), {}
+        for store in stores:
+            await store.aclose()
 
+    async def gather(self, store: Store, target: Target) -> Inventory:
+        """The store's facts: its own listing (`GathersFacts`), or its tags and manifests."""
+        if isinstance(store, GathersFacts):
+            return await store.inventory()
+        return await build_inventory(store, target.repository, self.inventory, self.cache, self.ledger, self.progress)
+
+    async def inventory_of(self, target: Target) -> TargetResult:
         try:
-            if target.kind == GHA:
-                return TargetResult(target, await self._cache_inventory(target))
-            return TargetResult(target, await self.with_registry(target, body))
+            store = self.open_store(target)
+            try:
+                return TargetResult(target, await self.gather(store, target))
+            finally:
+                await self.release(store)
         except UsageError:
             raise
         except JanitorError as exc:        # network errors after retries (NetworkError), and the like

@@ -167,7 +167,7 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
         deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
         adjusted = _referrer_decisions(inventory, policy, restrict.only(decisions, only_tag), deleted)
         target_plan = build_target_plan(inventory, restrict.only(adjusted, only_tag))
-    if inventory.backend == "gha":
+    if inventory.traits.entries:            # cache entries against the cache's limit
         _cache_facts(target_plan, inventory)
     target_plan.warnings += pull_time_warnings(inventory, policy)      # not_pulled_for where no pull is recorded
     if only_tag is None:        # a restricted run considers its one tag, whatever the filter

@@ -45,11 +45,12 @@ def known_digests(inventory: Inventory) -> set[str]:
 def orphaned_referrer_tags(inventory: Inventory, complete: bool | None = None) -> dict[str, list[str]]:
     """Referrer tags whose subject is not in the repository any more (subject -> tags).
 
-    Only meaningful when the backend lists untagged manifests (`complete`, default: any backend
-    but plain OCI): on a plain OCI registry an untagged subject exists without being listed.
+    Only meaningful when the store lists its untagged manifests (`complete`, default: the store's
+    `traits.lists_untagged`): on a plain OCI registry an untagged subject exists without being
+    listed (what it remembers of earlier runs is no complete listing either).
     """
     if complete is None:
-        complete = inventory.backend != "oci"
+        complete = inventory.traits.lists_untagged
     if not complete:
         return {}
     known = known_digests(inventory)

@@ -1,11 +1,24 @@
-"""The interface every backend implements (OCI registry, GHCR, local OCI layout), and the small
-optional powers a backend may add (checked with `isinstance`, never by kind)."""
+"""The interface every store implements (OCI registry, GHCR, local OCI layout, Amazon ECR, the
+Actions cache), and the small optional powers a store may add (checked with `isinstance`, never by
+kind).
+
+Every store is a `Store`: it has a name, says what its reclaim figure means and what its
+inventory's readers need to know of it (`traits`), and is closed once at the end of a run. It
+either holds manifests (`Registry`: the inventory is gathered from its tags and manifests; apply
+retags, untags and deletes by pinned digest after a last look), or gathers its own facts
+(`GathersFacts`) and acts on entries by id (`ActsOnEntries`: the Actions cache, a fresh look, then
+deletes by cache id). Optional powers: `LooksAtTags`, `LooksAtOnce`, `ListsIndexVersions`,
+`RemembersTags`, `SpendsRequestBudget` (GitHub's REST budget), `ListsTargets` (glob expansion),
+`CollectsGarbage` (a layout's blobs after deletes).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Mapping, Protocol, runtime_checkable
+from datetime import datetime, timedelta
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+from ghcr_janitor.core.models import Inventory, StoreTraits
 
 # The reclaim sentence of a store that says nothing more precise: what the figure is counted from.
 RECLAIM_NOTE = "the bytes no artifact left in this repository references (each blob counted once)"
@@ -37,6 +50,70 @@ class Version:
 
 
 @runtime_checkable
+class Store(Protocol):
+    """What every store has, whatever it holds."""
+
+    name: str                   # repository name, layout path or owner/repo, for messages
+    kind: str                   # for messages and the plan file's `backend`; never switched on above stores/
+    reclaim_note: str           # what this store's reclaim figure means (one sentence)
+    traits: StoreTraits         # what an inventory's readers need to know of the store (core.models)
+
+    async def aclose(self) -> None:
+        """Release connections and locks (once, at the end of the run)."""
+
+
+@runtime_checkable
+class GathersFacts(Protocol):
+    """A store whose inventory is its own listing (the Actions cache: entries, not manifests)."""
+
+    async def inventory(self) -> Inventory:
+        """Every fact planning needs, gathered now."""
+
+
+@runtime_checkable
+class ActsOnEntries(Protocol):
+    """A store whose items are deleted by id after a fresh look at them (the Actions cache)."""
+
+    async def look(self, keys_by_ref: dict[str, set[str]]) -> Any:
+        """The last look before deleting: these entries, their groups and their refs' states, now."""
+
+    async def delete(self, cache_id: int, *, send_by: float | None = None) -> bool:
+        """True if deleted now, False if it was already gone."""
+
+
+@runtime_checkable
+class SpendsRequestBudget(Protocol):
+    """A store whose requests spend the run's shared GitHub REST budget (--max-requests, rate
+    limits): apply asks it what a target's actions cost before it starts them."""
+
+    def requests_needed(self, todo: list, hinted: list) -> int:
+        """About how many REST requests applying `todo` (and checking the journalled `hinted`) takes."""
+
+
+@runtime_checkable
+class ListsTargets(Protocol):
+    """What a glob (`HOST/*`, `ghcr.io/OWNER/*`, `gha:OWNER/*`) stands for: a registry's catalog,
+    an owner's packages, an organisation's repositories (`stores.connect.open_lister`)."""
+
+    fold_case: bool             # names compare case-insensitively (GitHub owners and repositories)
+
+    async def target_names(self) -> list[str]:
+        """Every concrete target string the store lists (unfiltered)."""
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+
+@runtime_checkable
+class CollectsGarbage(Protocol):
+    """A store whose deletes leave blobs behind until its own gc runs (a local layout): `prune`
+    collects them after applying."""
+
+    def collect_garbage(self, grace: timedelta, now: datetime) -> Any:
+        """Delete unreachable blobs older than `grace`; the gc report (`bytes_freed`, `ok`, ...)."""
+
+
+@runtime_checkable
 class Registry(Protocol):
     """What the inventory, planner and applier need from a backend.
 
@@ -47,7 +124,6 @@ class Registry(Protocol):
     name: str                   # repository name or layout path, for messages
     kind: str                   # "oci" | "ghcr" | "layout"
     lists_untagged: bool        # True if list_versions() includes untagged roots
-    frees_storage_on_delete: bool  # False for registries that need their own GC
     # What this store's reclaim figure is, in one sentence people read beside it (plan, apply,
     # step summary, metrics HELP, HTML report): "freed at once", "freed by the registry's GC, less
     # what ... still shares". The inventory carries it (`Inventory.reclaim_note`); nothing above

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ghcr_janitor.apply import cache_applier
+from ghcr_janitor.stores.gha.store import CacheStore
 
 TARGET = "gha:acme/app"
 
@@ -74,7 +75,7 @@ def test_a_pull_request_reopened_during_a_long_apply_keeps_what_it_needs(gha, cl
     pr6 = [a["cache_id"] for a in actions if a["ref"] == "refs/pull/6/merge"]
     assert [a["cache_id"] for a in actions].index(pr6[0]) > 20
     newest = next(i for i in gha.ids_by_role["closed-pr-index-newest"] if gha.entries[i]["ref"] == "refs/pull/6/merge")
-    real = cache_applier.CacheStore.delete
+    real = CacheStore.delete
     sent: list[int] = []
 
     async def delete(self, cache_id, **how):
@@ -83,7 +84,7 @@ def test_a_pull_request_reopened_during_a_long_apply_keeps_what_it_needs(gha, cl
             gha.pulls[6] = "open"
         return await real(self, cache_id, **how)
 
-    monkeypatch.setattr(cache_applier.CacheStore, "delete", delete)
+    monkeypatch.setattr(CacheStore, "delete", delete)
     outcome = _apply(cli, plan_file)
     assert outcome[newest]["status"] == "skipped" and "refs/pull/6/merge is open again" in outcome[newest]["reason"]
     blobs = [i for i in gha.ids_by_role["closed-pr-blob"] if i in pr6]

@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from ghcr_janitor.stores.gha.store import CacheStore
 from ghcr_janitor.cli.common import exit_code_for
 from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.policy.loader import parse_policy
@@ -151,7 +152,8 @@ def test_a_budget_evicts_dead_refs_first_then_old_generations_then_lru_and_the_d
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
     newest = newest_of_groups(classified)
     items = {cache_item_id(e.id): to_item(e, f, states[e.ref], e.id in newest) for e, f in classified}
-    inv = Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
+    inv = Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha",
+                     traits=CacheStore.traits)
     policy = parse_policy('[[rule]]\nname = "budget"\nselect = { kind = ["actions-cache"] }\n'
                           'max_total_size = 250\naction = "delete"\n', "p.toml")
     plan = build_target_plan(inv, evaluate(inv, policy, now))

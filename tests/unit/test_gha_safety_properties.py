@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ghcr_janitor.stores.gha.store import CacheStore
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Policy, evaluate
@@ -47,7 +48,8 @@ def caches(draw) -> Inventory:
     classified = [(e, classify(e.key, e.version, e.ref)) for e in entries]
     newest = newest_of_groups(classified)
     items = {cache_item_id(e.id): to_item(e, f, REFS[e.ref], e.id in newest) for e, f in classified}
-    return Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
+    return Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha",
+                     traits=CacheStore.traits)
 
 
 @st.composite

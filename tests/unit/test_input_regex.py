@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ghcr_janitor.stores.gha.store import CacheStore
 from ghcr_janitor.cli.common import exit_code_for
 from ghcr_janitor.core.errors import PolicyError
 from ghcr_janitor.policy.loader import parse_policy
@@ -123,7 +124,8 @@ def evaluate_adversarial_keys() -> None:
                                         labels={"cache_id": i, "key": key, "ref": "refs/pull/1/merge",
                                                 "ref_state": "live"})
              for i, key in keys.items()}
-    inv = Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha")
+    inv = Inventory(target="gha:acme/app", tags={}, artifacts=items, untagged=sorted(items), backend="gha",
+                     traits=CacheStore.traits)
     policy = parse_policy(_policy(f'{{ key_regex = "{EVIL}" }}'), "p.toml")
     print(json.dumps(sorted(d.digest for d in evaluate(inv, policy, now) if d.action == "delete")))
 

@@ -44,7 +44,13 @@ def index_doc(f):
 def test_implements_registry_protocol(lay):
     reg = LayoutRegistry(lay.root)
     assert isinstance(reg, Registry)
-    assert (reg.kind, reg.lists_untagged, reg.frees_storage_on_delete) == ("layout", True, False)
+    assert (reg.kind, reg.lists_untagged) == ("layout", True)
+    from ghcr_janitor.stores.base import CollectsGarbage, Store
+    from ghcr_janitor.stores.layout.store import LayoutStore
+
+    store = LayoutStore(lay.root)
+    assert isinstance(store, Registry) and isinstance(store, Store) and isinstance(store, CollectsGarbage)
+    assert not isinstance(reg, CollectsGarbage)
 
 
 def test_tags_versions_and_resolve(lay):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ghcr_janitor.core import models
-from ghcr_janitor.core.models import Artifact, Inventory
+from ghcr_janitor.core.models import Artifact, Inventory, StoreTraits
 from ghcr_janitor.plan.model import DELETE
 from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import evaluate
@@ -81,6 +81,7 @@ def packages(draw) -> Inventory:
     for tag, digest in tags.items():
         arts[digest].tags.append(tag)
     inv = Inventory(target="ghcr.io/acme/app", tags=tags, artifacts=arts, backend="ghcr",
+                    traits=StoreTraits(lists_untagged=True),
                     listed=draw(st.lists(st.sampled_from(sorted(tags)), unique=True)) if tags else [])
     roots = inv.roots()
     inv.untagged = sorted(d for d in arts if d not in set(tags.values()) and d in roots)

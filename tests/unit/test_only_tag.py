@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.errors import PlanError, UsageError
 from ghcr_janitor.core.reference import parse_run_target, parse_target
 from ghcr_janitor.plan import only_tag as restrict
@@ -59,7 +60,7 @@ def test_what_follows_the_tags_artifact_goes_with_it_nothing_else_untagged():
     index = art("idx", {"child": 10})
     index.closure.update(child.closure)
     inv = inventory({"cache-x": "idx"}, [index, child, art("loose", {"ll": 3})], untagged=["loose"])
-    inv.backend = "ghcr"
+    inv.backend, inv.traits = "ghcr", StoreTraits(lists_untagged=True)
     tp = plan_inventory(inv, ALL_OLD, NOW, only_tag="cache-x")
     assert actions(tp) == [("delete", "cache-x", dg("idx")), ("delete", None, dg("child"))]
     assert tp.actions[1].parent == dg("idx")

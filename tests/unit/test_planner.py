@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.plan.planner import plan_inventory
 from ghcr_janitor.policy.loader import parse_policy
 from tests.unit.test_plan import art, dg, inventory
@@ -49,13 +50,13 @@ def test_orphaned_signature_deleted_only_where_every_manifest_is_listed():
     oci = inventory(tags, arts)
     assert actions(plan_inventory(oci, keep_policy, NOW)) == []          # plain OCI: subject may be untagged
     ghcr = inventory(tags, arts)
-    ghcr.backend = "ghcr"
+    ghcr.backend, ghcr.traits = "ghcr", StoreTraits(lists_untagged=True)
     tp = plan_inventory(ghcr, keep_policy, NOW)
     assert actions(tp) == [("delete", sig_tag("gone"))]
     assert "orphaned" in tp.actions[0].reason
     # If anything failed to load, "the subject is gone" cannot be known.
     broken = inventory(tags, arts + [art("broken", {}, error="connection reset")])
-    broken.backend = "ghcr"
+    broken.backend, broken.traits = "ghcr", StoreTraits(lists_untagged=True)
     assert actions(plan_inventory(broken, keep_policy, NOW)) == []
 
 
@@ -66,7 +67,7 @@ def test_an_artifact_that_could_not_be_inspected_blocks_digest_deletes():
     inv = inventory({"latest": "index", "cache-a": "x", "cache-b": "y", "cache-c": "y"},
                     [art("index", {}, error="GET failed: 503"), art("child", {"c": 9}), art("x", {"l": 1}),
                      art("y", {"l": 2})], untagged=["child"], listed=["cache-a", "cache-b", "latest"])
-    inv.backend = "ghcr"
+    inv.backend, inv.traits = "ghcr", StoreTraits(lists_untagged=True)
     tp = plan_inventory(inv, untagged_policy, NOW)
     assert actions(tp) == [("untag", "cache-b")]          # untags stay safe; no digest is deleted
     assert {k.digest for k in tp.kept} >= {dg("child"), dg("x")}

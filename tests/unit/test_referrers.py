@@ -2,7 +2,7 @@
 
 import hashlib
 
-from ghcr_janitor.core.models import Artifact, Inventory
+from ghcr_janitor.core.models import Artifact, Inventory, StoreTraits
 from ghcr_janitor.plan.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
 
 HEX = hashlib.sha256(b"subject").hexdigest()
@@ -36,7 +36,8 @@ def _inventory(backend: str = "ghcr") -> Inventory:
     tags = {"latest": index, f"sha256-{hx(index)}.sig": sig, f"sha256-{hx(index)}.att": sig,
             f"sha256-{hx(child)}.sig": sig, f"sha256-{hx(dg('gone'))}.sig": sig, f"sha256-{hx(dg('gone'))}": sig,
             "cache-base": kept}
-    return Inventory(target="ghcr.io/acme/app", tags=tags, artifacts=arts, backend=backend)
+    return Inventory(target="ghcr.io/acme/app", tags=tags, artifacts=arts, backend=backend,
+                     traits=StoreTraits(lists_untagged=backend != "oci"))
 
 
 def test_ghcr_referrer_tags_grouped_by_subject():

@@ -95,7 +95,8 @@ def shuffled(inv: Inventory, seed: int) -> Inventory:
     rng.shuffle(listed)
     rng.shuffle(untagged)
     return Inventory(target=inv.target, tags=mix(inv.tags), artifacts=mix(inv.artifacts), listed=listed,
-                     untagged=untagged, errors=list(inv.errors), backend=inv.backend)
+                     untagged=untagged, errors=list(inv.errors), backend=inv.backend,
+                     traits=inv.traits)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

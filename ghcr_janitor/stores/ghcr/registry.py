@@ -40,12 +40,21 @@ class GhcrRegistry:
     kind = "ghcr"
     lists_untagged = True
     traits = StoreTraits(lists_untagged=True)
-    frees_storage_on_delete = True
     # GitHub reports no size per package version (registries.md): the figure is counted from the manifests.
     reclaim_note = ("in deleted package versions and used by no version left in this package, counted from "
                     "the manifests (GitHub reports no size per version, so what it counts may differ; a deleted "
                     "version stays restorable for 30 days)")
     deletes_per_look = 1            # REST deletes are paced: each gets its own last look
+    # GitHub REST requests per action (`SpendsRequestBudget`): a delete is one DELETE, an untag a
+    # placeholder push and its version lookup and delete, a retag none (OCI requests only).
+    REST_PER_ACTION = {"delete": 1, "untag": 4, "retag": 0}
+
+    def requests_needed(self, todo: list, hinted: list) -> int:
+        """`SpendsRequestBudget`: the REST requests applying `todo` takes (its listings and owner
+        lookup included), and checking the journalled `hinted` (a listing per 100 untagged)."""
+        checks = [a for a in hinted if a.tag is None or a.parent]
+        listing = 1 + len(checks) // 100 if checks else 0
+        return sum(self.REST_PER_ACTION.get(a.action, 1) for a in todo) + 3 + len(todo) // 100 + listing
 
     def __init__(self, name: str, oci: OciRegistry, api: GitHubPackages, *, listing_ttl: float = LISTING_TTL,
                  monotonic: Callable[[], float] = time.monotonic):

@@ -215,7 +215,6 @@ class LayoutRegistry:
     kind = "layout"
     lists_untagged = True
     traits = StoreTraits(place="this cache dir", lists_untagged=True, unreachable_blobs=True)
-    frees_storage_on_delete = False  # blobs stay until `janitor gc`
     reclaim_note = ("no longer reachable from any tag of this cache dir; freed by `janitor gc` "
                     "(`janitor prune` runs it after deleting, unless --no-gc)")
 
