@@ -42,9 +42,9 @@ def register(app: typer.Typer) -> None:
             return interrupted_message(applying["count"], applying["journal"], rerun)
 
         async def body() -> int:
-            from ghcr_janitor.apply.applier import ForeignPlan, apply_plan
+            from ghcr_janitor.apply.applier import ForeignPlan
             from ghcr_janitor.apply.results import exit_code
-            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.build import build_run
             from ghcr_janitor.cli.confirm import confirm_or_refuse
             from ghcr_janitor.cli.outputs import emit_results, report_requests
             from ghcr_janitor.apply.journal import Journal
@@ -53,24 +53,24 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.core.reference import parse_target
 
             the_plan = read_plan(plan_file)
-            for target_plan in the_plan.targets:
-                parse_target(target_plan.target)        # bad target strings: exit 2 before any contact
+            targets = [parse_target(t.target) for t in the_plan.targets]   # bad strings: exit 2 before any contact
             count = sum(len(t.actions) for t in the_plan.targets)
             if count:
                 confirm_or_refuse(f"Apply {words.count(count, 'action')} from {plan_file}?", yes,
                                   "add --yes to apply the plan")
-            session = build_session(None, False, concurrency, insecure, username, password_stdin, owner_type,
-                                    max_requests=max_requests)
-            journal = applying["journal"] = Journal.for_plan(plan_file)
-            applying["count"] = count
-            with progress_bar() as bar:
-                if bar is not None:
-                    bar.set_total("apply", count)
-                try:
-                    results = await apply_plan(the_plan, session.connect, journal, progress=bar)
-                except ForeignPlan as exc:          # nothing was changed: one line, exit 2
-                    raise ForeignPlan(f"{plan_file}: {exc}") from None
-            session.close()
+            async with build_run(None, False, concurrency, insecure, username, password_stdin, owner_type,
+                                 max_requests=max_requests) as run:
+                run.targets = targets
+                journal = applying["journal"] = Journal.for_plan(plan_file)
+                applying["count"] = count
+                with progress_bar() as bar:
+                    if bar is not None:
+                        bar.set_total("apply", count)
+                    try:
+                        results = await run.apply(the_plan, journal, progress=bar)
+                    except ForeignPlan as exc:          # nothing was changed: one line, exit 2
+                        raise ForeignPlan(f"{plan_file}: {exc}") from None
+            session = run.session
             code = exit_code(results)
             emit_results(results, code, output, plan=the_plan, now=session.inventory.now, metrics_file=metrics_file,
                          history=("apply", history))

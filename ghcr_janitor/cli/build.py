@@ -1,4 +1,4 @@
-"""Build a `Session` from the common CLI flags."""
+"""Build a `Session` (and the engine `Run` over it) from the common CLI flags."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from ghcr_janitor.cli.common import echo_err, read_password, settings, shard_spe
 from ghcr_janitor.stores.connect import ConnectOptions
 from ghcr_janitor.core.errors import UsageError
 from ghcr_janitor.inventory.gather import InventoryOptions
+from ghcr_janitor.engine.run import Run
 from ghcr_janitor.inventory.session import Session
 
 DEFAULT_TAG_GLOBS = ["cache-*"]
@@ -25,14 +26,20 @@ def build_session(tag: list[str] | None, all_tags: bool, concurrency: int, insec
     return session
 
 
-async def plan_with_progress(session: Session, names: list[str], policy, policy_name: str):
-    """Inventory and plan every target behind the TTY progress bar, then close the session:
-    `plan`, `prune` and `report` start alike. Returns the plan and its inventories."""
+def build_run(*args, **kwargs) -> Run:
+    """A run of the engine over a session built from the common flags (`build_session`'s arguments):
+    every store it opens stays open until `run.aclose()`."""
+    return Run(build_session(*args, **kwargs))
+
+
+async def plan_with_progress(run: Run, names: list[str], policy, policy_name: str):
+    """Inventory and plan every target behind the TTY progress bar: `plan`, `prune` and `report`
+    start alike. Returns the plan and its inventories (the stores stay open for applying)."""
     from ghcr_janitor.cli.progress import progress_bar
-    from ghcr_janitor.plan.planner import make_plan
 
     with progress_bar() as bar:
-        session.progress = bar
-        made = await make_plan(session, names, policy, policy_name)
-    session.close()
-    return made
+        run.session.progress = bar
+        try:
+            return await run.plan(names, policy, policy_name)
+        finally:
+            run.session.progress = None

@@ -34,16 +34,17 @@ def register(app: typer.Typer) -> None:
         c.set_verbosity(verbose, quiet)
 
         async def body() -> int:
-            from ghcr_janitor.cli.build import build_session
+            from ghcr_janitor.cli.build import build_run
             from ghcr_janitor.report import inventory_view as view
             from ghcr_janitor.cli.progress import progress_bar
 
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
-            with progress_bar() as bar:
-                session.progress = bar
-                results = await session.inventories(names)
-            session.close()
+            async with build_run(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard,
+                                 max_requests) as run:
+                with progress_bar() as bar:
+                    run.session.progress = bar
+                    results = await run.inventories(names)
+            session = run.session
             inventories, only_tags = _shown(results)
             failures = [{"target": str(r.target), "error": r.error} for r in results if r.error]
             if output == c.OutputFormat.json:

@@ -36,15 +36,17 @@ def register(app: typer.Typer) -> None:
         c.set_verbosity(verbose, quiet)
 
         async def body() -> int:
-            from ghcr_janitor.cli.build import build_session, plan_with_progress
+            from ghcr_janitor.cli.build import build_run, plan_with_progress
             from ghcr_janitor.cli.outputs import emit_plan, report_requests
             from ghcr_janitor.plan.file import write_plan
             from ghcr_janitor.plan.planner import load
 
             loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
-            the_plan, inventories = await plan_with_progress(session, names, loaded, name)
+            async with build_run(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard,
+                                 max_requests) as run:
+                the_plan, inventories = await plan_with_progress(run, names, loaded, name)
+            session = run.session
             if out is not None:
                 write_plan(the_plan, out)
             fmt = output or (c.OutputFormat.table if out is not None else c.OutputFormat.json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated
 
 import typer
@@ -53,9 +54,8 @@ def register(app: typer.Typer) -> None:
             return interrupted_message(applying["count"], applying["journal"], rerun)
 
         async def body() -> int:
-            from ghcr_janitor.apply.applier import apply_plan
             from ghcr_janitor.apply.results import exit_code
-            from ghcr_janitor.cli.build import build_session, plan_with_progress
+            from ghcr_janitor.cli.build import build_run, plan_with_progress
             from ghcr_janitor.cli.confirm import confirm_or_refuse, refuse_unless_confirmable
             from ghcr_janitor.cli.outputs import emit_plan, emit_results, report_requests
             from ghcr_janitor.apply.journal import Journal
@@ -69,36 +69,39 @@ def register(app: typer.Typer) -> None:
             if not dry_run:
                 refuse_unless_confirmable(yes, CONFIRM_HINT)
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
-            the_plan, inventories = await plan_with_progress(session, names, loaded, name)
-            now = session.inventory.now
-            planning_failed = any(t.errors for t in the_plan.targets)
-            if dry_run:
-                emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file, inventories=inventories,
-                          history=("prune", history))
-                report_requests(session.connect.log, c.verbosity())
-                return 1 if planning_failed else 0
-            if output == c.OutputFormat.table:
-                emit_plan(the_plan, output, now, dry_run=False, summaries=False)
-            count = sum(len(t.actions) for t in the_plan.targets)
-            if count:
-                confirm_or_refuse(f"Apply {words.count(count, 'action')}?", yes, CONFIRM_HINT)
-            journal = applying["journal"] = Journal(None)
-            applying["count"] = count
-            with progress_bar() as bar:
-                if bar is not None:
-                    bar.set_total("apply", count)
-                results = await apply_plan(the_plan, session.connect, journal, progress=bar,
-                                             check_targets=False)   # planned from these targets just now
-            code = exit_code(results)
-            if not no_gc:
-                code = max(code, await _gc_layouts(the_plan, grace, output, results))
+            # One run of the engine: each store is opened once, for gathering and applying alike.
+            async with build_run(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard,
+                                 max_requests) as run:
+                the_plan, inventories = await plan_with_progress(run, names, loaded, name)
+                now = run.now
+                planning_failed = any(t.errors for t in the_plan.targets)
+                if dry_run:
+                    emit_plan(the_plan, output, now, dry_run=True, metrics_file=metrics_file, inventories=inventories,
+                              history=("prune", history))
+                    report_requests(run.session.connect.log, c.verbosity())
+                    return 1 if planning_failed else 0
+                if output == c.OutputFormat.table:
+                    emit_plan(the_plan, output, now, dry_run=False, summaries=False)
+                count = sum(len(t.actions) for t in the_plan.targets)
+                if count:
+                    confirm_or_refuse(f"Apply {words.count(count, 'action')}?", yes, CONFIRM_HINT)
+                journal = applying["journal"] = Journal(None)
+                applying["count"] = count
+                with progress_bar() as bar:
+                    if bar is not None:
+                        bar.set_total("apply", count)
+                    results = await run.apply(the_plan, journal, progress=bar,
+                                              check_targets=False)   # planned from these targets just now
+                code = exit_code(results)
+                if not no_gc:
+                    code = max(code, _gc_report(run.collect_garbage(the_plan, grace, datetime.now(timezone.utc)),
+                                                output, results))
             if output == c.OutputFormat.table:
                 typer.echo("")
             emit_results(results, code, output, plan=the_plan, now=now, metrics_file=metrics_file,
                          history=("prune", history),
                          inventories=inventories)
-            report_requests(session.connect.log, c.verbosity())
+            report_requests(run.session.connect.log, c.verbosity())
             return 1 if planning_failed else code
 
         raise typer.Exit(c.run(body, interrupted))
@@ -113,39 +116,29 @@ def _duration(parse, text: str):
         raise UsageError(f"--keep-recent {text!r}: {exc}") from None
 
 
-async def _gc_layouts(plan, grace, output, results) -> int:
-    """Run gc on every oci-layout target that had deletions (its blobs go only now); what gc
-    freed becomes that target's reclaimed bytes."""
-    from datetime import datetime, timezone
-
-    from ghcr_janitor.core.errors import JanitorError
-    from ghcr_janitor.core.reference import LAYOUT, parse_target
+def _gc_report(collected, output, results) -> int:
+    """Say what each store's own gc did after the deletes (`Run.collect_garbage`: oci-layout targets
+    with deletions, their blobs go only now); what gc freed becomes that target's reclaimed bytes."""
+    from ghcr_janitor.cli.gc import gc_problems
 
     code = 0
-    for target_plan in plan.targets:
-        target = parse_target(target_plan.target)
-        if target.kind != LAYOUT or not target_plan.actions:
+    for done in collected:
+        if done.error is not None:          # a lock held too long, a layout gone: said, not a traceback
+            c.echo_err(f"error: gc {done.name}: {done.error}")
+            code = max(code, c.exit_code_for(done.error))
             continue
-        from ghcr_janitor.cli.gc import gc_problems
-        from ghcr_janitor.stores.layout.gc import run_gc
-
-        try:
-            report = run_gc(target.name, grace, datetime.now(timezone.utc), dry_run=False)
-        except JanitorError as exc:          # a lock held too long, a layout gone: said, not a traceback
-            c.echo_err(f"error: gc {target.name}: {exc}")
-            code = max(code, c.exit_code_for(exc))
-            continue
+        report = done.report
         for result in results:
-            if result.target == target_plan.target:
+            if result.target == done.target:
                 result.freed = report.bytes_freed
         if output == c.OutputFormat.table:
             from ghcr_janitor.core.humanize import human_size
 
-            done = (f"nothing deleted ({report.blocked})" if report.blocked else
+            said = (f"nothing deleted ({report.blocked})" if report.blocked else
                     f"freed {human_size(report.bytes_freed)} ({report.bytes_freed} bytes) in {len(report.deleted)} blobs")
-            typer.echo(f"gc {target_plan.target}: {done}")
+            typer.echo(f"gc {done.target}: {said}")
         for problem in gc_problems(report):           # stderr, whatever the format
-            c.echo_err(f"error: gc {target_plan.target}: {problem}")
+            c.echo_err(f"error: gc {done.target}: {problem}")
         if not report.ok:
             code = 1
     return code

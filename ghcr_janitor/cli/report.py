@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         c.set_verbosity(verbose, quiet)
 
         async def body() -> int:
-            from ghcr_janitor.cli.build import build_session, plan_with_progress
+            from ghcr_janitor.cli.build import build_run, plan_with_progress
             from ghcr_janitor.cli.outputs import append_step_summary, report_requests
             from ghcr_janitor.core.errors import UsageError
             from ghcr_janitor.core.humanize import human_size
@@ -49,8 +49,10 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"-o {out}: no such directory {out.resolve().parent}")
             loaded, name = load(policy)
             names = c.gather_targets(targets, targets_file, shard)
-            session = build_session(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard, max_requests)
-            the_plan, inventories = await plan_with_progress(session, names, loaded, name)
+            async with build_run(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard,
+                                 max_requests) as run:
+                the_plan, inventories = await plan_with_progress(run, names, loaded, name)
+            session = run.session
             now = session.inventory.now
             warning = record("report", now, history, c.settings().env, inventories=inventories, plan=the_plan)
             rows, read_warning = read_history(history, c.settings().env)

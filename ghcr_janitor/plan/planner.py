@@ -1,11 +1,12 @@
-"""From targets to a Plan: inventory each target, evaluate the policy, apply safety rules."""
+"""From finished inventories to a Plan: evaluate the policy, apply the safety rules (pure: the
+engine gathers the inventories; nothing here contacts a store)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ghcr_janitor.core.models import Inventory, cache_item_id
 from ghcr_janitor.core.words import count, noun
@@ -15,9 +16,6 @@ from ghcr_janitor.plan.build import build_target_plan
 from ghcr_janitor.policy import Decision, Policy, evaluate, load_default_policy, load_policy
 from ghcr_janitor.policy.evaluate import pull_time_warnings, tag_selected
 from ghcr_janitor.plan.referrers import orphaned_referrer_tags, referrer_tags, subject_of_tag
-
-if TYPE_CHECKING:                 # the caller's session gathers the facts; planning stays pure
-    from ghcr_janitor.inventory.session import Session
 
 CACHE_BLOB_NOTE = ("buildkit-blob entries of a live ref are never deleted: the REST API cannot see which index "
                    "generation still uses them; they go with their ref once it is closed or deleted")
@@ -191,15 +189,14 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
     return target_plan
 
 
-async def make_plan(session: "Session", targets: list[str], policy: Policy, policy_name: str
-                    ) -> tuple[Plan, list[Inventory]]:
-    """Inventory every target (a failing one gets an error entry and no actions).
+def plan_results(results: list, policy: Policy, policy_name: str, now: datetime) -> tuple[Plan, list[Inventory]]:
+    """The plan for finished inventories (pure: nothing is gathered here). `results`: one per
+    target, each with its `target` (core.reference.Target) and either an `inventory` or an `error`
+    (that target gets an error entry and no actions).
 
     Returns the plan and the inventories it was made from (for reports and metrics). A
     `REPO:TAG` target's plan and inventory show that tag only (`plan/only_tag.py`).
     """
-    now = session.inventory.now
-    results = await session.inventories(targets)
     plans = []
     inventories = []
     for result in results:

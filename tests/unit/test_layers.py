@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ghcr_janitor"
 # Bottom to top: a module may import its own layer and the ones before it, never a later one.
-LAYERS = ["core", "policy", "plan", "net", "stores", "inventory", "apply", "report", "cli"]
+LAYERS = ["core", "policy", "plan", "net", "stores", "inventory", "apply", "engine", "report", "cli"]
 
 
 def runtime_imports(path: Path) -> list[tuple[int, str]]:
