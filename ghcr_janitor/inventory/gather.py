@@ -13,17 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
-import httpx
-
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core import models
 from ghcr_janitor.inventory.cache import ManifestCache
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
-from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError
+from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError, describe
 from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest, placeholder_owner
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest, StoreTraits
-from ghcr_janitor.net.http import describe_error
 from ghcr_janitor.stores.base import (RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Remembered,
                                      RemembersTags, Version)
 from ghcr_janitor.core.timeparse import format_time
@@ -136,8 +133,8 @@ async def _resolve_tags(registry: Registry, tags: list[str], fetcher: _Fetcher, 
                 resolved[tag] = digest
         except NotFoundError:
             pass
-        except (JanitorError, httpx.HTTPError) as exc:
-            failures[tag] = describe_error(exc)
+        except JanitorError as exc:
+            failures[tag] = describe(exc)
         if progress:
             progress("resolve", 1)
 
@@ -171,7 +168,7 @@ async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: d
             if isinstance(parsed, NotFoundError) and gone(child.digest):
                 if child.digest not in missing:
                     missing.append(child.digest)
-            elif isinstance(parsed, (JanitorError, httpx.HTTPError)):
+            elif isinstance(parsed, JanitorError):
                 closure[child.digest] = child.size      # referenced, even if unreadable now
                 failure = failure or parsed
             else:
@@ -181,7 +178,7 @@ async def _closure(fetcher: _Fetcher, manifest: Manifest, depth: int, closure: d
         found.append(parsed)
         try:
             found += await _closure(fetcher, parsed, depth + 1, closure, missing, gone)
-        except (JanitorError, httpx.HTTPError) as exc:
+        except JanitorError as exc:
             failure = failure or exc
     if failure is not None:
         raise failure
@@ -232,7 +229,7 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
                         extra=dict(version.extra) if version else {},
                         missing=tuple(sorted(missing)), broken=_broken(manifest, missing),
                         labels=_placeholder_label(manifest))
-    except (JanitorError, httpx.HTTPError) as exc:
+    except JanitorError as exc:
         # What could be read stays in the closure (so it stays protected); an unreadable root
         # keeps what the listing said (a dangling layout entry: its descriptor's size).
         if manifest is None:
@@ -240,7 +237,7 @@ async def _artifact(fetcher: _Fetcher, digest: str, version: Version | None, opt
             closure = {digest: listed_size if isinstance(listed_size, int) and not isinstance(listed_size, bool) else 0}
         return Artifact(digest=digest, media_type=(manifest.media_type if manifest else None)
                         or (version.media_type if version else None) or "unknown",
-                        kind=manifest.kind if manifest else models.UNKNOWN, closure=closure, error=describe_error(exc),
+                        kind=manifest.kind if manifest else models.UNKNOWN, closure=closure, error=describe(exc),
                         children=tuple(c.digest for c in manifest.children) if manifest else (),
                         subject=manifest.subject.digest if manifest and manifest.subject else None,
                         created=version.created if version else None,

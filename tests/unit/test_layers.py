@@ -97,11 +97,6 @@ def test_no_module_imports_one_that_imports_it_back():
     assert cycles == []
 
 
-# Until its owner drops them (issue 21): `inventory/gather.py` still names httpx.HTTPError in its
-# catches, which the stores no longer let through (they raise core.errors.NetworkError).
-HTTPX_ALLOWED_ABOVE_STORES: set[str] = {"inventory/gather.py"}
-
-
 def test_nothing_above_the_stores_imports_httpx():
     """Errors are mapped to core.errors at the store boundary (net/ and stores/ talk httpx; the layers
     above catch JanitorError only)."""
@@ -109,7 +104,7 @@ def test_nothing_above_the_stores_imports_httpx():
     wrong = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
-        if rel.parts[0] not in above or rel.as_posix() in HTTPX_ALLOWED_ABOVE_STORES:
+        if rel.parts[0] not in above:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
