@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
                                  max_requests) as run:
                 the_plan, inventories = await plan_with_progress(run, names, loaded, name)
             session = run.session
+            by_repository = {t.repository: t for t in run.targets}    # the run's Targets, not re-parsed
             now = session.inventory.now
             warning = record("report", now, history, c.settings().env, inventories=inventories, plan=the_plan)
             rows, read_warning = read_history(history, c.settings().env)
@@ -60,7 +61,8 @@ def register(app: typer.Typer) -> None:
                 c.echo_err(f"warning: {line}")
             plans = {t.target: t for t in the_plan.targets}
             reports = [html.target_report(inv, plans[inv.target], rows.get(inv.target, []), now,
-                                          unreachable=_unreachable(inv, now)) for inv in inventories]
+                                          unreachable=_unreachable(inv, now, by_repository.get(inv.target)))
+                       for inv in inventories]
             failures = [{"target": t.target, "error": "; ".join(t.errors)} for t in the_plan.targets
                         if t.errors and t.target not in {i.target for i in inventories}]
             document = html.render(reports, now, the_plan.policy, failures)
@@ -79,18 +81,17 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(c.run(body))
 
 
-def _unreachable(inv, now) -> int | None:
+def _unreachable(inv, now, target) -> int | None:
     """A local cache dir: the bytes of blobs no tag reaches (what `janitor gc` frees), or None."""
-    if not inv.traits.unreachable_blobs:      # a local layout: blobs no tag reaches may stay
+    if not inv.traits.unreachable_blobs or target is None:    # a local layout: blobs no tag reaches may stay
         return None
     from datetime import timedelta
 
     from ghcr_janitor.core.errors import JanitorError
-    from ghcr_janitor.core.reference import parse_target
     from ghcr_janitor.stores.layout.gc import plan_gc
 
     try:
-        found = plan_gc(parse_target(inv.target).name, timedelta(0), now)      # changes nothing
+        found = plan_gc(target.name, timedelta(0), now)      # changes nothing
     except (JanitorError, OSError):
         return None               # the inventory has said what is wrong with the layout
     return sum(size for _, size in found.deleted + found.recent)
