@@ -247,6 +247,7 @@ after_plan = st.lists(st.one_of(
 
 def _act(world: World, op: tuple, fresh: list[int], planned: list[str] = ()) -> None:
     digests = sorted(world.manifests)
+    planned = [d for d in planned if d in world.manifests]     # an earlier foreign op may have deleted one
     kind = op[0]
     if kind == "tag-planned" and planned:
         world.tags[op[1]] = planned[op[2] % len(planned)]
