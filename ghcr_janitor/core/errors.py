@@ -24,6 +24,16 @@ class PlanError(UsageError):
     """An invalid or unreadable plan file."""
 
 
+class TargetsFailed(JanitorError):
+    """Some targets of a library call could not be read (one line each in the message); the
+    inventories of the others are in `inventories`, each failure's reason in `failures`."""
+
+    def __init__(self, failures: dict[str, str], inventories: list | None = None):
+        super().__init__("\n".join(f"{target}: {why}" for target, why in failures.items()))
+        self.failures = failures
+        self.inventories = inventories or []
+
+
 class RegistryError(JanitorError):
     """The registry answered something we cannot use."""
 

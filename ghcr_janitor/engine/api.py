@@ -1,6 +1,6 @@
-"""A sketch of the library API (issue 21 point 4): synchronous functions over the engine.
+"""The library API: synchronous functions over the engine (`import ghcr_janitor` re-exports them).
 
-    from ghcr_janitor.engine.api import take_inventory, make_plan, apply_plan
+    from ghcr_janitor import take_inventory, make_plan, apply_plan
 
     plan = make_plan(["oci-layout:./cache"], policy="policy.toml")
     results = apply_plan(plan)
@@ -11,7 +11,8 @@ from `env` (default: this process's environment) exactly as the CLI reads them. 
 
 The names are not `inventory`, `plan` and `apply`: those are the package's own subpackages
 (`ghcr_janitor.plan` ...), so the package could not re-export functions under them. The package
-`__init__` may re-export these lazily (keeping `janitor --version` import-light).
+`__init__` re-exports these lazily (keeping `janitor --version` import-light); the CLI commands are
+shells over the same engine `Run`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Mapping, Sequence
 from ghcr_janitor.apply.journal import Journal
 from ghcr_janitor.apply.results import TargetResult
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
+from ghcr_janitor.core.errors import TargetsFailed
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.settings import Settings
 from ghcr_janitor.engine.run import Run
@@ -50,15 +52,16 @@ def take_inventory(targets: Sequence[str], *, tags: Sequence[str] = DEFAULT_TAGS
                    concurrency: int = DEFAULT_CONCURRENCY, env: Mapping[str, str] | None = None,
                    username: str | None = None, password: str | None = None, insecure: bool = False,
                    now: datetime | None = None) -> list[Inventory]:
-    """Every target's inventory (globs expanded). A target that cannot be read raises nothing:
-    it is left out, and `RuntimeError` lists them all (one line each) after the others are read."""
+    """Every target's inventory (globs expanded). When a target cannot be read, the others are
+    still read, then `TargetsFailed` names each failure (its `inventories` hold the others)."""
     async def main() -> list[Inventory]:
         async with _run(tags, all_tags, concurrency, env, username, password, insecure, now) as run:
             results = await run.inventories(list(targets))
-        failed = [f"{r.target}: {r.error}" for r in results if r.inventory is None]
+        read = [r.inventory for r in results if r.inventory is not None]
+        failed = {str(r.target): str(r.error) for r in results if r.inventory is None}
         if failed:
-            raise RuntimeError("\n".join(failed))
-        return [r.inventory for r in results if r.inventory is not None]
+            raise TargetsFailed(failed, read)
+        return read
 
     return asyncio.run(main())
 

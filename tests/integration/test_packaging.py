@@ -26,6 +26,7 @@ def test_the_wheel_in_a_clean_venv_runs_the_quick_start(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("ghcr_janitor/policies/default.toml") == packaged
         assert not [n for n in archive.namelist() if n.startswith("tests/")]
+        assert "ghcr_janitor/py.typed" in archive.namelist()        # the library's types reach its users
     with tarfile.open(sdist) as archive:
         assert any(n.endswith("ghcr_janitor/policies/default.toml") for n in archive.getnames())
 
