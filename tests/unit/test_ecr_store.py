@@ -36,12 +36,8 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def test_every_page_is_listed_with_archived_images_and_pull_times(standin):
-    now = time.time()
-    for i in range(2500):
-        standin.put("app", cache_manifest(f"c{i}"), (f"cache-{i}",) if i % 2 else (), pushed=now - i * 60,
-                    last_pulled=now - DAY if i == 1 else None, status="ARCHIVED" if i == 7 else "ACTIVE")
-
+def listed():
+    """A fresh store's `list_versions()` and the requests it sent, by operation."""
     async def go():
         registry = store()
         try:
@@ -49,7 +45,16 @@ def test_every_page_is_listed_with_archived_images_and_pull_times(standin):
         finally:
             await registry.aclose()
 
-    versions, requests = run(go())
+    return run(go())
+
+
+def test_every_page_is_listed_with_archived_images_and_pull_times(standin):
+    now = time.time()
+    for i in range(2500):
+        standin.put("app", cache_manifest(f"c{i}"), (f"cache-{i}",) if i % 2 else (), pushed=now - i * 60,
+                    last_pulled=now - DAY if i == 1 else None, status="ARCHIVED" if i == 7 else "ACTIVE")
+
+    versions, requests = listed()
     assert len(versions) == 2500                        # ECR's default (ACTIVE only) would drop the archived one
     assert requests == {"DescribeImages": 3}            # maxResults 1000: 3 pages
     by_tag = {t: v for v in versions for t in v.tags}
@@ -189,14 +194,7 @@ def test_throttling_is_backed_off_and_retried(standin):
     standin.put("app", cache_manifest("1"), ("cache-a",))
     standin.throttle(2)
 
-    async def go():
-        registry = store()
-        try:
-            return await registry.list_versions(), dict(registry.requests)
-        finally:
-            await registry.aclose()
-
-    versions, requests = run(go())
+    versions, requests = listed()
     assert [v.tags for v in versions] == [("cache-a",)]
     assert requests == {"DescribeImages": 3}            # two ThrottlingExceptions, then the answer
 

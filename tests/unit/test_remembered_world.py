@@ -70,6 +70,19 @@ def remembered_rows(memory: DigestMemory) -> dict[str, str]:
         db.close()
 
 
+def inventory_through(handler, memory, now) -> Inventory:
+    """An inventory of the model repository through `handler` (an httpx MockTransport handler)."""
+    async def run() -> Inventory:
+        client = ThreadedClient(httpx.Client(transport=httpx.MockTransport(handler)), 2)
+        store = OciRegistry(OCI_BASE, REPO, client, memory=memory)
+        try:
+            return await build_inventory(store, "model", InventoryOptions(now=now, all_tags=True))
+        finally:
+            await store.aclose()
+
+    return asyncio.run(run())
+
+
 def test_the_oci_store_has_the_power_and_the_stores_that_list_untagged_do_not():
     from ghcr_janitor.stores.ghcr.registry import GhcrRegistry
     from ghcr_janitor.stores.layout.registry import LayoutRegistry
@@ -164,15 +177,7 @@ def test_a_remembered_digest_that_cannot_be_checked_is_neither_listed_nor_forgot
     world.image("a2", "cache-a")
     handler = _refusing(world, lambda method, path: method == "HEAD" and path.endswith(old))
 
-    async def run() -> Inventory:
-        client = ThreadedClient(httpx.Client(transport=httpx.MockTransport(handler)), 2)
-        store = OciRegistry(OCI_BASE, REPO, client, memory=memory)
-        try:
-            return await build_inventory(store, "model", InventoryOptions(now=T0 + timedelta(days=1), all_tags=True))
-        finally:
-            await store.aclose()
-
-    found = asyncio.run(run())
+    found = inventory_through(handler, memory, T0 + timedelta(days=1))
     assert found.untagged == [] and found.errors == []
     assert any("1 remembered digest could not be checked" in w for w in found.warnings), found.warnings
     assert old in remembered_rows(memory)
@@ -188,15 +193,7 @@ def test_a_tag_whose_digest_cannot_be_learned_stops_the_remembered_listing_not_t
     world.image("other", "cache-bad")
     handler = _refusing(world, lambda method, path: path.endswith("/manifests/cache-bad"))
 
-    async def run() -> Inventory:
-        client = ThreadedClient(httpx.Client(transport=httpx.MockTransport(handler)), 2)
-        store = OciRegistry(OCI_BASE, REPO, client, memory=memory)
-        try:
-            return await build_inventory(store, "model", InventoryOptions(now=T0 + timedelta(days=1), all_tags=True))
-        finally:
-            await store.aclose()
-
-    found = asyncio.run(run())
+    found = inventory_through(handler, memory, T0 + timedelta(days=1))
     assert found.unresolved == ["cache-bad"]
     # `cache-bad` might point at the remembered digest: nothing is listed as untagged this run.
     assert found.untagged == [] and "remembered" not in found.facts
