@@ -32,6 +32,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Amazon ECR private registries: ACCOUNT.dkr.ecr[-fips].REGION.amazonaws.com[.cn] (no port).
 _ECR_HOST = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr(?P<fips>-fips)?\.(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]+)"
                        r"\.amazonaws\.com(?P<cn>\.cn)?$")
+_LOOKS_ECR = re.compile(r"\.dkr\.ecr(?:-fips)?\..*amazonaws\.com(?:\.cn)?(?::\d*)?$")   # near misses: usage errors
 # ECR's own repository-name pattern (2-256 characters; no `__` or `--` runs as OCI allows).
 _ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
@@ -212,6 +213,9 @@ def parse_target(text: str) -> Target:
         if not TAG_PATTERN.match(tag):
             raise UsageError(f"target {text!r}: invalid tag {tag!r}")
     kind = GHCR if host.lower() == GHCR_HOST else ECR if ecr_host(host) else OCI
+    if kind == OCI and _LOOKS_ECR.search(host.lower()):
+        raise UsageError(f"target {text!r}: {host!r} looks like an Amazon ECR host but is not one "
+                         "(expected ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]: a 12-digit account, a region, no port)")
     if kind == ECR:
         host = host.lower()
     head, _, last = rest.rpartition("/")

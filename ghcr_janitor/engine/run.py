@@ -25,6 +25,7 @@ from ghcr_janitor.plan.model import Plan
 from ghcr_janitor.plan.planner import plan_results
 from ghcr_janitor.policy import Policy
 from ghcr_janitor.stores.base import CollectsGarbage, Store
+from ghcr_janitor.stores.connect import preflight
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Run:
     def plan_targets(self, plan: Plan) -> list[Target]:
         """A saved plan's targets, parsed once (a bad target string: UsageError, before any contact)."""
         self.targets = [parse_target(t.target) for t in plan.targets]
+        preflight(self.targets, self.session.connect)      # a store's usage errors, before any contact
         return self.targets
 
     def store_of(self, target: Target) -> Store | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, TypeVar
 
 from ghcr_janitor.inventory.cache import ManifestCache
-from ghcr_janitor.stores.connect import ConnectOptions, open_registry, open_store
+from ghcr_janitor.stores.connect import ConnectOptions, open_registry, open_store, preflight
 from ghcr_janitor.core.errors import JanitorError, UsageError
 from ghcr_janitor.inventory.gather import InventoryOptions, Progress, build_inventory
 from ghcr_janitor.inventory.ledger import Ledger
@@ -95,6 +95,7 @@ class Session:
         `REPO:TAG` restricts that target's run to the tag (said through `announce`); `@DIGEST` is
         a usage error (it names one artifact: `inspect`), raised before anything is contacted."""
         parsed = [parse_run_target(t) for t in targets]   # all usage errors before any contact
+        preflight(parsed, self.connect)                     # a store's own (a missing extra): before any too
         failed: list[TargetResult] = []
         if any(t.glob for t in parsed):
             from ghcr_janitor.inventory.discover import expand

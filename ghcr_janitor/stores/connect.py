@@ -83,6 +83,15 @@ def open_registry(target: Target, options: ConnectOptions) -> Registry:
     return _oci(base_url_for(target.host, options.insecure), target, options, target.host)
 
 
+def preflight(targets: list[Target], options: ConnectOptions) -> None:
+    """Usage errors a store can tell before any target of the run is contacted (a missing extra,
+    settings its client cannot use): raised once, so that no target is read and then the run ends."""
+    if any(t.kind == ECR for t in targets):
+        from ghcr_janitor.stores.ecr.registry import preflight as ecr_preflight
+
+        ecr_preflight(options)
+
+
 def open_store(target: Target, options: ConnectOptions) -> Store:
     """The store for `target`: a `Registry` (manifests), or the Actions cache (`GathersFacts`,
     `ActsOnEntries`); nothing is contacted until a method is awaited."""

@@ -105,6 +105,9 @@ def endpoint_url(env: Mapping[str, str]) -> str | None:
         if not url:
             continue
         parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise UsageError(f"{name} must not carry a user or password (AWS signs its requests): give "
+                             "scheme://host[:port] only")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"{name} must be an http(s) URL, got {url[:200]!r}")
         if parts.scheme == "http" and not is_loopback(parts.netloc):
@@ -128,6 +131,16 @@ def _session_kwargs(env: Mapping[str, str]) -> dict[str, Any]:
     return kwargs
 
 
+def _check_retry_settings(env: Mapping[str, str]) -> None:
+    """UsageError naming the variable for an AWS retry setting botocore would crash on."""
+    attempts = (env.get("AWS_MAX_ATTEMPTS") or "").strip()
+    if attempts and not (attempts.isdigit() and int(attempts) >= 1):
+        raise UsageError(f"AWS_MAX_ATTEMPTS must be a whole number of attempts, 1 or more; got {attempts[:40]!r}")
+    mode = (env.get("AWS_RETRY_MODE") or "").strip()
+    if mode and mode not in ("legacy", "standard", "adaptive"):
+        raise UsageError(f"AWS_RETRY_MODE must be legacy, standard or adaptive; got {mode[:40]!r}")
+
+
 def make_client(host: EcrHost, env: Mapping[str, str], workers: int):
     """A botocore ECR client for the registry `host` names (region, FIPS), nothing contacted."""
     import boto3
@@ -136,6 +149,7 @@ def make_client(host: EcrHost, env: Mapping[str, str], workers: int):
     for noisy in ("botocore", "boto3", "urllib3"):
         # Their DEBUG lines carry request headers (the session token among them): never shown.
         logging.getLogger(noisy).setLevel(max(logging.getLogger(noisy).level, logging.WARNING))
+    _check_retry_settings(env)
     retries = {} if env.get("AWS_RETRY_MODE") or env.get("AWS_MAX_ATTEMPTS") else {
         "retries": {"mode": "standard", "max_attempts": DEFAULT_MAX_ATTEMPTS}}
     config = Config(region_name=host.region, use_fips_endpoint=host.fips or None, max_pool_connections=workers,
@@ -146,8 +160,9 @@ def make_client(host: EcrHost, env: Mapping[str, str], workers: int):
         return session.client("ecr", endpoint_url=url, config=config)
     except Exception as exc:
         mapped = map_error(exc, f"opening ECR in {host.region}")
-        if mapped is None:
-            raise
+        if mapped is None:          # a setting botocore cannot use (a malformed ~/.aws/config value, ...)
+            raise UsageError(f"opening ECR in {host.region}: the AWS settings cannot be used: "
+                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
         raise mapped from None
 
 

@@ -415,6 +415,16 @@ def _own_reads(env) -> OwnReads:
         return OwnReads(None)
 
 
+def preflight(options) -> None:
+    """What an ECR target needs before anything is contacted, for any target of the run: boto3 (the
+    install hint) and AWS settings botocore can use (UsageError naming the variable)."""
+    from ghcr_janitor.stores.ecr.api import _check_retry_settings, endpoint_url
+
+    require_boto3()
+    _check_retry_settings(options.env)
+    endpoint_url(options.env)
+
+
 async def repository_names(target: Target, options) -> list[str]:
     """Every repository of the registry `target.host` names (DescribeRepositories, every page):
     what `HOST/*` and `HOST/team/*` expand to."""
