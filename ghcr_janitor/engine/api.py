@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 from ghcr_janitor.apply.journal import Journal
 from ghcr_janitor.apply.results import TargetResult
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
-from ghcr_janitor.core.errors import TargetsFailed
+from ghcr_janitor.core.errors import TargetsFailed, UsageError
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.settings import Settings
 from ghcr_janitor.engine.run import Run
@@ -39,11 +39,27 @@ from ghcr_janitor.stores.connect import ConnectOptions
 DEFAULT_TAGS = ("cache-*",)
 
 
+def _strings(value: object, what: str) -> list[str]:
+    """A sequence of strings (one string is one item, never its characters); UsageError otherwise."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{what} must be a string or a list of strings, got {type(value).__name__}")
+    return list(value)
+
+
+def _concurrency(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+        raise UsageError(f"concurrency must be a whole number from 1 to 256, got {value!r}")
+    return value
+
+
 def _run(tags: Sequence[str], all_tags: bool, concurrency: int, env: Mapping[str, str] | None,
          username: str | None, password: str | None, insecure: bool, now: datetime | None) -> Run:
+    concurrency = _concurrency(concurrency)
     connect = ConnectOptions(insecure=insecure, username=username, password=password, concurrency=concurrency,
                              settings=Settings.from_env(env))
-    options = InventoryOptions(tag_globs=list(tags), all_tags=all_tags, concurrency=concurrency,
+    options = InventoryOptions(tag_globs=_strings(tags, "tags"), all_tags=all_tags, concurrency=concurrency,
                                **({"now": now} if now is not None else {}))
     return Run(Session(connect, options))
 
@@ -56,7 +72,7 @@ def take_inventory(targets: Sequence[str], *, tags: Sequence[str] = DEFAULT_TAGS
     still read, then `TargetsFailed` names each failure (its `inventories` hold the others)."""
     async def main() -> list[Inventory]:
         async with _run(tags, all_tags, concurrency, env, username, password, insecure, now) as run:
-            results = await run.inventories(list(targets))
+            results = await run.inventories(_strings(targets, "targets"))
         read = [r.inventory for r in results if r.inventory is not None]
         failed = {str(r.target): str(r.error) for r in results if r.inventory is None}
         if failed:
@@ -75,12 +91,14 @@ def make_plan(targets: Sequence[str], policy: Policy | str | Path | None = None,
     A target that could not be read has errors in its `TargetPlan` and no actions."""
     if isinstance(policy, Policy):
         loaded, name = policy, "library"
-    else:
+    elif policy is None or isinstance(policy, (str, Path)):
         loaded, name = load(None if policy is None else Path(policy))
+    else:
+        raise UsageError(f"policy must be a Policy, a path or None, got {type(policy).__name__}")
 
     async def main() -> Plan:
         async with _run(tags, all_tags, concurrency, env, username, password, insecure, now) as run:
-            made, _ = await run.plan(list(targets), loaded, name)
+            made, _ = await run.plan(_strings(targets, "targets"), loaded, name)
         return made
 
     return asyncio.run(main())
@@ -93,6 +111,9 @@ def apply_plan(plan: Plan, *, check_targets: bool = True,
     """Apply `plan` with every safety check of `janitor apply`: the last look before each delete,
     the pins, the foreign-plan refusal (`check_targets`). No journal is kept (a rerun of the same
     plan re-checks every action through the last look)."""
+    if not isinstance(plan, Plan):
+        raise UsageError(f"apply_plan takes a Plan (make_plan or read_plan), got {type(plan).__name__}")
+
     async def main() -> list[TargetResult]:
         async with _run((), False, concurrency, env, username, password, insecure,
                         datetime.now(timezone.utc)) as run:

@@ -94,3 +94,24 @@ def test_the_readmes_use_from_python_example_runs(layout, env, monkeypatch, caps
     exec(compile(code.replace("/tmp/buildx-cache", str(layout)), "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "would delete" in printed and "done" in printed
+
+
+def test_a_string_is_one_target_or_one_tag_glob_never_its_characters(layout, env):
+    """tags="release-*" read character by character would include "*": every tag."""
+    plan = make_plan(f"oci-layout:{layout}", tags="release-*", env=env)
+    assert plan.targets[0].actions == []
+    [inventory] = take_inventory(f"oci-layout:{layout}", tags="cache-base", env=env)
+    assert inventory.listed == ["cache-base"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda env: make_plan(None, env=env),
+    lambda env: make_plan([5], env=env),
+    lambda env: make_plan(["oci-layout:/x"], policy=123, env=env),
+    lambda env: make_plan(["oci-layout:/x"], concurrency=0, env=env),
+    lambda env: apply_plan(None, env=env),
+    lambda env: apply_plan({"plan_version": 1}, env=env),
+])
+def test_bad_arguments_are_usage_errors(call, env):
+    with pytest.raises(UsageError):
+        call(env)
