@@ -197,7 +197,7 @@ def parse_target(text: str) -> Target:
                    else "HTTPS is the default; --insecure allows plain HTTP")
             raise UsageError(f"target {text!r}: give HOST/NAME without {scheme} ({how})")
     if "/" not in raw:
-        raise UsageError(f"target {text!r}: expected HOST[:PORT]/NAME, ghcr.io/OWNER/NAME or oci-layout:PATH")
+        raise UsageError(f"target {text!r}: expected HOST[:PORT]/NAME, ghcr.io/OWNER/NAME, ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO, oci-layout:PATH or gha:OWNER/REPO")
     host, rest = raw.split("/", 1)
     if not ("." in host or ":" in host or host == "localhost" or host.startswith("[")):
         raise UsageError(f"target {text!r}: {host!r} is not a registry host (use HOST[:PORT]/NAME, e.g. ghcr.io/OWNER/NAME)")
