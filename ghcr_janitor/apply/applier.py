@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, Sequence
 
-from ghcr_janitor.core.errors import JanitorError, NotFoundError, PlanError, TagMovedError, describe
+from ghcr_janitor.core.errors import CannotUntag, JanitorError, NotFoundError, PlanError, TagMovedError, describe
 from ghcr_janitor.core.models import cache_item_id
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.last_look import LastLook, Look, deletes_per_look
@@ -181,6 +181,8 @@ class Applier:
                 return res(DONE, "already gone")
             self.swept.update((t, action.digest) for t in look.tags_on(action.digest))
             return res(DONE, "deleted", action.reclaim_size)
+        except CannotUntag as exc:
+            return res(SKIPPED, str(exc))
         except TagMovedError as exc:
             return res(SKIPPED, f"moved since planning ({exc})")
         except NotFoundError as exc:

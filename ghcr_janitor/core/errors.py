@@ -56,6 +56,11 @@ class TagMovedError(RegistryError):
     """A tag no longer points at the digest an action was pinned to: the action is skipped."""
 
 
+class CannotUntag(RegistryError):
+    """The store cannot remove this tag without deleting more (ECR deletes an image with its last
+    tag): the untag is skipped with this reason."""
+
+
 class AuthError(RegistryError):
     """Authentication or authorisation failed (401/403)."""
 

@@ -312,3 +312,24 @@ def test_an_endpoint_without_the_image_status_filter_is_asked_without_it(monkeyp
         versions, tags = run(go())
         assert [v.digest for v in versions] == [digest] and tags == {"cache-a": digest}
         assert server.requests == {"DescribeImages": 2, "ListImages": 2}
+
+
+def test_an_untag_ecr_cannot_do_is_skipped_with_its_reason_not_as_moved(standin):
+    """The applier reports the store's own reason (the only tag), not 'moved since planning'."""
+    from ghcr_janitor.apply.applier import Applier
+    from ghcr_janitor.apply.journal import Journal
+    from ghcr_janitor.plan.model import Action
+
+    alone = standin.put("app", cache_manifest("a"), ("cache-only",))
+
+    async def go():
+        registry = store()
+        try:
+            return await Applier(registry, "app", Journal(None)).run([Action("untag", "cache-only", alone)])
+        finally:
+            await registry.aclose()
+
+    [result] = run(go()).results
+    assert result.status == "skipped" and "only tag" in result.reason, result.reason
+    assert "moved since planning" not in result.reason
+    assert alone in standin.repos["app"]                    # the image and its one tag stay

@@ -30,7 +30,7 @@ from typing import Any, Awaitable, Callable, Hashable
 
 from ghcr_janitor.core import mediatypes as mt
 from ghcr_janitor.core.digests import digest_of, is_digest, verify
-from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError, RegistryError, TagMovedError
+from ghcr_janitor.core.errors import CannotUntag, JanitorError, ManifestError, NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import EcrHost, Target, ecr_host
 from ghcr_janitor.stores.base import RawManifest, Version
@@ -50,7 +50,7 @@ ANY_IMAGE = {"tagStatus": "ANY", "imageStatus": "ANY"}
 CACHE_BYTES = 64 << 20                 # the process-wide manifest cache stops growing here
 
 
-class LastTagError(TagMovedError):
+class LastTagError(CannotUntag):
     """The tag to remove is the digest's only tag now: on ECR removing it deletes the image (skipped)."""
 
 
