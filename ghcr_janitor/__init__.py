@@ -58,6 +58,7 @@ _EXPORTS = {
     "NotFoundError": "ghcr_janitor.core.errors",
     "AuthError": "ghcr_janitor.core.errors",
     "TagMovedError": "ghcr_janitor.core.errors",
+    "CannotUntag": "ghcr_janitor.core.errors",
     "ManifestError": "ghcr_janitor.core.errors",
     "LayoutError": "ghcr_janitor.core.errors",
 }

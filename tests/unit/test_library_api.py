@@ -41,7 +41,7 @@ PINNED_ALL = [
     "Plan", "TargetPlan", "Action", "Kept", "read_plan", "write_plan",
     "TargetResult", "ActionResult",
     "JanitorError", "UsageError", "PolicyError", "PlanError", "TargetsFailed", "RegistryError", "NetworkError",
-    "NotFoundError", "AuthError", "TagMovedError", "ManifestError", "LayoutError",
+    "NotFoundError", "AuthError", "TagMovedError", "CannotUntag", "ManifestError", "LayoutError",
 ]
 
 
