@@ -300,7 +300,7 @@ async def apply_plan(plan, connect, journal: Journal, progress: Callable[[str, i
         for i, target_plan in enumerate(plan.targets):
             store = opened.get(i)
             # What the figure means: the store opened now says it (a plan file can be edited).
-            note = getattr(store, "reclaim_note", "") or getattr(target_plan, "reclaim_note", "") or ""
+            note = (store.reclaim_note if store is not None else "") or target_plan.reclaim_note
             if not target_plan.actions or store is None:
                 results.append(TargetResult(target_plan.target, reclaim_note=note))
                 continue

@@ -35,14 +35,8 @@ def plan_rows(target_plan, now: datetime, show_kept: bool = True) -> list[list[s
 def reclaim_notes(plan=None, inventories: list | None = None, results: list | None = None) -> dict[str, str]:
     """Target -> what its reclaim figure is: the store's sentence, as the store said it at apply time
     (a result's `reclaim_note`, where apply sets one), else as the inventory or the plan carries it."""
-    notes = {inv.target: inv.reclaim_note for inv in inventories or [] if getattr(inv, "reclaim_note", "")}
-    for tp in plan.targets if plan is not None else []:
-        if getattr(tp, "reclaim_note", ""):
-            notes[tp.target] = tp.reclaim_note
-    for tr in results or []:
-        if getattr(tr, "reclaim_note", ""):
-            notes[tr.target] = tr.reclaim_note
-    return notes
+    sources = [*(inventories or []), *(plan.targets if plan is not None else []), *(results or [])]
+    return {s.target: s.reclaim_note for s in sources if s.reclaim_note}       # later sources win
 
 
 def reclaim_line(size: int, note: str, verb: str = "", strong=str) -> str:
