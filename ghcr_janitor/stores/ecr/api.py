@@ -131,7 +131,7 @@ def _session_kwargs(env: Mapping[str, str]) -> dict[str, Any]:
     return kwargs
 
 
-def _check_retry_settings(env: Mapping[str, str]) -> None:
+def check_retry_settings(env: Mapping[str, str]) -> None:
     """UsageError naming the variable for an AWS retry setting botocore would crash on."""
     attempts = (env.get("AWS_MAX_ATTEMPTS") or "").strip()
     if attempts and not (attempts.isdigit() and int(attempts) >= 1):
@@ -149,7 +149,7 @@ def make_client(host: EcrHost, env: Mapping[str, str], workers: int):
     for noisy in ("botocore", "boto3", "urllib3"):
         # Their DEBUG lines carry request headers (the session token among them): never shown.
         logging.getLogger(noisy).setLevel(max(logging.getLogger(noisy).level, logging.WARNING))
-    _check_retry_settings(env)
+    check_retry_settings(env)
     retries = {} if env.get("AWS_RETRY_MODE") or env.get("AWS_MAX_ATTEMPTS") else {
         "retries": {"mode": "standard", "max_attempts": DEFAULT_MAX_ATTEMPTS}}
     config = Config(region_name=host.region, use_fips_endpoint=host.fips or None, max_pool_connections=workers,

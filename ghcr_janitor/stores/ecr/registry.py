@@ -418,10 +418,10 @@ def _own_reads(env) -> OwnReads:
 def preflight(options) -> None:
     """What an ECR target needs before anything is contacted, for any target of the run: boto3 (the
     install hint) and AWS settings botocore can use (UsageError naming the variable)."""
-    from ghcr_janitor.stores.ecr.api import _check_retry_settings, endpoint_url
+    from ghcr_janitor.stores.ecr.api import check_retry_settings, endpoint_url
 
     require_boto3()
-    _check_retry_settings(options.env)
+    check_retry_settings(options.env)
     endpoint_url(options.env)
 
 
