@@ -36,10 +36,10 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def listed():
+def listed(repo: str = "app"):
     """A fresh store's `list_versions()` and the requests it sent, by operation."""
     async def go():
-        registry = store()
+        registry = store(repo)
         try:
             return await registry.list_versions(), dict(registry.requests)
         finally:
@@ -216,15 +216,8 @@ def test_throttling_that_outlasts_the_retries_is_one_clear_error(standin, monkey
 
 
 def test_a_missing_repository_is_not_found(standin):
-    async def go():
-        registry = store("nothing-here")
-        try:
-            await registry.list_versions()
-        finally:
-            await registry.aclose()
-
     with pytest.raises(NotFoundError, match="RepositoryNotFoundException"):
-        run(go())
+        listed("nothing-here")
 
 
 def test_plain_http_endpoints_must_be_loopback(monkeypatch, tmp_path):
@@ -237,15 +230,8 @@ def test_no_credentials_is_one_auth_error(standin, monkeypatch):
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
 
-    async def go():
-        registry = store()
-        try:
-            await registry.list_versions()
-        finally:
-            await registry.aclose()
-
     with pytest.raises(AuthError, match="no AWS credentials found"):
-        run(go())
+        listed()
     assert standin.requests == {}                       # nothing was sent unsigned
 
 
