@@ -396,12 +396,17 @@ class EcrRegistry:
 def open_ecr(target: Target, options) -> EcrRegistry:
     """An EcrRegistry for `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO` (`connect.open_registry` calls
     this); UsageError with the install hint before anything else when boto3 is missing."""
+    host, api = _api(target, options)
+    return EcrRegistry(target.host, host, target.name, api, _own_reads(options.env))
+
+
+def _api(target: Target, options) -> tuple[EcrHost, EcrApi]:
+    """The registry `target.host` names and an API client for it (boto3 checked first)."""
     require_boto3()
     host = ecr_host(target.host)
     assert host is not None
     workers = min(MAX_WORKERS, max(1, options.concurrency))
-    client = make_client(host, options.env, workers)
-    return EcrRegistry(target.host, host, target.name, EcrApi(client, host.account, workers), _own_reads(options.env))
+    return host, EcrApi(make_client(host, options.env, workers), host.account, workers)
 
 
 def _own_reads(env) -> OwnReads:
@@ -428,11 +433,7 @@ def preflight(options) -> None:
 async def repository_names(target: Target, options) -> list[str]:
     """Every repository of the registry `target.host` names (DescribeRepositories, every page):
     what `HOST/*` and `HOST/team/*` expand to."""
-    require_boto3()
-    host = ecr_host(target.host)
-    assert host is not None
-    workers = min(MAX_WORKERS, max(1, options.concurrency))
-    api = EcrApi(make_client(host, options.env, workers), host.account, workers)
+    _, api = _api(target, options)
     try:
         repos = await api.pages("describe_repositories", f"listing the repositories of {target.host}",
                                 "repositories")
