@@ -24,7 +24,10 @@ def isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("JANITOR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("JANITOR_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
-    for name in ("GITHUB_TOKEN", "GH_TOKEN", "JANITOR_USERNAME", "JANITOR_PASSWORD", "GITHUB_STEP_SUMMARY"):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))     # no settings file unless a test writes one
+    from ghcr_janitor.core.settings import VENDOR_VARIABLES
+    for name in ("GITHUB_TOKEN", "GH_TOKEN", "JANITOR_USERNAME", "JANITOR_PASSWORD", "GITHUB_STEP_SUMMARY",
+                 "JANITOR_SETTINGS", *VENDOR_VARIABLES):
         monkeypatch.delenv(name, raising=False)
 
 

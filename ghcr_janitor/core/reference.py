@@ -1,5 +1,10 @@
 """Parse target strings: `HOST[:PORT]/NAME[:TAG|@DIGEST]`, `ghcr.io/OWNER/NAME`,
-`ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPO` (Amazon ECR), `oci-layout:PATH`, `gha:OWNER/REPO`."""
+`ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]/REPO` (Amazon ECR), `docker.io/NS/REPO` or `NS/REPO` (Docker
+Hub), `registry.gitlab.com/GROUP/PROJECT[/IMAGE]`, `NAME.azurecr.io/REPO`,
+`REGION-docker.pkg.dev/PROJECT/REPO/IMAGE` and `gcr.io/PROJECT/IMAGE`, `oci-layout:PATH`, `gha:OWNER/REPO`.
+
+The kind parsed here is the host's as recognised without settings (`known_kind`); a settings file
+may name another one for any host (`stores.connect.kind_of`)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,19 @@ GHCR = "ghcr"
 LAYOUT = "layout"
 GHA = "gha"
 ECR = "ecr"
+DOCKERHUB = "dockerhub"
+GITLAB = "gitlab"
+HARBOR = "harbor"
+ACR = "acr"
+GAR = "gar"
+REGISTRY_KINDS = (OCI, GHCR, ECR, DOCKERHUB, GITLAB, HARBOR, ACR, GAR)     # what a settings file may name
+
+DOCKERHUB_HOST = "docker.io"
+# What docker writes for Hub (`docker login` stores `https://index.docker.io/v1/`): all one registry.
+DOCKERHUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+GITLAB_HOST = "registry.gitlab.com"
+_ACR_HOST = re.compile(r"^[a-z0-9]{5,50}\.azurecr\.(?:io|cn|us)$")
+_GAR_HOST = re.compile(r"^(?:[a-z0-9-]+-docker\.pkg\.dev|(?:[a-z]+\.)?gcr\.io)$")
 
 GHCR_HOST = "ghcr.io"
 _NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
@@ -52,6 +70,24 @@ def ecr_host(host: str) -> EcrHost | None:
     if match is None:
         return None
     return EcrHost(match["account"], match["region"], bool(match["fips"]))
+
+
+def known_kind(host: str) -> str:
+    """The kind of a registry host recognised without settings (SaaS hosts), else OCI."""
+    bare = host.lower()
+    if bare == GHCR_HOST:
+        return GHCR
+    if ecr_host(bare):
+        return ECR
+    if bare in DOCKERHUB_ALIASES:
+        return DOCKERHUB
+    if bare == GITLAB_HOST:
+        return GITLAB
+    if _ACR_HOST.match(bare):
+        return ACR
+    if _GAR_HOST.match(bare):
+        return GAR
+    return OCI
 
 
 def check_host(host: str, text: str) -> None:
@@ -197,11 +233,13 @@ def parse_target(text: str) -> Target:
                    else "HTTPS is the default; --insecure allows plain HTTP")
             raise UsageError(f"target {text!r}: give HOST/NAME without {scheme} ({how})")
     if "/" not in raw:
-        raise UsageError(f"target {text!r}: expected HOST[:PORT]/NAME, ghcr.io/OWNER/NAME, ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO, oci-layout:PATH or gha:OWNER/REPO")
+        raise UsageError(f"target {text!r}: expected HOST[:PORT]/NAME, ghcr.io/OWNER/NAME, ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO, NS/REPO (Docker Hub), oci-layout:PATH or gha:OWNER/REPO")
     host, rest = raw.split("/", 1)
     if not ("." in host or ":" in host or host == "localhost" or host.startswith("[")):
-        raise UsageError(f"target {text!r}: {host!r} is not a registry host (use HOST[:PORT]/NAME, e.g. ghcr.io/OWNER/NAME)")
+        host, rest = DOCKERHUB_HOST, raw        # `NS/REPO` is on Docker Hub, as docker reads it
     check_host(host, text)
+    if host.lower() in DOCKERHUB_ALIASES:
+        host = DOCKERHUB_HOST
     tag = digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
@@ -212,12 +250,12 @@ def parse_target(text: str) -> Target:
         rest, tag = rest.rsplit(":", 1)
         if not TAG_PATTERN.match(tag):
             raise UsageError(f"target {text!r}: invalid tag {tag!r}")
-    kind = GHCR if host.lower() == GHCR_HOST else ECR if ecr_host(host) else OCI
+    kind = known_kind(host)
     if kind == OCI and _LOOKS_ECR.search(host.lower()):
         raise UsageError(f"target {text!r}: {host!r} looks like an Amazon ECR host but is not one "
                          "(expected ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn]: a 12-digit account, a region, no port)")
-    if kind == ECR:
-        host = host.lower()
+    if kind != OCI:
+        host = host.lower()         # a SaaS host (an unknown host keeps its spelling: credentials are keyed by it)
     head, _, last = rest.rpartition("/")
     if any(c in last for c in GLOB_CHARS):
         if tag or digest:
@@ -228,7 +266,9 @@ def parse_target(text: str) -> Target:
                              "ghcr.io/OWNER/app-*)")
         if kind == GHCR and not head:
             raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/GLOB (the owner's container packages)")
-        return Target(kind, host.lower() if kind == GHCR else host, rest, glob=True)
+        if kind == DOCKERHUB and not head:
+            raise UsageError(f"target {text!r}: expected docker.io/NAMESPACE/GLOB (a namespace's repositories)")
+        return Target(kind, host, rest, glob=True)
     if not _NAME.match(rest):
         raise UsageError(f"target {text!r}: invalid repository name {rest!r} (lowercase, digits, . _ - and /)")
     if kind == ECR and not (2 <= len(rest) <= 256 and _ECR_NAME.match(rest)):
@@ -236,7 +276,10 @@ def parse_target(text: str) -> Target:
                          "letters and digits, one of . _ - between them, / between parts)")
     if kind == GHCR and "/" not in rest:
         raise UsageError(f"target {text!r}: expected ghcr.io/OWNER/NAME")
-    return Target(kind, host.lower() if kind == GHCR else host, rest, tag, digest)
+    if kind == DOCKERHUB and rest.count("/") != 1:
+        raise UsageError(f"target {text!r}: expected docker.io/NAMESPACE/REPOSITORY (Docker Hub names have two parts; "
+                         "official images as library/NAME)")
+    return Target(kind, host, rest, tag, digest)
 
 
 def parse_run_target(text: str) -> Target:

@@ -37,6 +37,19 @@ GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, GITHUB_ACTOR = "GITHUB_EVENT_NAME", "GITHU
 DOCKER_CONFIG = "DOCKER_CONFIG"
 CACHE_DIR, XDG_CACHE_HOME = "JANITOR_CACHE_DIR", "XDG_CACHE_HOME"
 STATE_DIR, XDG_STATE_HOME = "JANITOR_STATE_DIR", "XDG_STATE_HOME"
+SETTINGS_FILE, XDG_CONFIG_HOME = "JANITOR_SETTINGS", "XDG_CONFIG_HOME"
+# Vendor API credentials, as each vendor's CI documents them (README "Permissions" per registry).
+DOCKERHUB_USERNAME, DOCKERHUB_TOKEN = "DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN"
+CI_JOB_TOKEN, GITLAB_TOKEN, CI_SERVER_URL = "CI_JOB_TOKEN", "GITLAB_TOKEN", "CI_SERVER_URL"
+GOOGLE_OAUTH_ACCESS_TOKEN = "GOOGLE_OAUTH_ACCESS_TOKEN"
+GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS"
+GCE_METADATA_HOST = "GCE_METADATA_HOST"
+ACR_REFRESH_TOKEN = "ACR_REFRESH_TOKEN"            # `az acr login --expose-token`'s accessToken
+AZURE_ACCESS_TOKEN = "AZURE_ACCESS_TOKEN"          # an Entra ID (AAD) access token, exchanged for an ACR one
+VENDOR_VARIABLES = (DOCKERHUB_USERNAME, DOCKERHUB_TOKEN, CI_JOB_TOKEN, GITLAB_TOKEN, CI_SERVER_URL,
+                    GOOGLE_OAUTH_ACCESS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS, GCE_METADATA_HOST,
+                    ACR_REFRESH_TOKEN, AZURE_ACCESS_TOKEN)
+SETTINGS_KINDS = ("oci", "ghcr", "ecr", "dockerhub", "gitlab", "harbor", "acr", "gar")
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
@@ -99,6 +112,110 @@ def state_dir_in(env: Mapping[str, str]) -> tuple[Path, str]:
 
 
 @dataclass(frozen=True)
+class HostSettings:
+    """What the settings file says of one registry host (`[hosts."HOST"]`): its kind, where its
+    vendor API and its `/v2` live, and whose credentials the vendor API takes. Every field is
+    optional; `token_env` is the NAME of an environment variable, never the secret."""
+
+    kind: str | None = None
+    api_url: str | None = None
+    registry_url: str | None = None
+    username: str | None = None
+    token_env: str | None = None
+    token: str | None = field(default=None, repr=False)     # the value of $token_env, if set
+
+
+_HOST_KEYS = {"kind", "api_url", "registry_url", "username", "token_env"}
+
+
+def _file_error(path: Path, key: str, why: str) -> UsageError:
+    return UsageError(f"settings file {path}: {key}: {why}")
+
+
+def _url(path: Path, key: str, value: object) -> str:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")) or len(value) < 9:
+        raise _file_error(path, key, f"must be an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _host_settings(path: Path, host: str, table: object, env: Mapping[str, str]) -> HostSettings:
+    where = f"hosts.{host!r}"
+    if not isinstance(table, dict):
+        raise _file_error(path, where, "must be a table")
+    unknown = sorted(set(table) - _HOST_KEYS)
+    if unknown:
+        raise _file_error(path, f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(_HOST_KEYS))})")
+    kind = table.get("kind")
+    if kind is not None and kind not in SETTINGS_KINDS:
+        raise _file_error(path, f"{where}.kind", f"{kind!r} is not one of {', '.join(SETTINGS_KINDS)}")
+    for key in ("username", "token_env"):
+        if key in table and (not isinstance(table[key], str) or not table[key]):
+            raise _file_error(path, f"{where}.{key}", "must be a non-empty string")
+    token_env = table.get("token_env")
+    if token_env is not None and (len(token_env) > 100 or not token_env.replace("_", "A").isalnum()):
+        raise _file_error(path, f"{where}.token_env", "must be the NAME of an environment variable (never the secret)")
+    return HostSettings(
+        kind=kind,
+        api_url=_url(path, f"{where}.api_url", table["api_url"]) if "api_url" in table else None,
+        registry_url=_url(path, f"{where}.registry_url", table["registry_url"]) if "registry_url" in table else None,
+        username=table.get("username"), token_env=token_env,
+        token=(env.get(token_env) or None) if token_env else None)
+
+
+def settings_file_in(env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The settings file and whether it was named ($JANITOR_SETTINGS: it must exist) or is the default
+    (`$XDG_CONFIG_HOME/ghcr-janitor/settings.toml`, else `~/.config/...`: read if present)."""
+    if env.get(SETTINGS_FILE):
+        return Path(env[SETTINGS_FILE]), True
+    base = Path(env[XDG_CONFIG_HOME]) if env.get(XDG_CONFIG_HOME) else Path(os.path.expanduser("~"), ".config")
+    return base / "ghcr-janitor" / "settings.toml", False
+
+
+MAX_SETTINGS_BYTES = 1 << 20
+
+
+def read_settings_file(env: Mapping[str, str]) -> tuple[dict[str, HostSettings], dict[str, dict], Path | None]:
+    """(hosts, prices, the file read or None). UsageError naming the file and the key for anything
+    wrong: a named file that is missing, not a regular file, too large, not TOML, or a bad value."""
+    import stat
+    import tomllib
+
+    path, named = settings_file_in(env)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if named:
+            raise UsageError(f"{SETTINGS_FILE}={path}: no such file") from None
+        return {}, {}, None
+    except OSError as exc:
+        raise UsageError(f"settings file {path}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"settings file {path}: not a regular file")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"settings file {path}: cannot read it ({exc.strerror})") from None
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise UsageError(f"settings file {path}: larger than 1 MiB; not a settings file?")
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"settings file {path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(doc) - {"hosts", "prices"})
+    if unknown:
+        raise _file_error(path, unknown[0], "unknown table (known: hosts, prices)")
+    hosts_table = doc.get("hosts", {})
+    prices = doc.get("prices", {})
+    if not isinstance(hosts_table, dict):
+        raise _file_error(path, "hosts", "must be a table of [hosts.\"HOST\"] tables")
+    if not isinstance(prices, dict) or not all(isinstance(v, dict) for v in prices.values()):
+        raise _file_error(path, "prices", "must be a table of [prices.STORE] tables")
+    hosts = {h.lower(): _host_settings(path, h, t, env) for h, t in hosts_table.items()}
+    return hosts, prices, path
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the environment says, parsed once. Secrets are kept out of `repr`."""
 
@@ -118,9 +235,22 @@ class Settings:
     actor: str | None = None
     cache_dir: Path = field(default_factory=lambda: cache_dir_in({}))
     state_dir_chosen: tuple[Path, str] = field(default_factory=lambda: state_dir_in({}))
+    # The settings file's `[hosts."HOST"]` (keys lowercased) and `[prices.STORE]` tables, and the file.
+    hosts: Mapping[str, HostSettings] = field(default_factory=dict)
+    prices: Mapping[str, Mapping] = field(default_factory=dict)
+    settings_file: Path | None = None
     # The snapshot these were parsed from: the environment a credential helper runs with, and
     # what the run history's path is chosen from (report/history.py takes a mapping).
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def host(self, host: str) -> HostSettings:
+        """What the settings file says of `host` (HOST[:PORT] as the target names it; empty if nothing)."""
+        return self.hosts.get(host.lower()) or HostSettings()
+
+    def variable(self, name: str) -> str | None:
+        """A vendor variable of the snapshot (`VENDOR_VARIABLES`), None when unset or empty."""
+        assert name in VENDOR_VARIABLES, name
+        return self.env.get(name) or None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -132,7 +262,9 @@ class Settings:
             deadline=_number(env, RETRY_DEADLINE, HttpSettings.deadline, 0.01),
             wait=_number(env, RETRY_WAIT, HttpSettings.wait, 0.0),
         )
+        hosts, prices, settings_file = read_settings_file(env)
         return cls(
+            hosts=hosts, prices=prices, settings_file=settings_file,
             http=http,
             github_api_url=env.get(GITHUB_API_URL) or DEFAULT_API_URL,
             ghcr_registry=(env.get(GHCR_REGISTRY) or DEFAULT_GHCR_REGISTRY).rstrip("/"),

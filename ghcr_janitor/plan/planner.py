@@ -22,6 +22,23 @@ CACHE_BLOB_NOTE = ("buildkit-blob entries of a live ref are never deleted: the R
 
 
 PLACEHOLDER_RULE = "interrupted untag"
+LOCK_RULE = "locked by the registry"
+
+
+def keep_locked(inventory: Inventory, decisions: list[Decision]) -> list[Decision]:
+    """What the registry locks is kept, whatever a rule said: a tag its store lists as locked
+    (`Artifact.extra["locked_tags"]`: tag -> the lock, e.g. ACR `deleteEnabled = false`, GitLab's
+    protected tags) and a locked artifact (`extra["locked"]`), each with the lock as its reason."""
+    out = []
+    for d in decisions:
+        art = inventory.artifacts.get(d.digest)
+        extra = art.extra if art is not None else {}
+        lock = (extra.get("locked_tags") or {}).get(d.tag) if d.tag is not None else None
+        lock = lock or extra.get("locked")
+        if lock and d.action != "keep":
+            d = Decision(d.tag, d.digest, "keep", f"locked: {lock}", LOCK_RULE)
+        out.append(d)
+    return out
 
 
 def load(policy_path: Path | None) -> tuple[Policy, str]:
@@ -159,11 +176,11 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
     """
     if only_tag is not None:
         inventory = restrict.for_policy(inventory, only_tag)
-    decisions = finish_interrupted_untags(inventory, evaluate(inventory, policy, now))
+    decisions = keep_locked(inventory, finish_interrupted_untags(inventory, evaluate(inventory, policy, now)))
     target_plan = build_target_plan(inventory, restrict.only(decisions, only_tag))
     if referrer_tags(inventory):
         deleted = {a.digest for a in target_plan.actions if a.action == DELETE}
-        adjusted = _referrer_decisions(inventory, policy, restrict.only(decisions, only_tag), deleted)
+        adjusted = keep_locked(inventory, _referrer_decisions(inventory, policy, restrict.only(decisions, only_tag), deleted))
         target_plan = build_target_plan(inventory, restrict.only(adjusted, only_tag))
     if inventory.traits.entries:            # cache entries against the cache's limit
         _cache_facts(target_plan, inventory)

@@ -1,13 +1,24 @@
-"""Open the right store for a target: OCI registry, GHCR, Amazon ECR, local OCI layout, or the
-Actions cache; and the store that lists what a glob stands for.
+"""Open the right store for a target: OCI registry, GHCR, Amazon ECR, Docker Hub, GitLab, Harbor,
+Azure ACR, Google Artifact Registry, local OCI layout, or the Actions cache; and the store that
+lists what a glob stands for.
 
 The one place above the store folders that knows the kinds: everything above `stores/` asks a
-store's powers (`stores.base`), never its kind.
+store's powers (`stores.base`), never its kind. A host's kind is the settings file's `kind`, else
+the SaaS host's (`core.reference.known_kind`), else Harbor if `/api/v2.0/ping` answers so (asked
+once per host and process), else plain OCI (`kind_of`).
+
+The vendor stores (`VENDORS`) are modules with the same three functions: `open_store(target,
+options, host)` (a `Registry`; nothing contacted yet), `async repository_names(glob, options, host)`
+(what `HOST/NS/*` stands for, names without the host) and `preflight(options, host)` (usage errors
+before any contact). `host` is the settings file's `HostSettings` for the target's host.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import importlib
+import logging
+import threading
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Mapping
 
 from ghcr_janitor.core.defaults import DEFAULT_CONCURRENCY
@@ -15,8 +26,25 @@ from ghcr_janitor.core.errors import UsageError
 from ghcr_janitor.core.settings import GHCR_REGISTRY, Settings
 from ghcr_janitor.net.budget import RequestBudget
 from ghcr_janitor.net.http import RequestLog
-from ghcr_janitor.core.reference import ECR, GHA, GHCR, LAYOUT, OCI, Target, is_loopback
+from ghcr_janitor.core.reference import (
+    ACR, DOCKERHUB, ECR, GAR, GHA, GHCR, GITLAB, HARBOR, LAYOUT, OCI, Target, is_loopback,
+)
 from ghcr_janitor.stores.base import Registry, Store
+
+log = logging.getLogger("ghcr_janitor.connect")
+
+# kind -> the module of its store (the functions named in the module docstring).
+VENDORS = {
+    DOCKERHUB: "ghcr_janitor.stores.dockerhub.registry",
+    GITLAB: "ghcr_janitor.stores.gitlab.registry",
+    HARBOR: "ghcr_janitor.stores.harbor.registry",
+    ACR: "ghcr_janitor.stores.acr.registry",
+    GAR: "ghcr_janitor.stores.gar.registry",
+}
+HARBOR_PING = "/api/v2.0/ping"
+PING_TIMEOUT = 5.0
+_pinged: dict[str, bool] = {}           # registry base URL -> answered as Harbor (once per process)
+_ping_lock = threading.Lock()
 
 
 @dataclass
@@ -46,17 +74,51 @@ def base_url_for(host: str, insecure: bool) -> str:
     return f"{scheme}://{host}"
 
 
-def _oci(base_url: str, target: Target, options: ConnectOptions, credential_host: str) -> Registry:
-    from ghcr_janitor.net.auth.credentials import find_credentials
-    from ghcr_janitor.net.auth.flow import RegistryAuth
-    from ghcr_janitor.net.http import make_client
-    from ghcr_janitor.stores.oci.memory import memory_in
-    from ghcr_janitor.stores.oci.registry import OciRegistry
+def registry_base(target: Target, options: ConnectOptions) -> str:
+    """Where `/v2` of `target`'s host is served: the settings' `registry_url` as written, else
+    HTTPS (plain HTTP for loopback or --insecure)."""
+    return options.settings.host(target.host).registry_url or base_url_for(target.host, options.insecure)
 
-    credentials = find_credentials(credential_host, options.username, options.password, options.settings)
-    client = make_client(options.concurrency, RegistryAuth(credentials), base_url=base_url,
-                         policy=options.settings.http)
-    return OciRegistry(base_url, target.name, client, options.log, memory=memory_in(options.env))
+
+def _answers_as_harbor(base: str, options: ConnectOptions) -> bool:
+    """One GET of Harbor's ping endpoint (no credentials, short timeout, no retries): "Pong"?"""
+    import httpx
+
+    with _ping_lock:
+        if base in _pinged:
+            return _pinged[base]
+        try:
+            with httpx.Client(timeout=min(PING_TIMEOUT, options.settings.http.timeout), follow_redirects=False) as c:
+                response = c.get(base + HARBOR_PING, headers={"User-Agent": "ghcr-janitor"})
+            harbor = response.status_code == 200 and response.text.strip().strip('"') == "Pong"
+        except httpx.HTTPError as exc:
+            log.debug("%s%s: %s (not Harbor)", base, HARBOR_PING, exc)
+            harbor = False
+        _pinged[base] = harbor
+        return harbor
+
+
+def kind_of(target: Target, options: ConnectOptions, *, probe: bool = True) -> str:
+    """The store kind for `target`: the settings' kind, the SaaS host's, Harbor if it answers its
+    ping (`probe`), else plain OCI."""
+    if target.kind in (LAYOUT, GHA):
+        return target.kind
+    configured = options.settings.host(target.host).kind
+    if configured:
+        return configured
+    if target.kind != OCI or not probe:
+        return target.kind
+    return HARBOR if _answers_as_harbor(registry_base(target, options), options) else OCI
+
+
+def _vendor(kind: str) -> Any:
+    return importlib.import_module(VENDORS[kind])
+
+
+def _oci(base_url: str, target: Target, options: ConnectOptions, credential_host: str) -> Registry:
+    from ghcr_janitor.stores.oci.side import open_oci
+
+    return open_oci(base_url, target, options, credential_host, remember=True)
 
 
 def open_registry(target: Target, options: ConnectOptions) -> Registry:
@@ -76,11 +138,14 @@ def open_registry(target: Target, options: ConnectOptions) -> Registry:
         except ImportError:
             return _oci(oci_base, target, options, "ghcr.io")
         return open_ghcr(target, options, oci_base)
-    if target.kind == ECR:
+    kind = kind_of(target, options)
+    if kind == ECR:
         from ghcr_janitor.stores.ecr.registry import open_ecr
 
-        return open_ecr(target, options)
-    return _oci(base_url_for(target.host, options.insecure), target, options, target.host)
+        return open_ecr(replace(target, kind=ECR), options)
+    if kind in VENDORS:
+        return _vendor(kind).open_store(replace(target, kind=kind), options, options.settings.host(target.host))
+    return _oci(registry_base(target, options), target, options, target.host)
 
 
 def preflight(targets: list[Target], options: ConnectOptions) -> None:
@@ -90,6 +155,10 @@ def preflight(targets: list[Target], options: ConnectOptions) -> None:
         from ghcr_janitor.stores.ecr.registry import preflight as ecr_preflight
 
         ecr_preflight(options)
+    for target in targets:
+        kind = kind_of(target, options, probe=False)
+        if kind in VENDORS:
+            _vendor(kind).preflight(options, options.settings.host(target.host))
 
 
 def open_store(target: Target, options: ConnectOptions) -> Store:
@@ -140,16 +209,24 @@ def open_lister(glob: Target, options: ConnectOptions) -> TargetLister:
             return [f"{glob.host}/{owner}/{name}" for name in await ghcr.api.list_packages()]
 
         return TargetLister(ghcr, True, packages)
-    if glob.kind == ECR:
+    kind = kind_of(glob, options)
+    if kind == ECR:
         from ghcr_janitor.stores.ecr.registry import repository_names
 
         async def ecr_repositories() -> list[str]:
             return [f"{glob.host}/{name}" for name in await repository_names(glob, options)]
 
         return TargetLister(None, False, ecr_repositories)
+    if kind in VENDORS:
+        vendor, host = _vendor(kind), options.settings.host(glob.host)
+
+        async def vendor_repositories() -> list[str]:
+            return [f"{glob.host}/{name}" for name in await vendor.repository_names(replace(glob, kind=kind), options, host)]
+
+        return TargetLister(None, False, vendor_repositories)
     if glob.kind != OCI:
         raise UsageError(f"{glob}: a glob names registry repositories, packages or Actions caches")
-    registry: Any = open_registry(Target(OCI, glob.host, "x"), options)
+    registry: Any = _oci(registry_base(glob, options), Target(OCI, glob.host, "x"), options, glob.host)
 
     async def catalog() -> list[str]:
         return [f"{glob.host}/{name}" for name in await registry.catalog()]
