@@ -22,7 +22,7 @@ from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest, placeholder_owner
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest, StoreTraits
 from ghcr_janitor.stores.base import (RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Remembered,
-                                     RemembersTags, Version)
+                                     ProbesDeletes, RemembersTags, Version)
 from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.core.words import count
 
@@ -385,6 +385,9 @@ async def build_inventory(
     if listing_problem:
         inventory.facts["listing_problem"] = listing_problem
         inventory.warnings.append(listing_problem)
+    if isinstance(registry, ProbesDeletes) and (refused := await registry.deletes_refused()):
+        inventory.facts["deletes_refused"] = refused
+        inventory.warnings.append(refused)
     deps = inventory.dependents()          # computed once: roots and unique sizes both need it
     if registry.lists_untagged:
         # Untagged *roots*: platform manifests, attestations and referrers follow their parent.

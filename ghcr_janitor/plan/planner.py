@@ -87,10 +87,15 @@ def _referrer_decisions(inventory: Inventory, policy: Policy, decisions: list[De
     return adjusted
 
 
-def _block_deletes(target_plan: TargetPlan, why: str, which: Callable[[Action], bool] = lambda a: True) -> None:
-    """Partial knowledge: keep every digest delete `which` selects (untags and retags are safe)."""
-    blocked = [a for a in target_plan.actions if a.action == DELETE and which(a)]
-    target_plan.actions = [a for a in target_plan.actions if not (a.action == DELETE and which(a))]
+def _block_deletes(target_plan: TargetPlan, why: str, which: Callable[[Action], bool] = lambda a: True,
+                   untags: bool = False) -> None:
+    """Partial knowledge: keep every digest delete `which` selects (untags and retags are safe,
+    unless `untags`: the store can change nothing, so every action is kept)."""
+    def blocks(a: Action) -> bool:
+        return (untags or a.action == DELETE) and which(a)
+
+    blocked = [a for a in target_plan.actions if blocks(a)]
+    target_plan.actions = [a for a in target_plan.actions if not blocks(a)]
     target_plan.kept += [Kept(a.tag, a.digest, why) for a in blocked]
     target_plan.reclaim_size = sum(a.reclaim_size for a in target_plan.actions)
     if blocked and why not in target_plan.errors:
@@ -193,6 +198,8 @@ def plan_inventory(inventory: Inventory, policy: Policy, now: datetime, only_tag
         unresolved = inventory.unresolved
         _block_deletes(target_plan, f"not deleted: the digest of {noun(len(unresolved), 'tag')} "
                                     f"{', '.join(unresolved[:5])} could not be learned")
+    if inventory.facts.get("deletes_refused"):     # the store cannot delete here: nothing destructive
+        _block_deletes(target_plan, f"not changed: {inventory.facts['deletes_refused']}", lambda a: True, untags=True)
     if inventory.facts.get("listing_problem"):
         _block_deletes(target_plan, f"not deleted: {inventory.facts['listing_problem']}",
                        lambda a: a.tag is None or a.parent is not None)

@@ -8,7 +8,7 @@ either holds manifests (`Registry`: the inventory is gathered from its tags and 
 retags, untags and deletes by pinned digest after a last look), or gathers its own facts
 (`GathersFacts`) and acts on entries by id (`ActsOnEntries`: the Actions cache, a fresh look, then
 deletes by cache id). Optional powers: `LooksAtTags`, `LooksAtOnce`, `ListsIndexVersions`,
-`RemembersTags`, `SpendsRequestBudget` (GitHub's REST budget), `ListsTargets` (glob expansion),
+`RemembersTags`, `ProbesDeletes`, `SpendsRequestBudget` (GitHub's REST budget), `ListsTargets` (glob expansion),
 `CollectsGarbage` (a layout's blobs after deletes).
 """
 
@@ -200,6 +200,16 @@ class ListsIndexVersions(Protocol):
     async def consistent_listing(self, max_age: float = 0.0) -> tuple[list[Version], str | None]:
         """Versions (a listing at most `max_age` s old) and why it disagrees with the tag list
         even after a relist (None when every listed tag is on a listed version)."""
+
+
+@runtime_checkable
+class ProbesDeletes(Protocol):
+    """A store whose delete endpoints may be refused whatever the policy (Docker Hub's are thinly
+    documented): the inventory asks once, and on refusal the plan for that target holds nothing
+    destructive, with the store's one-line reason."""
+
+    async def deletes_refused(self) -> str | None:
+        """None when deletes can be sent; else why not, in one line (no request that changes anything)."""
 
 
 @dataclass(frozen=True)
