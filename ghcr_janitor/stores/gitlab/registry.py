@@ -133,10 +133,10 @@ class GitLabRegistry(OciSide):
             return self._listing
 
     async def _read_tags(self) -> dict[str, TagInfo]:
+        where = await self.location()           # first: a missing project is named as such
         if await self.has_metadata_api():
             return {t.name: TagInfo(t.digest, published=t.published, size=t.size, media_type=t.media_type)
                     for t in await metadata.published_tags(self.oci)}
-        where = await self.location()
         names = await self.api.tag_names(where.project_id, where.repository_id, self.where)
         details = await self.api.all_tag_details(where.project_id, where.repository_id, names, self.where,
                                                  self.concurrency)
