@@ -5,7 +5,9 @@ digest DELETE refused while tagged or in an index) and its REST API, addressed a
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,14 +16,26 @@ from tests.support.gar_standin import GarStandIn
 from tests.support.push import OCI_MANIFEST, Pusher
 
 AR_HOST = "us-docker.pkg.dev"
-NAME = "acme/cache/app"
-TARGET = f"{AR_HOST}/{NAME}"
 TOKEN = "ya29.janitor-test-access-token-never-printed"
 NOW = datetime.now(timezone.utc)
 
 
 def at(days_ago: float):
     return lambda: NOW - timedelta(days=days_ago)
+
+
+_projects = itertools.count()
+
+
+@pytest.fixture
+def NAME() -> str:
+    """An image of this test's own on the shared registry."""
+    return f"acme{next(_projects)}-{os.getpid()}/cache/app"
+
+
+@pytest.fixture
+def TARGET(NAME) -> str:
+    return f"{AR_HOST}/{NAME}"
 
 
 @pytest.fixture
@@ -35,15 +49,10 @@ def standin(registry, monkeypatch, tmp_path):
         yield server
 
 
-def push(standin: GarStandIn, name: str = NAME) -> Pusher:
-    """A pusher through the stand-in (auth switched off while it pushes)."""
-    return Pusher(standin.url, name)
-
-
 class Pushing:
     """Push with the stand-in's auth off and its clock at `days_ago`."""
 
-    def __init__(self, standin: GarStandIn, name: str = NAME):
+    def __init__(self, standin: GarStandIn, name: str):
         self.standin, self.pusher = standin, Pusher(standin.url, name)
 
     def __call__(self, days_ago: float):
@@ -78,11 +87,11 @@ action = "delete"
 """
 
 
-def seed(standin: GarStandIn) -> dict[str, str]:
+def seed(standin: GarStandIn, NAME: str) -> dict[str, str]:
     """cache-old (60d) and cache-shared+keep-shared (60d, one digest), cache-main overwritten (the
     first push 40 d ago is left untagged), a fresh untagged image (1d), a tagged multi-arch index (60d)."""
     d: dict[str, str] = {}
-    with Pushing(standin) as push_at:
+    with Pushing(standin, NAME) as push_at:
         d["old"] = cache(push_at(60), "cache-old", "old")
         d["shared"] = cache(push_at(60), "cache-shared", "shared")
         push_at(60).manifest("keep-shared", push_at(60).client.get(
@@ -98,8 +107,8 @@ def seed(standin: GarStandIn) -> dict[str, str]:
     return d
 
 
-def test_ls_lists_upload_times_and_untagged_manifests(cli, standin):
-    d = seed(standin)
+def test_ls_lists_upload_times_and_untagged_manifests(cli, standin, NAME, TARGET):
+    d = seed(standin, NAME)
     result = cli("ls", TARGET, "--all-tags", "--output", "json")
     assert result.exit_code == 0, result.stdout + result.stderr
     target = json.loads(result.stdout)["targets"][0]
@@ -116,8 +125,8 @@ def test_ls_lists_upload_times_and_untagged_manifests(cli, standin):
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_dry_run_then_prune_leaves_exact_survivors(cli, standin, tmp_path):
-    d = seed(standin)
+def test_dry_run_then_prune_leaves_exact_survivors(cli, standin, tmp_path, NAME, TARGET):
+    d = seed(standin, NAME)
     policy = tmp_path / "p.toml"
     policy.write_text(POLICY)
     before = len(standin.calls)

@@ -50,7 +50,9 @@ class ArtifactRegistryApi:
     async def _get(self, path: str, what: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         url = httpx.URL(f"{self.api_url}/v1/{path}", params=params or {})
         response, body = await self.client.send("GET", url, log_to=self.log, cap=API_BODY_CAP)
-        raise_for_status(response, what)
+        if response.status_code >= 400:
+            raise_for_status(httpx.Response(response.status_code, headers=response.headers, content=body,
+                                            request=response.request), what)
         try:
             doc = json.loads(body)
         except ValueError:

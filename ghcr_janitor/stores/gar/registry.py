@@ -24,6 +24,8 @@ import time
 from typing import Any, Callable
 from urllib.parse import urljoin
 
+import httpx
+
 from ghcr_janitor.core.errors import CannotUntag, JanitorError, NotFoundError, RegistryError, TagMovedError
 from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import Target
@@ -105,6 +107,7 @@ class GarRegistry(OciSide):
         for _ in range(MAX_LIST_PAGES):
             assert url is not None
             response, body = await self._send("GET", url, cap=LIST_BODY_CAP)
+            response = _with_body(response, body)
             if response.status_code == 404:
                 raise NotFoundError(f"{self.host}/{name}: no such image (or no permission to read it)",
                                     status=404)
@@ -223,19 +226,21 @@ class GarRegistry(OciSide):
 
     # --- deleting --------------------------------------------------------------------
     async def _delete(self, reference: str, doing: str) -> None:
-        response, _ = await self._send("DELETE", self._url(f"manifests/{reference}"))
+        response, body = await self._send("DELETE", self._url(f"manifests/{reference}"))
+        response = _with_body(response, body)
         if response.status_code in (200, 202):
             return
         where = f"{self.host}/{self.name}"
         if response.status_code == 404:
             raise NotFoundError(f"{doing}: not found", status=404)
         code, message = error_code(response)
+        said = f"{code}: {message}" if message else code
         if code == DANGLING_TAG:
-            raise StillReferenced(f"not deleted: Artifact Registry says a tag still points at it ({message or code}); "
-                                  "tagged since the last look? left alone", status=400, code=code)
+            raise StillReferenced(f"not deleted: a tag still points at it, Artifact Registry says ({said}; tagged "
+                                  "since the last look?); left alone", status=400, code=code)
         if code == DANGLING_PARENT:
-            raise StillReferenced(f"not deleted: an image index in {where} still lists it ({message or code}); "
-                                  "left alone", status=400, code=code)
+            raise StillReferenced(f"not deleted: an image index in {where} still lists it ({said}); left alone",
+                                  status=400, code=code)
         if response.status_code == 403:
             raise_for_status(response, f"{doing} (needs {DELETE_ROLE})")
         raise_for_status(response, doing)
@@ -278,6 +283,11 @@ class GarRegistry(OciSide):
         finally:
             if self.api is not None:
                 await self.api.aclose()
+
+
+def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
+    """The (closed) response again with the body the client read, so that its OCI error code reads."""
+    return httpx.Response(response.status_code, headers=response.headers, content=body, request=response.request)
 
 
 # --- the three functions every vendor module has (stores.connect) ------------------------------
