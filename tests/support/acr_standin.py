@@ -209,10 +209,9 @@ class AcrStandIn(VendorStandIn):
             tags = [t for t in self.tag_map.get(name, {}).values() if t.digest == digest]
             if _locked(self.repo_locks.get(name)) or _locked(held.locks) or any(_locked(t.locks) for t in tags):
                 return _disallowed()
-        status = self.delete_digest(name, digest)
-        if status != 202:
-            return error(status, "UNKNOWN", f"the registry answered {status}")
-        with self.lock:
+            status = self.delete_digest(name, digest)      # under the lock: the base's bookkeeping is not thread-safe
+            if status != 202:
+                return error(status, "UNKNOWN", f"the registry answered {status}")
             self.manifests[name].pop(digest, None)
             for tag, info in list(self.tag_map.get(name, {}).items()):
                 if info.digest == digest:
@@ -316,7 +315,7 @@ class AcrStandIn(VendorStandIn):
                     held.locks.update(request.json())
                 return Reply(200, {"registry": self.login_server, "imageName": name,
                                    "manifest": self._manifest_doc(name, held)})
-        self.untag(name, ref or "")            # on the real registry, outside the lock
+            self.untag(name, ref or "")            # on the real registry (the base's bookkeeping wants the lock)
         return Reply(202, b"")
 
     def _tag_doc(self, name: str, info: Tag) -> dict:

@@ -25,7 +25,6 @@ from urllib.parse import quote, urljoin
 from ghcr_janitor.core.errors import AuthError, CannotUntag, NotFoundError, RegistryError
 from ghcr_janitor.net.http import RequestLog, ThreadedClient
 from ghcr_janitor.net.links import next_link
-from ghcr_janitor.net.status import error_code, raise_for_status
 
 PAGE_SIZE = 1000                # ACR's cap per page, whatever `n` asks
 MAX_PAGES = 10_000
@@ -59,7 +58,7 @@ class AcrApi:
         for _ in range(MAX_PAGES):
             assert url is not None
             response, body = await self._send("GET", url)
-            _check(response, doing)
+            _check(response, body, doing)
             doc = _json(body, doing)
             page = doc.get(field) if isinstance(doc, dict) else None
             if page is None:
@@ -93,7 +92,7 @@ class AcrApi:
         response, body = await self._send("GET", f"{self.api_base}{path}")
         if response.status_code == 404:
             return None
-        _check(response, doing)
+        _check(response, body, doing)
         doc = _json(body, doing)
         found = doc.get(field) if field else doc
         if not isinstance(found, dict):
@@ -115,14 +114,14 @@ class AcrApi:
     async def delete_tag(self, repo: str, tag: str) -> None:
         """Untag (the manifest stays). NotFoundError if the tag is gone."""
         doing = f"untagging {repo}:{tag}"
-        response, _ = await self._send("DELETE", f"{self.api_base}/acr/v1/{repo}/_tags/{quote(tag, safe='')}")
-        _check_delete(response, doing)
+        response, body = await self._send("DELETE", f"{self.api_base}/acr/v1/{repo}/_tags/{quote(tag, safe='')}")
+        _check_delete(response, body, doing)
 
     async def delete_digest(self, repo: str, digest: str) -> None:
         """Delete the manifest and every tag on it. NotFoundError if it is gone."""
         doing = f"deleting {repo}@{digest}"
-        response, _ = await self._send("DELETE", f"{self.registry_base}/v2/{repo}/manifests/{digest}")
-        _check_delete(response, doing)
+        response, body = await self._send("DELETE", f"{self.registry_base}/v2/{repo}/manifests/{digest}")
+        _check_delete(response, body, doing)
 
 
 def _json(body: bytes, doing: str) -> Any:
@@ -132,19 +131,37 @@ def _json(body: bytes, doing: str) -> Any:
         raise RegistryError(f"{doing}: ACR's answer is not JSON") from None
 
 
-def _check(response, doing: str) -> None:
-    if response.status_code == 401:
-        code, message = error_code(response)
-        raise AuthError(f"{doing}: not authorised ({response.status_code}{' ' + code if code else ''}); the "
-                        "credentials lack this permission on the registry, or were refused", status=401, code=code)
-    raise_for_status(response, doing)
+def error_code(body: bytes) -> tuple[str | None, str]:
+    """(code, message) of ACR's first error (`{"errors": [{"code", "message", "detail"}]}`), if any."""
+    try:
+        first = json.loads(body)["errors"][0]
+        return str(first.get("code")), " ".join(str(first.get("message") or "").split())[:200]
+    except Exception:           # plain text, HTML, empty
+        return None, ""
 
 
-def _check_delete(response, doing: str) -> None:
+def _check(response, body: bytes, doing: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    code, message = error_code(body)
+    detail = f"{status} {code}" if code else str(status)
+    if status == 401:
+        raise AuthError(f"{doing}: not authorised ({detail}); the credentials lack this permission on the registry, "
+                        "or were refused", status=401, code=code)
+    if status == 403:
+        raise AuthError(f"{doing}: access denied ({detail}{': ' + message if message else ''}); a firewall rule or "
+                        "the credentials' role refuses it", status=403, code=code)
+    if status == 404:
+        raise NotFoundError(f"{doing}: not found ({detail})", status=404, code=code)
+    raise RegistryError(f"{doing}: ACR answered {detail}{': ' + message if message else ''}", status=status, code=code)
+
+
+def _check_delete(response, body: bytes, doing: str) -> None:
     status = response.status_code
     if status in (200, 202, 204):
         return
-    code, message = error_code(response)
+    code, message = error_code(body)
     if status == 404:
         raise NotFoundError(f"{doing}: not found (already gone?)", status=404, code=code)
     if status == 405 and code == LOCKED_CODE:
@@ -154,4 +171,4 @@ def _check_delete(response, doing: str) -> None:
         raise AuthError(f"{doing}: not authorised (401{' ' + code if code else ''}); the credentials lack the "
                         "delete permission on this repository (AcrDelete role, or a token with delete)",
                         status=401, code=code)
-    _check(response, doing)
+    _check(response, body, doing)

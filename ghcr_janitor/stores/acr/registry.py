@@ -8,7 +8,7 @@
 - Locks: a tag with `deleteEnabled` or `writeEnabled` false is in `locked_tags` (ACR refuses to
   delete a write-locked tag too: Azure/acr-cli#134), a locked manifest is `locked`, and so is one
   carrying a tag the tag listing does not show (`listEnabled = false`, or pushed between the two
-  listings); a locked repository refuses every delete (`ProbesDeletes`: one line, nothing planned).
+  listings); in a locked repository (`GET /acr/v1/{repo}`) every manifest is locked.
 - Untag (`delete_tag`): `DELETE /acr/v1/{repo}/_tags/{tag}`, right after `GET .../_tags/{tag}` says
   the tag still points at the pinned digest and is not locked. ACR refuses the OCI tag DELETE.
 - Delete (`delete_manifest`): `DELETE /v2/{repo}/manifests/{digest}` drops every tag on it, so it is
@@ -55,7 +55,7 @@ def _times(item: dict) -> list[datetime]:
 
 
 class AcrRegistry(OciSide):
-    """`Registry`, `LooksAtTags` (at once) and `ProbesDeletes` for one ACR repository."""
+    """`Registry` and `LooksAtTags` (at once) for one ACR repository."""
 
     kind = "acr"
     lists_untagged = True
@@ -74,6 +74,7 @@ class AcrRegistry(OciSide):
         # digest -> the tags the latest listing saw on it (apply's last look): a digest delete is
         # refused when a tag not seen there is on the manifest now.
         self._seen: dict[str, set[str]] = {}
+        self._tag_locks: dict[str, str] = {}     # tag -> its lock, as the latest tag listing showed it
 
     def __repr__(self) -> str:
         return f"AcrRegistry({self.host}/{self.name}, api={self.api.api_base})"
@@ -88,6 +89,7 @@ class AcrRegistry(OciSide):
         manifests = await self.api.manifests(self.name)
         tags = await self.api.tags(self.name)
         by_tag = {t["name"]: t for t in tags if isinstance(t.get("name"), str) and is_digest(str(t.get("digest")))}
+        self._tag_locks = {t: lock for t, item in by_tag.items() if (lock := lock_of("tag", item))}
         on: dict[str, list[dict]] = {}
         for tag in by_tag.values():
             on.setdefault(tag["digest"], []).append(tag)
@@ -101,6 +103,10 @@ class AcrRegistry(OciSide):
         for digest, carried in on.items():       # a tag on a manifest the listing lacked (pushed meanwhile)
             if digest not in versions:
                 versions[digest] = self._version(digest, {}, carried, by_tag)
+        repo_lock = await self._repository_lock()
+        if repo_lock:           # ACR refuses every delete in a locked repository: all of it is kept
+            for version in versions.values():
+                version.extra["locked"] = repo_lock
         self._seen = {d: set(v.tags) for d, v in versions.items()}
         return list(versions.values())
 
@@ -128,9 +134,12 @@ class AcrRegistry(OciSide):
 
     async def current_tags(self, names: list[str] | None = None) -> dict[str, str]:
         """Every tag (or each of `names`) -> its digest now: the tag listing, fresh."""
-        found = {t["name"]: t["digest"] for t in await self.api.tags(self.name)
-                 if isinstance(t.get("name"), str) and isinstance(t.get("digest"), str)}
+        listed = [t for t in await self.api.tags(self.name)
+                  if isinstance(t.get("name"), str) and isinstance(t.get("digest"), str)]
+        found = {t["name"]: t["digest"] for t in listed}
+        locks = {t["name"]: lock for t in listed if (lock := lock_of("tag", t))}
         if names is None:
+            self._tag_locks = locks
             seen: dict[str, set[str]] = {}
             for tag, digest in found.items():
                 seen.setdefault(digest, set()).add(tag)
@@ -138,6 +147,7 @@ class AcrRegistry(OciSide):
             return found
         wanted = set(names)
         picked = {t: d for t, d in found.items() if t in wanted}
+        self._tag_locks.update((t, lock) for t, lock in locks.items() if t in wanted)
         for tag, digest in picked.items():
             self._seen.setdefault(digest, set()).add(tag)
         return picked
@@ -157,15 +167,14 @@ class AcrRegistry(OciSide):
         """ACR lists every manifest it holds (untagged ones, index children): absent is gone."""
         return digest not in listed
 
-    async def deletes_refused(self) -> str | None:
-        """A locked repository refuses every delete: say so once (one request)."""
+    async def _repository_lock(self) -> str | None:
+        """'ACR repository lock: ...' when the repository refuses deletes (one request; unreadable: None)."""
         try:
             attrs = await self.api.repository(self.name)
         except JanitorError as exc:
             log.info("%s: repository attributes not read (%s)", self.where, exc)
             return None
-        lock = lock_of("repository", attrs) if attrs else None
-        return f"{self.where} is locked ({lock}): ACR refuses every delete in it" if lock else None
+        return lock_of("repository", attrs) if attrs else None
 
     # --- deleting --------------------------------------------------------------------------------
     async def delete_tag(self, tag: str, digest: str) -> None:
@@ -195,7 +204,8 @@ class AcrRegistry(OciSide):
         if new:
             raise TagMovedError(f"{where} now carries {noun(len(new), 'tag')} {', '.join(new[:3])}, unseen at the last "
                                 "look: not deleted (on ACR a digest delete drops every tag)", status=409)
-        lock = lock_of("manifest", now)
+        lock = lock_of("manifest", now) or next((f"{self._tag_locks[t]} on tag {t}" for t in tags
+                                                 if t in self._tag_locks), None)
         if lock:
             raise LockedError(f"manifest {where} is locked now ({lock}): left alone")
         await self.api.delete_digest(self.name, digest)
