@@ -18,6 +18,7 @@ name with `/` is URL-encoded twice in the path (`a/b` -> `a%252Fb`), as the swag
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime, timezone
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -29,13 +30,13 @@ from ghcr_janitor.core.reference import is_loopback
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.http import RequestLog, ThreadedClient
 from ghcr_janitor.net.links import next_link
-from ghcr_janitor.net.status import error_code
 
 API_PREFIX = "/api/v2.0"
 PAGE_SIZE = 100                 # the swagger's pageSize maximum
 MAX_PAGES = 100_000
 # What Go's zero time serialises to: Harbor's `pull_time` of an artifact (or tag) never pulled.
 NEVER_YEAR = 1
+MAX_MESSAGE = 200
 
 
 class BasicAuth(httpx.Auth):
@@ -75,6 +76,17 @@ def harbor_time(value: object) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
+def _first_error(body: bytes) -> tuple[str | None, str | None]:
+    """(code, message) of Harbor's first error, one line, if the body is Harbor's error JSON."""
+    try:
+        first = json.loads(body)["errors"][0]
+        code, message = first.get("code"), first.get("message")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None, None
+    text = " ".join(str(message or "").split())[:MAX_MESSAGE]
+    return (str(code) if code else None), text or None
+
+
 class HarborApi:
     """One Harbor's REST API: listing pages and deletes, errors mapped to `core.errors`."""
 
@@ -88,17 +100,16 @@ class HarborApi:
         return f"HarborApi({self.base_url})"
 
     async def _send(self, method: str, path: str, doing: str, **params: Any) -> httpx.Response:
-        response, _ = await self.client.send(method, self.base_url + path, log_to=self.log,
-                                             params=params or None, headers={"Accept": "application/json"})
-        self.raise_for(response, doing)
+        response, body = await self.client.send(method, self.base_url + path, log_to=self.log,
+                                                params=params or None, headers={"Accept": "application/json"})
+        self.raise_for(response.status_code, body, doing)
         return response
 
-    def raise_for(self, response: httpx.Response, doing: str) -> None:
+    def raise_for(self, status: int, body: bytes, doing: str) -> None:
         """A one-line `core.errors` exception for a Harbor error answer (`{"errors": [{code, message}]}`)."""
-        status = response.status_code
         if status < 400:
             return
-        code, message = error_code(response)
+        code, message = _first_error(body)
         detail = f"{status} {code}" if code else str(status)
         if message:
             detail += f": {message}"
