@@ -49,7 +49,7 @@ log = logging.getLogger("ghcr_janitor.harbor")
 AGE_SOURCE = "harbor/pushed"
 PULL_LAG = timedelta(seconds=10)        # ARTIFACT_PULL_ASYNC_FLUSH_DURATION's default
 IMMUTABLE = "immutable on Harbor (a tag immutability rule)"
-CACHE_FIX = ("Harbor stores BuildKit caches only in image-manifest form: export them with "
+CACHE_FIX = ("Harbor keeps BuildKit caches only in image-manifest form: push them with "
              "--cache-to type=registry,ref=...,mode=max,image-manifest=true,oci-mediatypes=true")
 CACHE_BYTES = 64 << 20                  # the process-wide manifest cache stops growing here
 
@@ -206,11 +206,15 @@ class HarborRegistry(OciSide):
         """One line for an artifact Harbor lists but cannot serve; the cache-form fix where it is a cache."""
         art = self._listed[digest]
         tags = sorted(t["name"] for t in art.get("tags") or [] if isinstance(t, dict) and isinstance(t.get("name"), str))
-        what = f"{self._where(digest)}" + (f" (tags {', '.join(tags)})" if tags else "")
-        cache = (art.get("media_type") == mt.BUILDKIT_CACHE_CONFIG
-                 or (mt.normalise(art.get("manifest_media_type")) in mt.INDEX_TYPES and not art.get("references")))
-        hint = f"; if it is a BuildKit cache, {CACHE_FIX}" if cache else ""
-        return ManifestError(f"manifest {what} is listed by Harbor but cannot be read ({exc}){hint}; left alone")
+        status = getattr(exc, "status", None)
+        why = f"GET answered {status}" if status else str(exc)
+        hint = ""
+        if art.get("media_type") == mt.BUILDKIT_CACHE_CONFIG:
+            hint = f"; a BuildKit cache: {CACHE_FIX}"
+        elif mt.normalise(art.get("manifest_media_type")) in mt.INDEX_TYPES and not art.get("references"):
+            hint = f"; an index of no artifacts, as BuildKit's index-form caches are: {CACHE_FIX}"
+        return ManifestError(f"Harbor lists this artifact ({', '.join(tags) or 'untagged'}) but cannot serve its "
+                             f"manifest ({why}){hint}; left alone")
 
     # --- writing ---------------------------------------------------------------------
     async def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
