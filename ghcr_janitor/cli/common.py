@@ -38,9 +38,13 @@ TargetsFileOpt = Annotated[Optional[Path], typer.Option("--targets-file", metava
 ShardOpt = Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="only the I-th of N shares of the targets (1-based)")]
 HistoryOpt = Annotated[Optional[Path], typer.Option("--history", metavar="PATH", help="run history file (sqlite; default: JANITOR_STATE_DIR/history.sqlite)")]
 MaxRequestsOpt = Annotated[Optional[int], typer.Option("--max-requests", min=1, metavar="N", help="GitHub REST: send at most N requests this run (shared by every target); stop between targets when the rest cannot finish")]
+BudgetCostOpt = Annotated[Optional[str], typer.Option("--budget-cost", metavar="AMOUNT", help="a target's storage cost budget a month, in its price's currency (50) or one named (50USD); over it: one stderr line, exit 3 with --fail-over-budget")]
+BudgetSizeOpt = Annotated[Optional[str], typer.Option("--budget-size", metavar="SIZE", help="a target's size budget (20GiB, 500MB); over it: one stderr line, exit 3 with --fail-over-budget")]
+FailOverBudgetOpt = Annotated[bool, typer.Option("--fail-over-budget", help="exit 3 when a target is over --budget-cost or --budget-size (after writing every output)")]
 OwnerTypeOpt = Annotated[Optional[str], typer.Option("--owner-type", metavar="org|user", help="ghcr.io: whether the owner is an org or a user (default: detect)")]
 
 
+OVER_BUDGET_EXIT = 3             # a report or plan that completed, over a budget the user asked to fail on
 BROKEN_PIPE_EXIT = 141        # 128 + SIGPIPE: what a shell reports for `cat big | head -1`
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ghcr_janitor.cli.common import OutputFormat, settings
+from ghcr_janitor.cli.common import OVER_BUDGET_EXIT, OutputFormat, settings
 
 
 def emit_plan(plan, fmt: OutputFormat, now: datetime, dry_run: bool, metrics_file: Path | None = None,
@@ -114,3 +114,40 @@ def report_requests(log, verbosity: int) -> None:
         detail = ", ".join(f"{m} {n}" for m, n in sorted(methods.items()))
         parts.append(f"{host} ({kind}): {sum(methods.values())} [{detail}]")
     typer.echo("requests: " + "; ".join(parts), err=True)
+
+
+def budget_of(cost: str | None, size: str | None, fail: bool):
+    """The budget the flags set (UsageError, exit 2, before anything is contacted: a malformed one,
+    or --fail-over-budget without one)."""
+    from ghcr_janitor.core.errors import UsageError
+    from ghcr_janitor.report.budget import parse_budget
+
+    budget = parse_budget(cost, size)
+    if fail and not budget:
+        raise UsageError("--fail-over-budget needs a budget: --budget-cost AMOUNT and/or --budget-size SIZE")
+    return budget
+
+
+def check_budget(budget, plan, inventories: list, fail: bool) -> int:
+    """One stderr line per target over its budget (and per target whose cost budget cannot be
+    checked); 3 when asked to fail and one is over, else 0."""
+    from ghcr_janitor.plan.cost import stored_size
+    from ghcr_janitor.report.budget import reasons, unchecked
+
+    if not budget:
+        return 0
+    by_inv = {inv.target: inv for inv in inventories}
+    over = 0
+    for tp in plan.targets:
+        inv = by_inv.get(tp.target)
+        if inv is None:             # not read: its error says so
+            continue
+        cost = tp.cost if tp.cost is not None else inv.cost
+        warning = unchecked(budget, tp.target, cost)
+        if warning:
+            typer.echo(f"warning: {warning}", err=True)
+        why = reasons(budget, cost, stored_size(inv))
+        if why:
+            over += 1
+            typer.echo(f"over budget: {tp.target}: {'; '.join(why)}", err=True)
+    return OVER_BUDGET_EXIT if fail and over else 0

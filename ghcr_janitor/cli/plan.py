@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         max_requests: c.MaxRequestsOpt = None,
         metrics_file: c.MetricsOpt = None,
         history: c.HistoryOpt = None,
+        budget_cost: c.BudgetCostOpt = None,
+        budget_size: c.BudgetSizeOpt = None,
+        fail_over_budget: c.FailOverBudgetOpt = False,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
     ) -> None:
@@ -37,11 +40,12 @@ def register(app: typer.Typer) -> None:
 
         async def body() -> int:
             from ghcr_janitor.cli.build import build_run, plan_with_progress
-            from ghcr_janitor.cli.outputs import emit_plan, report_requests
+            from ghcr_janitor.cli.outputs import budget_of, check_budget, emit_plan, report_requests
             from ghcr_janitor.plan.file import write_plan
             from ghcr_janitor.plan.planner import load
 
             loaded, name = load(policy)            # policy errors: exit 2, nothing contacted
+            budget = budget_of(budget_cost, budget_size, fail_over_budget)
             names = c.gather_targets(targets, targets_file, shard)
             async with build_run(tag, all_tags, concurrency, insecure, username, password_stdin, owner_type, shard,
                                  max_requests) as run:
@@ -53,6 +57,7 @@ def register(app: typer.Typer) -> None:
             emit_plan(the_plan, fmt, session.inventory.now, dry_run=True, metrics_file=metrics_file, history=("plan", history),
                       inventories=inventories)
             report_requests(session.connect.log, c.verbosity())
-            return 1 if any(t.errors for t in the_plan.targets) else 0
+            over = check_budget(budget, the_plan, inventories, fail_over_budget)     # after the plan is written
+            return 1 if any(t.errors for t in the_plan.targets) else over
 
         raise typer.Exit(c.run(body))

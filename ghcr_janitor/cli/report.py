@@ -27,6 +27,9 @@ def register(app: typer.Typer) -> None:
         owner_type: c.OwnerTypeOpt = None,
         max_requests: c.MaxRequestsOpt = None,
         history: c.HistoryOpt = None,
+        budget_cost: c.BudgetCostOpt = None,
+        budget_size: c.BudgetSizeOpt = None,
+        fail_over_budget: c.FailOverBudgetOpt = False,
         verbose: c.VerboseOpt = 0,
         quiet: c.QuietOpt = False,
     ) -> None:
@@ -44,7 +47,10 @@ def register(app: typer.Typer) -> None:
             from ghcr_janitor.report.history import read_history, record
             from ghcr_janitor.report.markdown import report_markdown
 
+            from ghcr_janitor.cli.outputs import budget_of, check_budget
+
             html.require_jinja2()                  # before anything is contacted
+            budget = budget_of(budget_cost, budget_size, fail_over_budget)
             if str(out) != "-" and not out.resolve().parent.is_dir():
                 raise UsageError(f"-o {out}: no such directory {out.resolve().parent}")
             loaded, name = load(policy)
@@ -61,7 +67,8 @@ def register(app: typer.Typer) -> None:
                 c.echo_err(f"warning: {line}")
             plans = {t.target: t for t in the_plan.targets}
             reports = [html.target_report(inv, plans[inv.target], rows.get(inv.target, []), now,
-                                          unreachable=_unreachable(inv, now, by_repository.get(inv.target)))
+                                          unreachable=_unreachable(inv, now, by_repository.get(inv.target)),
+                                          budget=budget)
                        for inv in inventories]
             failures = [{"target": t.target, "error": "; ".join(t.errors)} for t in the_plan.targets
                         if t.errors and t.target not in {i.target for i in inventories}]
@@ -76,7 +83,8 @@ def register(app: typer.Typer) -> None:
                 c.echo_err(f"wrote {out}: {count(len(reports), 'target')}, reclaimable {human_size(reclaim)} "
                            f"({reclaim} bytes)")
             report_requests(session.connect.log, c.verbosity())
-            return 1 if any(t.errors for t in the_plan.targets) else 0
+            over = check_budget(budget, the_plan, inventories, fail_over_budget)     # after the report is written
+            return 1 if any(t.errors for t in the_plan.targets) else over
 
         raise typer.Exit(c.run(body))
 

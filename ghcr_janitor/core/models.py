@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from ghcr_janitor.core.money import Cost, Price
+
 # Actions-cache entry kinds (cli.md, `gha:` targets).
 BUILDKIT_BLOB = "buildkit-blob"
 BUILDKIT_INDEX = "buildkit-index"
@@ -138,6 +140,9 @@ class StoreTraits:
     # Blobs can stay on disk that no tag reaches any more (a local layout): `janitor gc` frees them,
     # and the report shows them beside the total.
     unreachable_blobs: bool = False
+    # Which storage price applies (a key of `core.money.DEFAULT_PRICES` / `[prices.STORE]`): None for
+    # none at all; a key without a default shows bytes only unless the settings file sets one.
+    price: str | None = None
 
 
 @dataclass
@@ -169,6 +174,10 @@ class Inventory:
     reclaim_note: str = ""
     # What kind of store this is, as facts (the store's `traits`): what the reports ask instead of `backend`.
     traits: StoreTraits = field(default_factory=StoreTraits)
+    # The store's price (defaults and settings resolved) and what the repository costs a month at
+    # today's size: None where no price is known (the engine sets both after gathering).
+    price: Price | None = None
+    cost: Cost | None = None
 
     def tags_of(self, digest: str) -> list[str]:
         return sorted(t for t, d in self.tags.items() if d == digest)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Mapping
 
@@ -212,7 +213,81 @@ def read_settings_file(env: Mapping[str, str]) -> tuple[dict[str, HostSettings],
     if not isinstance(prices, dict) or not all(isinstance(v, dict) for v in prices.values()):
         raise _file_error(path, "prices", "must be a table of [prices.STORE] tables")
     hosts = {h.lower(): _host_settings(path, h, t, env) for h, t in hosts_table.items()}
-    return hosts, prices, path
+    return hosts, {store: _price_table(path, store, table) for store, table in prices.items()}, path
+
+
+_PRICE_NUMBERS = ("per_gib_month", "included_gib", "archive_per_gib_month")
+_PRICE_KEYS = (*_PRICE_NUMBERS, "archive_minimum_days", "currency", "price_date", "source")
+
+
+def _price_number(path: Path, key: str, value: object) -> Decimal:
+    """A finite amount >= 0 (TOML integer or float), as an exact Decimal of what was written."""
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = Decimal(str(value))        # the float's shortest repr: 0.1 is 0.1, not 0.1000000000000000055
+    if number is None or not number.is_finite() or number < 0 or number > 10**9:
+        raise _file_error(path, key, f"must be a number >= 0 (an amount per GiB-month or GiB), got {value!r}"[:200])
+    return number
+
+
+def _price_table(path: Path, store: str, table: dict) -> dict:
+    """One `[prices.STORE]` table, checked; values normalised (amounts Decimal, the date ISO text)."""
+    from ghcr_janitor.core.money import DEFAULT_PRICES, PRICE_STORES
+
+    where = f"prices.{store}"
+    if store not in PRICE_STORES:
+        raise _file_error(path, where, f"unknown store (known: {', '.join(PRICE_STORES)})")
+    unknown = sorted(set(table) - set(_PRICE_KEYS))
+    if unknown:
+        raise _file_error(path, f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(_PRICE_KEYS)})")
+    out: dict = {k: _price_number(path, f"{where}.{k}", table[k]) for k in _PRICE_NUMBERS if k in table}
+    if "archive_minimum_days" in table:
+        days = table["archive_minimum_days"]
+        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 3650:
+            raise _file_error(path, f"{where}.archive_minimum_days", f"must be a whole number of days 0-3650, got {days!r}")
+        out["archive_minimum_days"] = days
+    if "currency" in table:
+        currency = table["currency"]
+        if not isinstance(currency, str) or len(currency) != 3 or not currency.isascii() or not currency.isupper():
+            raise _file_error(path, f"{where}.currency", f"must be a three-letter currency code (USD, EUR), got {currency!r}")
+        if "per_gib_month" not in table:
+            raise _file_error(path, f"{where}.currency", "needs per_gib_month beside it (a currency alone would relabel the default price)")
+        out["currency"] = currency
+    if "price_date" in table:
+        out["price_date"] = _price_date(path, f"{where}.price_date", table["price_date"])
+    if "source" in table:
+        if not isinstance(table["source"], str) or not table["source"].strip():
+            raise _file_error(path, f"{where}.source", "must be a non-empty string (a URL, a contract)")
+        out["source"] = " ".join(table["source"].split())[:300]
+    if store not in DEFAULT_PRICES and "per_gib_month" not in out:
+        raise _file_error(path, f"{where}.per_gib_month", f"missing: {store} has no default price to adjust")
+    return out
+
+
+def _price_date(path: Path, key: str, value: object) -> str:
+    """A TOML date (2026-12-01) or the same as a string, as ISO text."""
+    from datetime import date, datetime
+
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()).isoformat()
+        except ValueError:
+            pass
+    raise _file_error(path, key, f"must be a date (2026-12-01), got {value!r}"[:200])
+
+
+def file_date(path: Path | None) -> str | None:
+    """The day the settings file was last written (UTC): the date of a price it sets without one."""
+    from datetime import datetime, timezone
+
+    if path is None:
+        return None
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).date().isoformat()
+    except OSError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -237,8 +312,9 @@ class Settings:
     state_dir_chosen: tuple[Path, str] = field(default_factory=lambda: state_dir_in({}))
     # The settings file's `[hosts."HOST"]` (keys lowercased) and `[prices.STORE]` tables, and the file.
     hosts: Mapping[str, HostSettings] = field(default_factory=dict)
-    prices: Mapping[str, Mapping] = field(default_factory=dict)
+    prices: Mapping[str, Mapping] = field(default_factory=dict)     # validated: amounts are Decimal
     settings_file: Path | None = None
+    prices_date: str | None = None          # the settings file's date: that of a price set without one
     # The snapshot these were parsed from: the environment a credential helper runs with, and
     # what the run history's path is chosen from (report/history.py takes a mapping).
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -264,7 +340,7 @@ class Settings:
         )
         hosts, prices, settings_file = read_settings_file(env)
         return cls(
-            hosts=hosts, prices=prices, settings_file=settings_file,
+            hosts=hosts, prices=prices, settings_file=settings_file, prices_date=file_date(settings_file),
             http=http,
             github_api_url=env.get(GITHUB_API_URL) or DEFAULT_API_URL,
             ghcr_registry=(env.get(GHCR_REGISTRY) or DEFAULT_GHCR_REGISTRY).rstrip("/"),

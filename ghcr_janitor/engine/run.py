@@ -19,8 +19,10 @@ from ghcr_janitor.apply.journal import Journal
 from ghcr_janitor.apply.results import TargetResult as AppliedTarget
 from ghcr_janitor.core.errors import JanitorError
 from ghcr_janitor.core.models import Inventory
+from ghcr_janitor.core.money import price_for
 from ghcr_janitor.core.reference import Target, parse_target
 from ghcr_janitor.inventory.session import Session, TargetResult
+from ghcr_janitor.plan.cost import cost_of
 from ghcr_janitor.plan.model import Plan
 from ghcr_janitor.plan.planner import plan_results
 from ghcr_janitor.policy import Policy
@@ -63,12 +65,21 @@ class Run:
         error. Stores stay open for the rest of the run."""
         results = await self.session.inventories(names)
         self.targets = [r.target for r in results]
+        settings = self.session.connect.settings
+        for inv in (r.inventory for r in results if r.inventory is not None):     # what each costs a month
+            inv.price = price_for(inv.traits.price, settings.prices, settings.settings_file, settings.prices_date)
+            inv.cost = cost_of(inv, self.now)
         return results
 
     async def plan(self, names: list[str], policy: Policy, policy_name: str) -> tuple[Plan, list[Inventory]]:
-        """Gather every target, then plan from the finished inventories."""
+        """Gather every target, then plan from the finished inventories (with what each plan saves a month)."""
         results = await self.inventories(names)
-        return plan_results(results, policy, policy_name, self.now)
+        plan, inventories = plan_results(results, policy, policy_name, self.now)
+        by_target = {inv.target: inv for inv in inventories}
+        for target_plan in plan.targets:
+            if target_plan.target in by_target:
+                target_plan.cost = cost_of(by_target[target_plan.target], self.now, target_plan)
+        return plan, inventories
 
     def plan_targets(self, plan: Plan) -> list[Target]:
         """A saved plan's targets, parsed once (a bad target string: UsageError, before any contact)."""

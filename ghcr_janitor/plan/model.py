@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
+from ghcr_janitor.core.money import Cost
 from ghcr_janitor.core.timeparse import format_time
 
 PLAN_VERSION = 1
@@ -73,6 +74,8 @@ class TargetPlan:
     reclaim_note: str = ""
     # A `REPO:TAG` run: the plan is restricted to this tag (None: the whole repository).
     only_tag: str | None = None
+    # What the target costs a month and what this plan saves a month (plan/cost.py); None: no known price.
+    cost: Cost | None = None
 
 
 @dataclass
@@ -110,6 +113,7 @@ class Plan:
                     "errors": list(t.errors),
                     "warnings": list(t.warnings),
                     **({"cache": dict(t.cache)} if t.cache is not None else {}),
+                    "cost": t.cost.to_dict() if t.cost is not None else None,
                 }
                 for t in self.targets
             ],

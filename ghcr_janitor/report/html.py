@@ -18,8 +18,12 @@ from ghcr_janitor.core import words
 from ghcr_janitor.core.humanize import human_size
 from ghcr_janitor.core.models import Inventory, StoreTraits
 from ghcr_janitor.core.timeparse import format_time, parse_time
+from ghcr_janitor.core.money import Cost
+from ghcr_janitor.plan.cost import stored_size
 from ghcr_janitor.plan.model import TargetPlan
 from ghcr_janitor.report import projection, storage, svg
+from ghcr_janitor.report.budget import Budget, crossing, reasons
+from ghcr_janitor.report.cost_view import a_month, saves, totals_line
 from ghcr_janitor.report.history import FUTURE_SLACK, Row
 
 MAX_PLAN_ROWS = 300
@@ -50,6 +54,10 @@ class TargetReport:
     errors: list[str] = field(default_factory=list)
     future_rows: int = 0
     traits: StoreTraits = field(default_factory=StoreTraits)    # the store's, as its inventory says
+    cost: Cost | None = None             # a month at today's size, and what the plan saves (None: no price)
+    stored: int = 0                      # the bytes budgets and costs are read from (plan/cost.stored_size)
+    over: list[str] = field(default_factory=list)       # why it is over its budget today
+    budget_sentence: str = ""            # when the trend crosses the budget
 
     @property
     def what(self) -> str:
@@ -70,7 +78,7 @@ def _series(dated: list[tuple[datetime, Row]], name: str) -> list[tuple[datetime
 
 
 def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row], now: datetime | None = None,
-                  unreachable: int | None = None) -> TargetReport:
+                  unreachable: int | None = None, budget: Budget | None = None) -> TargetReport:
     """One target's figures and charts; `rows`: its history, oldest first (rows dated after
     `now`, from a machine with a wrong clock, are left out and counted in `future_rows`)."""
     parsed = [(parse_time(r.time), r) for r in rows]        # each row's time parsed once
@@ -92,7 +100,11 @@ def target_report(inv: Inventory, plan: TargetPlan, rows: list[Row], now: dateti
                           storage.sharing(fams) if traits.shares_blobs else ([], []),
                           storage.per_kind_and_state(inv) if traits.entries else [],
                           rows, projection.trend(total, limit), projection.weekly(total), limit,
-                          errors=list(inv.errors) + list(plan.errors), future_rows=future, traits=traits)
+                          errors=list(inv.errors) + list(plan.errors), future_rows=future, traits=traits,
+                          cost=plan.cost if plan.cost is not None else inv.cost, stored=stored_size(inv))
+    if budget:
+        report.over = reasons(budget, report.cost, report.stored)
+        report.budget_sentence = crossing(budget, report.cost, report.trend.latest, report.trend.per_week)
     report.charts["breakdown"] = svg.stacked([(p.label, p.bytes, PART_COLOURS[p.key]) for p in parts.parts])
     top = fams[:MAX_FAMILY_ROWS]
     report.charts["families"] = svg.bars([(f.name, f.bytes, f.only) for f in top])
@@ -128,6 +140,8 @@ def _environment() -> Any:
     env.filters["breakable"] = _breakable
     env.globals["colour"] = svg.colour
     env.filters["count"] = lambda n, noun: words.count(n, noun)     # {{ n | count("action") }}
+    env.filters["a_month"] = a_month                                # {{ r.cost | a_month }}: 12.34 USD, or -
+    env.filters["saves"] = saves
     return env
 
 
@@ -151,6 +165,7 @@ def render(reports: list[TargetReport], now: datetime, policy: str | None, failu
     growers = sorted((r for r in reports if r.trend.per_week is not None), key=lambda r: -(r.trend.per_week or 0))
     template = _environment().get_template("report.html.j2")
     return template.render(reports=reports, now=format_time(now), policy=policy, failures=failures,
+                           money_total=totals_line([r.cost for r in reports]),
                            growers=growers, summary=summary_chart(reports) if len(reports) > 1 else None,
                            total=sum(r.breakdown.total for r in reports),
                            reclaimable=sum(r.plan.reclaim_size for r in reports),

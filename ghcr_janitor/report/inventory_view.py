@@ -10,6 +10,7 @@ from ghcr_janitor.core.models import Artifact, Inventory, cache_item_id
 from ghcr_janitor.core.words import count
 from ghcr_janitor.core.humanize import human_age, human_size
 from ghcr_janitor.core.timeparse import format_time
+from ghcr_janitor.report.cost_view import cost_dict, cost_line
 
 JSON_VERSION = 1
 
@@ -74,7 +75,8 @@ def cache_dict(inv: Inventory) -> dict[str, Any]:
                    "default_branch": facts.get("default_branch"),
                    "per_ref": _sums([(a.labels["ref"], a.size) for a in arts]),
                    "per_kind": _sums([(a.kind, a.size) for a in arts]),
-                   "per_ref_state": _sums([(a.labels["ref_state"], a.size) for a in arts])},
+                   "per_ref_state": _sums([(a.labels["ref_state"], a.size) for a in arts]),
+                   "cost": cost_dict(inv.cost)},
         "errors": inv.errors, "warnings": inv.warnings,
     }
 
@@ -112,6 +114,7 @@ def inventory_dict(inv: Inventory) -> dict[str, Any]:
             "repository_size": inv.total_size(),
             # A store that remembers tags (plain OCI registries): untagged manifests found by memory.
             **({"remembered": inv.facts["remembered"]} if "remembered" in inv.facts else {}),
+            "cost": cost_dict(inv.cost),        # null: no known price (never a guess)
         },
         "errors": inv.errors,
         "warnings": inv.warnings,
@@ -122,7 +125,7 @@ def failed_target_dict(target: str, error: str) -> dict[str, Any]:
     """A target whose inventory failed: listed like the others, empty, with its error."""
     return {"target": target, "backend": None, "tags": [], "untagged": [],
             "totals": {"tags": 0, "artifacts": 0, "size": 0, "unique_size": 0, "repository_tags": 0,
-                       "repository_size": 0},
+                       "repository_size": 0, "cost": None},
             "errors": [error], "warnings": []}
 
 
@@ -177,6 +180,8 @@ def cache_table(inv: Inventory, now: datetime) -> str:
                     if totals.get("retention_days") is not None else ""))
     if kinds:
         lines.append(f"per kind: {kinds}; per ref state: {states}")
+    if inv.cost is not None:
+        lines.append(cost_line(inv.cost))
     for error in inv.errors:
         lines.append(f"error: {error}")
     return "\n".join(lines)
@@ -196,6 +201,8 @@ def ls_table(inv: Inventory, now: datetime) -> str:
              f"repository: {count(totals['repository_tags'], 'tag')}, {human_size(totals['repository_size'])}"]
     if "remembered" in totals:
         lines.append(remembered_line(totals["remembered"]))
+    if inv.cost is not None:
+        lines.append(cost_line(inv.cost))
     return "\n".join(lines)      # errors go to stderr (cli/ls.py)
 
 

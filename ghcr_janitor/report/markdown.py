@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from ghcr_janitor.core.humanize import human_size
 from ghcr_janitor.core.words import count
+from ghcr_janitor.report.cost_view import a_month, cost_line, saves, totals_line
 
 ACTION_KINDS = ("delete", "untag", "retag")
 MAX_LISTED_PROBLEMS = 20       # errors / skipped / failed lines in a step summary
@@ -69,6 +70,8 @@ def ls_markdown(inventories: list, now: datetime, failures: list[dict] | None = 
                    f"{human_size(totals['repository_size'])}")
         if "remembered" in totals:          # a store that remembers its tags' digests: what it found
             out += ["", cell(remembered_line(totals["remembered"]))]
+        if inv.cost is not None:
+            out += ["", cell(cost_line(inv.cost))]
         if inv.errors or inv.warnings:
             out.append("")
             out.extend(_bullets([f"error: {e}" for e in inv.errors] + [f"warning: {w}" for w in inv.warnings]))
@@ -111,6 +114,8 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
         out += ["", f"{c['delete']} delete, {c['untag']} untag, {c['retag']} retag, {len(tp.kept)} kept; "
                     f"{verb} **{human_size(tp.reclaim_size)}** ({tp.reclaim_size} bytes)"
                     + (f": {cell(tp.reclaim_note)}" if tp.reclaim_note else "")]
+        if tp.cost is not None:
+            out += ["", cell(cost_line(tp.cost))]
         for note in tp.notes:
             out += ["", f"> note: {cell(note)}"]
         if tp.errors or tp.warnings:
@@ -118,8 +123,9 @@ def plan_markdown(plan, now: datetime, dry_run: bool) -> str:
             out.extend(_bullets([f"error: {e}" for e in tp.errors] + [f"warning: {w}" for w in tp.warnings]))
         out.append("")
     if len(plan.targets) > 1:
+        money = totals_line([t.cost for t in plan.targets])
         out.append(f"**Total: {verb} {human_size(plan.reclaim_size)}** ({plan.reclaim_size} bytes) "
-                   f"over {len(plan.targets)} targets")
+                   f"over {len(plan.targets)} targets" + (f"; cost: {cell(money)}" if money else ""))
     return "\n".join(out).rstrip()
 
 
@@ -194,7 +200,11 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
         facts.append(now.strftime("%Y-%m-%d %H:%M UTC") if now.utcoffset() is not None else now.isoformat())
     out += [" · ".join(facts), ""]
 
+    costs = {repo: _cost_of(by_inv.get(repo), by_plan.get(repo)) for repo in repos}
+    priced = any(c is not None for c in costs.values())
     headers = ["repository", "tags", "bytes"]
+    if priced:                      # money only where some store has a known price
+        headers += ["cost a month"] + (["saves a month"] if plan is not None else [])
     if plan is not None:
         headers += ["reclaimable", "actions"]
     if results is not None:
@@ -219,6 +229,8 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
         else:
             tags, size = "-", "-"
         row = [code(repo), tags, size]
+        if priced:
+            row += [a_month(costs[repo])] + ([saves(costs[repo])] if plan is not None else [])
         if plan is not None:
             counts = _counts(tp.actions) if tp is not None else {}
             kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none"
@@ -248,6 +260,7 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
         out.append("*(no targets)*")
 
     out += _reclaim_notes_lines({repo: notes[repo] for repo in repos if repo in notes})
+    out += _price_lines([c for c in costs.values() if c is not None])
 
     if problems:
         out += ["", "**Errors and skipped actions**", ""]
@@ -260,6 +273,18 @@ def step_summary(plan, results, now: datetime | None, dry_run: bool, inventories
     if detail:
         out += ["", detail]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _cost_of(inv, tp):
+    """The plan's cost (with what it saves) where there is a plan, else the inventory's."""
+    return tp.cost if tp is not None and tp.cost is not None else inv.cost if inv is not None else None
+
+
+def _price_lines(costs: list) -> list[str]:
+    """Each price the money figures use, once: what it is, its date and its source."""
+    prices = list(dict.fromkeys((c.price.describe(), c.price.source) for c in costs))
+    return ["", "Prices: " + "; ".join(f"{cell(what)}, {cell(source)}" for what, source in prices)
+            + ". Storage only: data transfer is not priced."] if prices else []
 
 
 def _reclaim_notes_lines(notes: dict[str, str]) -> list[str]:
@@ -313,11 +338,13 @@ def report_markdown(reports: list, out_name: str | None = None, failures: list[d
     out = ["### ghcr-janitor: where the bytes are", ""]
     if out_name:
         out += [f"Full report: {code(out_name)}", ""]
-    rows = [[code(r.target), human_size(r.breakdown.total), human_size(r.plan.reclaim_size), cell(r.trend.sentence(r.what))]
+    rows = [[code(r.target), human_size(r.breakdown.total), human_size(r.plan.reclaim_size), a_month(r.cost), saves(r.cost),
+             cell(r.trend.sentence(r.what) + (f"; {r.budget_sentence}" if r.budget_sentence else ""))]
             for r in reports]
-    rows += [[code(f["target"]), "-", "-", f"**error**: {cell(f['error'])}"] for f in failures or []]
-    out.append(table(rows, ["target", "stored", "reclaimable", "outlook"], ["left", "right", "right", "left"])
-               if rows else "*(no targets)*")
+    rows += [[code(f["target"]), "-", "-", "-", "-", f"**error**: {cell(f['error'])}"] for f in failures or []]
+    out.append(table(rows, ["target", "stored", "reclaimable", "cost a month", "saves a month", "outlook"],
+                     ["left", "right", "right", "right", "right", "left"]) if rows else "*(no targets)*")
+    out += _price_lines([r.cost for r in reports if r.cost is not None])
     for r in reports:
         top = r.families[:families]
         if top:

@@ -21,6 +21,9 @@ Metric names (all gauges; every one describes the run that wrote the file):
 ``ghcr_janitor_actions_cache_usage_bytes{repository}``         a gha: target's cache usage (GitHub's figure)
 ``ghcr_janitor_actions_cache_limit_bytes{repository}``         its cache storage limit
 ``ghcr_janitor_actions_cache_bytes{repository,kind,ref_state}``  its entries' bytes per kind and ref state
+``ghcr_janitor_cost_per_month{repository,currency}``           storage cost a month at today's size (stores
+                                                               with a known price only; storage, not transfer)
+``ghcr_janitor_saves_per_month{repository,currency}``          what the plan saves a month
 ``ghcr_janitor_repository_errors{repository}``                 errors met on that repository
 ``ghcr_janitor_errors``                                        errors in the whole run
 ``ghcr_janitor_repositories``                                  repositories in this run
@@ -149,6 +152,9 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
     limit_g = gauge("actions_cache_limit_bytes", "Actions cache storage limit of the repository", ("repository",))
     cache_g = gauge("actions_cache_bytes", "Actions cache entries' bytes per kind and ref state",
                     ("repository", "kind", "ref_state"))
+    cost_g = gauge("cost_per_month", "Storage cost a month at today's size, where the store's price is known "
+                   "(storage only; the price date is in the JSON output)", ("repository", "currency"))
+    saves_g = gauge("saves_per_month", "What the plan saves a month in storage cost", ("repository", "currency"))
     repo_errors_g = gauge("repository_errors", "Errors met on the repository in this run", ("repository",))
     errors_g = gauge("errors", "Errors in this run")
     repos_g = gauge("repositories", "Repositories in this run")
@@ -203,6 +209,11 @@ def build_registry(inventories: list | None = None, plans: Any = None, results: 
                 for status in STATUSES[1:]:
                     actions_g.labels(repo, kind, status).set(
                         sum(1 for r in tr.results if r.action == kind and r.status == status))
+        cost = tp.cost if tp is not None and tp.cost is not None else inv.cost if inv is not None else None
+        if cost is not None:            # no known price: no money metric (never a guess)
+            cost_g.labels(repo, cost.price.currency).set(float(cost.per_month))
+            if cost.saves_per_month is not None:
+                saves_g.labels(repo, cost.price.currency).set(float(cost.saves_per_month))
         count = repository_errors(inv, tp, tr)
         repo_errors_g.labels(repo).set(count)
         total_errors += count

@@ -7,6 +7,7 @@ from datetime import datetime
 from ghcr_janitor.core.digests import label_of, pin_of
 from ghcr_janitor.core.humanize import human_age, human_size
 from ghcr_janitor.core.timeparse import parse_time
+from ghcr_janitor.report.cost_view import cost_line, totals_line
 
 PLAN_HEADERS = ["tag", "digest", "kind", "size", "reclaim", "age", "action", "reason"]
 RESULT_HEADERS = ["action", "tag", "digest", "status", "reason"]
@@ -69,11 +70,15 @@ def plan_table(plan, now: datetime, dry_run: bool, show_kept: bool = True) -> st
         out.append(f"{'dry run: ' if dry_run else ''}{counts['delete']} delete, {counts['untag']} untag, "
                    f"{counts['retag']} retag, {len(tp.kept)} kept; "
                    f"{reclaim_line(tp.reclaim_size, tp.reclaim_note, verb)}")
+        if tp.cost is not None:
+            out.append(cost_line(tp.cost))
         for note in tp.notes:
             out.append(f"note: {note}")
         out.append("")
     if len(plan.targets) > 1:
-        out.append(f"total: {human_size(plan.reclaim_size)} ({plan.reclaim_size} bytes) over {len(plan.targets)} targets")
+        money = totals_line([t.cost for t in plan.targets])
+        out.append(f"total: {human_size(plan.reclaim_size)} ({plan.reclaim_size} bytes) over {len(plan.targets)} targets"
+                   + (f"; cost: {money}" if money else ""))
     return "\n".join(out).rstrip()
 
 

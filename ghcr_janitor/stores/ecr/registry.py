@@ -148,7 +148,7 @@ class EcrRegistry:
 
     kind = "ecr"
     lists_untagged = True
-    traits = StoreTraits(lists_untagged=True)       # what the reports ask instead of `kind` (core.models)
+    traits = StoreTraits(lists_untagged=True, price="ecr")     # what the reports ask instead of `kind` (core.models)
     frees_storage_on_delete = True
     reclaim_note = ("in deleted images and used by no image left in this repository, counted from the manifests "
                     "(ECR's imageSizeInBytes is not a total for an index); an archived image is billed for at least "

@@ -43,7 +43,7 @@ class CacheStore:
     a fresh look (`ActsOnEntries`), on GitHub's REST budget (`SpendsRequestBudget`)."""
 
     kind = "gha"
-    traits = StoreTraits(place="the Actions cache", entries=True, shares_blobs=False)
+    traits = StoreTraits(place="the Actions cache", entries=True, shares_blobs=False, price="gha")
     reclaim_note = ("freed as soon as the entries are deleted (their sizes as GitHub lists them; the "
                     "repository's usage figure catches up within minutes)")
 

@@ -39,7 +39,7 @@ class GhcrRegistry:
 
     kind = "ghcr"
     lists_untagged = True
-    traits = StoreTraits(lists_untagged=True)
+    traits = StoreTraits(lists_untagged=True, price="ghcr")
     # GitHub reports no size per package version (registries.md): the figure is counted from the manifests.
     reclaim_note = ("in deleted package versions and used by no version left in this package, counted from "
                     "the manifests (GitHub reports no size per version, so what it counts may differ; a deleted "

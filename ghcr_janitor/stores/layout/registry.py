@@ -214,7 +214,7 @@ class LayoutRegistry:
 
     kind = "layout"
     lists_untagged = True
-    traits = StoreTraits(place="this cache dir", lists_untagged=True, unreachable_blobs=True)
+    traits = StoreTraits(place="this cache dir", lists_untagged=True, unreachable_blobs=True, price="layout")
     reclaim_note = ("no longer reachable from any tag of this cache dir; freed by `janitor gc` "
                     "(`janitor prune` runs it after deleting, unless --no-gc)")
 

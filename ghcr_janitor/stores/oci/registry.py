@@ -36,7 +36,7 @@ class OciRegistry:
 
     kind = "oci"
     lists_untagged = False
-    traits = StoreTraits()          # what the reports ask instead of `kind` (core.models)
+    traits = StoreTraits(price="oci")     # what the reports ask instead of `kind` (core.models)
     frees_storage_on_delete = False
     # Distribution frees blobs only at its offline GC, and only those no manifest it still holds uses:
     # other repositories' and untagged manifests' (an overwritten tag leaves one; the Distribution API
