@@ -113,6 +113,8 @@ def test_dry_run_then_prune_keeps_exactly_what_the_policy_keeps(cli, standin, na
     untags = [p for m, p, _ in standin.calls if m == "DELETE" and "/tags/" in p]
     assert untags == [f"/api/v2.0/projects/{name.split('/')[0]}/repositories/app/artifacts/{shared}/tags/cache-pr-2"]
     assert not [p for m, p, _ in standin.calls if m == "DELETE" and p.startswith("/v2/")]   # all through the API
+    refused = httpx.delete(f"{standin.url}/v2/{name}/manifests/cache-main")     # Harbor's /v2 has no tag DELETE
+    assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "UNSUPPORTED"
 
 
 def test_a_nested_repository_name_is_encoded_twice(cli, standin, tmp_path, monkeypatch):
@@ -140,6 +142,9 @@ def test_project_glob_lists_the_projects_repositories(cli, standin, tmp_path, mo
     assert sorted(t["target"] for t in json.loads(result.stdout)["targets"]) == \
         [f"{HOST}/{project}/{r}" for r in ("app", "tools/ci", "web")]
     assert standin.count("GET", f"/api/v2.0/projects/{project}/repositories?") == 1
+    everything = cli("ls", f"{HOST}/*", "--output", "json")
+    assert everything.exit_code == 0, everything.stdout + everything.stderr
+    assert len(json.loads(everything.stdout)["targets"]) == 4 and standin.count("GET", "/api/v2.0/repositories?") == 1
 
 
 def test_immutable_tags_are_kept_reported_and_never_sent_a_delete(cli, standin, name, tmp_path, monkeypatch):
