@@ -345,6 +345,9 @@ def report_markdown(reports: list, out_name: str | None = None, failures: list[d
     out.append(table(rows, ["target", "stored", "reclaimable", "cost a month", "saves a month", "outlook"],
                      ["left", "right", "right", "right", "right", "left"]) if rows else "*(no targets)*")
     out += _price_lines([r.cost for r in reports if r.cost is not None])
+    over = [f"{code(r.target)}: {cell('; '.join(r.over))}" for r in reports if r.over]
+    if over:
+        out += ["", "**Over budget**", ""] + [f"- {line}" for line in over]
     for r in reports:
         top = r.families[:families]
         if top:

@@ -255,3 +255,29 @@ def test_under_budget_or_without_the_flag_the_exit_is_0(cli, layout, priced, tmp
 def test_a_budget_flag_that_cannot_be_read_is_exit_2_before_anything_is_contacted(cli, tmp_path):
     assert cli("plan", "127.0.0.1:9/none", "--fail-over-budget").exit_code == 2
     assert cli("report", "127.0.0.1:9/none", "-o", str(tmp_path / "r.html"), "--budget-cost", "lots").exit_code == 2
+
+
+# --- each store class names its price -------------------------------------------------------------
+
+def test_every_store_class_names_a_known_price_key_and_the_priced_ones_have_defaults():
+    from tests.unit.test_report_store_traits import store_classes
+    from ghcr_janitor.core.money import PRICE_STORES
+
+    by_kind = {c.kind: getattr(c, "traits", StoreTraits()).price for c in store_classes()}
+    assert all(key is None or key in PRICE_STORES for key in by_kind.values()), by_kind
+    assert {k: by_kind.get(k) for k in ("ghcr", "gha", "oci", "layout")} == \
+        {"ghcr": "ghcr", "gha": "gha", "oci": "oci", "layout": "layout"}
+    assert {"ghcr", "gha", "ecr", "acr", "gar"} <= set(DEFAULT_PRICES)
+
+
+def test_the_actions_cache_is_priced_from_its_usage_beyond_the_included_10_gib(cli, gha, monkeypatch, tmp_path):
+    path = tmp_path / "prices.toml"           # the included amount lowered so that the seed's bytes are billed
+    path.write_text("[prices.gha]\nincluded_gib = 0\nper_gib_month = 100000\n")
+    monkeypatch.setenv("JANITOR_SETTINGS", str(path))
+    totals = json.loads(cli("ls", "gha:acme/app", "-O", "json").stdout)["targets"][0]["totals"]
+    assert totals["cost"]["billed_size"] == totals["usage"] > 0
+    assert totals["cost"]["per_month"] == float(amount((totals["usage"], Decimal(100000))))
+    monkeypatch.delenv("JANITOR_SETTINGS")
+    default = json.loads(cli("ls", "gha:acme/app", "-O", "json").stdout)["targets"][0]["totals"]["cost"]
+    assert default["per_month"] == 0.0 and default["included_size"] == 10 * GIB      # within the free 10 GiB
+    assert default["price_source"] == DEFAULT_PRICES["gha"].source
