@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote
 
@@ -49,6 +50,24 @@ class GitLabStandIn(VendorStandIn):
         self.rules: dict[int, list[dict]] = {}          # project id -> tag protection rules
         self.rules_status = 200
         self.bulk_deletes = 0
+        self._untagging = threading.Lock()
+        self._digests: dict[str, dict[str, str]] = {}      # repository -> tag -> digest (see `current`)
+
+    def untag(self, name: str, tag: str) -> None:
+        """The base's untag, one at a time (its placeholder pushes race when run concurrently)."""
+        with self._untagging:
+            super().untag(name, tag)
+        self._digests.clear()
+
+    def current(self, repo: str) -> dict[str, str]:
+        """tag -> digest now, cached until a request through the stand-in changes something."""
+        with self.lock:
+            cached = self._digests.get(repo)
+        if cached is None:
+            cached = self.tags(repo)
+            with self.lock:
+                self._digests[repo] = cached
+        return dict(cached)
 
     # --- seeding -------------------------------------------------------------------------
     def project(self, path: str, images: tuple[str, ...] = ("",)) -> int:
@@ -82,6 +101,9 @@ class GitLabStandIn(VendorStandIn):
 
     # --- /v2 ------------------------------------------------------------------------------------
     def v2_hook(self, request: Request, name: str, what: str, ref: str | None) -> Reply | None:
+        if request.method in ("PUT", "DELETE", "POST", "PATCH"):
+            with self.lock:
+                self._digests.clear()
         if request.method == "DELETE" and what == "manifests" and ref and not ref.startswith("sha256:"):
             if self.locked(name, ref):
                 return Reply(403, {"errors": [{"code": "DENIED", "message": f"tag {ref} is protected"}]})
@@ -232,7 +254,7 @@ class GitLabStandIn(VendorStandIn):
         n = int(request.arg("n", "100"))
         if not 1 <= n <= 1000:
             return Reply(400, {"errors": [{"code": "INVALID_QUERY_PARAMETER_VALUE"}]})
-        tags = self.tags(repo)
+        tags = self.current(repo)
         if not tags and repo not in self.repositories:
             return Reply(404, {"errors": [{"code": "NAME_UNKNOWN"}]})
         last = request.arg("last")

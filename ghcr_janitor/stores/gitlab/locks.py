@@ -26,9 +26,19 @@ class TagRule:
         return self.delete_level is None and self.push_level is None
 
     def reason(self) -> str:
+        if not self.readable:
+            return f"GitLab tag rule {self.pattern!r} is not a pattern the janitor can read: every tag kept"
         if self.immutable:
             return f"immutable tag (GitLab tag rule {self.pattern!r})"
         return f"protected tag: deleting needs {self.delete_level or 'a higher role'} (GitLab tag rule {self.pattern!r})"
+
+    @property
+    def readable(self) -> bool:
+        try:
+            re.compile(self.pattern)
+        except re.error:
+            return False
+        return True
 
     def matches(self, tag: str) -> bool:
         try:
