@@ -54,8 +54,11 @@ SETTINGS_KINDS = ("oci", "ghcr", "ecr", "dockerhub", "gitlab", "harbor", "acr", 
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_GHCR_REGISTRY = "https://ghcr.io"
-DEFAULT_GHCR_DELETES_PER_MINUTE = 60.0      # GitHub's secondary limits: stay well below
-DEFAULT_GHA_DELETES_PER_MINUTE = 120.0      # a DELETE costs 5 of the 900 points a minute per endpoint
+# Upper bounds (a user's cap) of the adaptive delete pacing (net/pacing.py), not a fixed pace: the
+# default is GitHub's documented ceiling, a DELETE costing 5 of the 900 points a minute per REST
+# endpoint (180 a minute); the pacer slows down below it on 429s. A larger value is clamped to it.
+DEFAULT_GHCR_DELETES_PER_MINUTE = 180.0
+DEFAULT_GHA_DELETES_PER_MINUTE = 180.0
 
 
 @dataclass(frozen=True)

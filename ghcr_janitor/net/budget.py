@@ -4,15 +4,20 @@ GitHub's primary limit belongs to the token (1,000 requests an hour for a workfl
 GITHUB_TOKEN), not to a target, so every `GitHubRest` of a run notes `x-ratelimit-remaining`
 and `-reset` here, and `--max-requests N` caps the run explicitly. Apply asks `affordable()`
 before it starts a target and stops between targets instead of running out half-way.
+
+It also holds the run's delete windows (`endpoint()`): GitHub's secondary limit of 900 points a
+minute is per REST endpoint, not per target, and a secondary-limit 403 stops deletes on that
+endpoint for every later target of the run (net/pacing.py).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from ghcr_janitor.core.errors import RegistryError
+from ghcr_janitor.net.pacing import EndpointWindow
 
 
 class BudgetSpent(RegistryError):
@@ -25,6 +30,20 @@ class RequestBudget:
     used: int = 0
     remaining: int | None = None        # x-ratelimit-remaining, as last seen
     reset: float | None = None          # x-ratelimit-reset (epoch seconds)
+    windows: dict[str, EndpointWindow] = field(default_factory=dict, repr=False)
+
+    def endpoint(self, key: str) -> EndpointWindow:
+        """The run's delete window of one REST endpoint (created on first use)."""
+        window = self.windows.get(key)
+        if window is None:
+            window = self.windows[key] = EndpointWindow()
+        return window
+
+    def exhausted_until(self, now: float) -> float | None:
+        """The reset time if the primary budget is spent (x-ratelimit-remaining 0, reset ahead)."""
+        if self.remaining == 0 and self.reset is not None and self.reset > now:
+            return self.reset
+        return None
 
     def spend(self) -> None:
         """Before a request: refuse once --max-requests is reached."""

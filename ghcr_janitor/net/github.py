@@ -2,8 +2,10 @@
 
 `GitHubRest` is what every GitHub store shares: the token header, rate limits (formats.md
 §6(d), gha-cache.md §1.8): it waits for `x-ratelimit-reset` once `x-ratelimit-remaining`
-reaches 0, waits `retry-after` (else ≥60 s, doubling) on 403/429 secondary limits, paces
-DELETEs, and never retries without sleeping. A connection that cannot be made (refused, DNS,
+reaches 0 (as any client of the run saw it: the primary budget is the token's, `RequestBudget`),
+waits `retry-after` (else ≥60 s, doubling) on 403/429 secondary limits, and never retries without
+sleeping. DELETEs are paced adaptively (net/pacing.py): as fast as GitHub accepts them, slower on
+429, and none at all on an endpoint after a secondary-limit 403 (`SecondaryLimitStop`). A connection that cannot be made (refused, DNS,
 connect timeout) gets a short, bounded retry, then "connection failed (HOST: REASON)", as a
 registry's; error messages never carry the token, even where a server echoes it. Every call is recorded as (method, path?query,
 status) in `calls`. `sleep` and `clock` are injectable for tests.
@@ -26,12 +28,13 @@ import httpx
 
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.budget import RequestBudget
+from ghcr_janitor.net.pacing import DeletePacer, RateLimitError, SecondaryLimitStop
 from ghcr_janitor.core.errors import AuthError, NetworkError, NotFoundError, RegistryError, UsageError
 from ghcr_janitor.net.http import (
     RequestLog, connection_failed, describe_error, failure_reason, retry_after_seconds,
 )
 from ghcr_janitor.core.reference import is_loopback
-from ghcr_janitor.core.settings import DEFAULT_API_URL, DEFAULT_GHCR_DELETES_PER_MINUTE, HttpSettings
+from ghcr_janitor.core.settings import DEFAULT_API_URL, HttpSettings
 from ghcr_janitor.net.links import next_link
 from ghcr_janitor.core.timeparse import parse_time
 
@@ -53,7 +56,6 @@ CONNECT_TIMEOUT_ATTEMPTS = 2
 CONNECT_WAIT = 0.5                 # then doubles
 CONNECT_TIMEOUT = 10.0             # seconds to open a connection (at most $JANITOR_HTTP_TIMEOUT)
 DEFAULT_MAX_WAIT = 3700.0          # a primary window is at most an hour: honour it fully
-DEFAULT_DELETES_PER_MINUTE = DEFAULT_GHCR_DELETES_PER_MINUTE
 MESSAGE_CAP = 200
 TOKEN_MISSING = ("no GitHub token for the Packages API: set GITHUB_TOKEN or GH_TOKEN, "
                  "pass --password-stdin, or `docker login ghcr.io` with a token")
@@ -74,10 +76,6 @@ def github_token(options) -> Secret | None:
 
     credentials = find_credentials("ghcr.io", options.username, options.password, options.settings)
     return credentials.secret if credentials is not None and not credentials.identity_token else None
-
-
-class RateLimitError(RegistryError):
-    """GitHub kept rate-limiting us, or asked for a longer wait than allowed."""
 
 
 class ConnectionFailed(NetworkError):
@@ -149,6 +147,14 @@ def _message(response: httpx.Response) -> str:
     return text or response.reason_phrase or str(response.status_code)
 
 
+def _is_secondary(response: httpx.Response) -> bool:
+    """A 403/429 that says it is a secondary limit (its message, or a retry-after without the
+    primary budget spent: docs "Rate limits for the REST API")."""
+    message = _message(response).lower()
+    return ("secondary rate limit" in message or "abuse" in message
+            or response.headers.get("retry-after") is not None)
+
+
 def _is_download_limit(message: str) -> bool:
     lowered = message.lower()
     return "download" in lowered and ("5000" in lowered or "5,000" in lowered)
@@ -171,13 +177,14 @@ class GitHubRest:
     """One token against one REST base URL: requests with rate limits, pacing and a call log."""
 
     token_missing = TOKEN_MISSING
+    delete_endpoint = "DELETE"          # the REST endpoint its deletes go to (one delete window per run)
 
     def __init__(self, token: Secret | None, *, api_url: str = DEFAULT_API_URL,
                  client: httpx.AsyncClient | None = None, sleep: Sleep | None = None, clock: Clock | None = None,
-                 deletes_per_minute: float = DEFAULT_DELETES_PER_MINUTE,
+                 deletes_per_minute: float | None = None,
                  max_wait: float = DEFAULT_MAX_WAIT, log_to: RequestLog | None = None,
                  budget: RequestBudget | None = None, timeout: float | None = None):
-        if deletes_per_minute <= 0:
+        if deletes_per_minute is not None and deletes_per_minute <= 0:
             raise UsageError("deletes per minute must be positive")
         api = httpx.URL(api_url.rstrip("/"))
         if api.scheme not in ("https", "http") or not api.host:
@@ -193,13 +200,15 @@ class GitHubRest:
         self.client = client
         self.sleep: Sleep = sleep or _sleep
         self.clock: Clock = clock or time.time
-        self.delete_interval = 60.0 / deletes_per_minute
         self.max_wait = max_wait
         self.log_to = log_to
         self.calls: list[tuple[str, str, int]] = []
         self.budget_shared = budget if budget is not None else RequestBudget()
+        # The user's cap (JANITOR_*_DELETES_PER_MINUTE) bounds the adaptive rate; the endpoint's
+        # window (the documented 900 points a minute) is the run's, shared by every target.
+        self.pacer = DeletePacer(deletes_per_minute,
+                                 self.budget_shared.endpoint(f"{self.api_url} {self.delete_endpoint}"))
         self._pace_lock = asyncio.Lock()
-        self._last_delete: float | None = None
         self._remaining: int | None = None
         self._reset: float | None = None
 
@@ -240,20 +249,50 @@ class GitHubRest:
         await self.sleep(seconds)
 
     async def _respect_primary(self) -> None:
-        """Before a call: if the primary budget is spent, sleep until it resets."""
-        if self._remaining == 0 and self._reset is not None:
-            wait = self._reset - self.clock() + 1.0
+        """Before a call: if the run's primary budget is spent (this client or another of the run
+        saw x-ratelimit-remaining: 0), sleep until it resets."""
+        shared = self.budget_shared
+        remaining, reset = (shared.remaining, shared.reset) if shared.remaining is not None else (self._remaining, self._reset)
+        if remaining == 0 and reset is not None:
+            wait = reset - self.clock() + 1.0
             if wait > 0:
                 await self._wait(wait, "rate limit exhausted (x-ratelimit-remaining: 0)")
             self._remaining = None
+            if shared.remaining == 0:
+                shared.remaining = None
 
     async def _pace_delete(self) -> None:
+        """Wait for the pacer's next slot (SecondaryLimitStop, unsent, once the endpoint tripped)."""
         async with self._pace_lock:
-            if self._last_delete is not None:
-                gap = self._last_delete + self.delete_interval - self.clock()
-                if gap > 0:
-                    await self.sleep(gap)
-            self._last_delete = self.clock()
+            while True:
+                wait = self.pacer.delay(self.clock())
+                if wait <= 0:
+                    break
+                await self._pace_wait(wait)
+            self.pacer.sent(self.clock())
+
+    async def _pace_wait(self, seconds: float) -> None:
+        await self.sleep(seconds)
+
+    def _after_delete(self, response: httpx.Response, target: httpx.URL) -> None:
+        """Tell the pacer how a DELETE was answered; SecondaryLimitStop on a secondary-limit 403."""
+        now, status = self.clock(), response.status_code
+        primary = _int_header(response, "x-ratelimit-remaining") == 0
+        if status == 403 and not primary and _is_secondary(response):
+            hinted = retry_after_seconds(response.headers)
+            until = datetime.fromtimestamp(now + (hinted if hinted is not None else SECONDARY_MIN_WAIT),
+                                           timezone.utc).strftime("%H:%M:%S UTC")
+            endpoint = target.path.rsplit("/", 1)[0] + "/{id}"
+            line = (f"GitHub API: secondary rate limit on DELETE {endpoint} (403: {_message(response)}); "
+                    f"no more deletes on it this run (GitHub may ban integrations that continue): rerun after {until}")
+            self.pacer.trip(line)
+            log.error("%s", line)
+            raise SecondaryLimitStop(line, status=403)
+        if status == 429 and not primary:
+            self.pacer.throttled(now, retry_after_seconds(response.headers))
+            log.info("GitHub API DELETE throttled (429): now %.0f deletes a minute", self.pacer.rate)
+        elif status < 400 or status == 404:
+            self.pacer.clean(now)
 
     def _rate_limit_wait(self, response: httpx.Response, hits: int) -> float | None:
         """Seconds to wait if `response` is a rate limit (403/429), else None."""
@@ -310,6 +349,8 @@ class GitHubRest:
                 raise NetworkError(f"GitHub API {method} {target.path}: {describe_error(exc)}") from None
             self._record(method, response.request.url, response.status_code)
             self._note_limits(response)
+            if method == "DELETE":
+                self._after_delete(response, target)
             wait = self._rate_limit_wait(response, hits)
             if wait is not None:
                 hits += 1
@@ -364,6 +405,8 @@ class GitHubRest:
 
 class GitHubPackages(GitHubRest):
     """REST access to one container package `owner/package` (package may contain `/`)."""
+
+    delete_endpoint = "DELETE /{owner}/packages/container/{package}/versions/{id}"
 
     def __init__(self, owner: str, package: str, token: Secret | None, *, owner_type: str | None = None,
                  known_owners: dict[str, str] | None = None, **options):

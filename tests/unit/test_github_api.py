@@ -336,7 +336,7 @@ def test_github_deletes_are_paced(fake):
     api = client(t, owner_type="org")
     run(_delete(api, 1, 2, 3))
     assert api.calls == [("DELETE", f"{VERSIONS}/{i}", 204) for i in (1, 2, 3)]
-    assert t.sleeps == [1.0, 1.0]                # 60 a minute by default
+    assert t.sleeps == [0.333, 0.333]            # GitHub's documented 180 a minute by default (net/pacing.py)
     t2 = FakeTime()
     api = client(t2, owner_type="org", deletes_per_minute=20)
     run(_delete(api, 1, 2))

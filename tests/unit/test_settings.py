@@ -43,7 +43,7 @@ def test_numbers_and_defaults_are_parsed_once():
                            "JANITOR_GHA_DELETES_PER_MINUTE": "30", "GH_TOKEN": "b", "GITHUB_TOKEN": "a",
                            "JANITOR_GHCR_REGISTRY": "http://127.0.0.1:5000/", "JANITOR_STATE_DIR": "/tmp/x"})
     assert s.http == HttpSettings(timeout=2.5, attempts=3, deadline=120.0, wait=0.0)
-    assert s.gha_deletes_per_minute == 30 and s.ghcr_deletes_per_minute == 60
+    assert s.gha_deletes_per_minute == 30 and s.ghcr_deletes_per_minute == 180     # the documented ceiling
     assert [name for name, _ in s.github_tokens] == ["GITHUB_TOKEN", "GH_TOKEN"]
     assert s.ghcr_registry == "http://127.0.0.1:5000" and s.github_api_url == "https://api.github.com"
     assert s.state_dir_chosen == (Path("/tmp/x"), "JANITOR_STATE_DIR")

@@ -117,6 +117,7 @@ class ActionsCacheApi(GitHubRest):
     """The Actions cache REST endpoints of `owner/repo`."""
 
     token_missing = TOKEN_MISSING
+    delete_endpoint = "DELETE /repos/{owner}/{repo}/actions/caches/{cache_id}"
 
     def __init__(self, owner: str, repo: str, token, *, settings: Settings | None = None, **options):
         super().__init__(token, **options)
@@ -216,6 +217,12 @@ class ActionsCacheApi(GitHubRest):
         if self._send_by is not None and seconds <= self.max_wait and self.clock() + seconds > self._send_by:
             raise LookExpired(f"GitHub API {why}: waiting {seconds:.0f}s would outlast the last look")
         await super()._wait(seconds, why)
+
+    async def _pace_wait(self, seconds: float) -> None:
+        """The pacer's wait before a DELETE; one that would send it after `send_by` raises LookExpired."""
+        if self._send_by is not None and self.clock() + seconds > self._send_by:
+            raise LookExpired(f"GitHub API delete pacing: waiting {seconds:.0f}s would outlast the last look")
+        await super()._pace_wait(seconds)
 
     async def delete(self, cache_id: int, *, send_by: float | None = None) -> bool:
         """DELETE one entry by id: True if deleted, False if it was already gone (404).
