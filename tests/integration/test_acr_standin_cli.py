@@ -283,3 +283,92 @@ def test_an_unset_token_variable_is_a_usage_error_before_any_request(cli, acr, t
     result = cli("ls", f"{LOGIN_SERVER}/team/app")
     assert result.exit_code == 2 and "UNSET_ACR_TOKEN" in result.stderr
     assert len(acr.calls) == before
+
+
+def _counts(calls: list[tuple[str, str, int]]) -> dict[str, int]:
+    """Requests by what they are: token exchanges, /acr/v1 listings and reads, /v2 reads, deletes."""
+    out: dict[str, int] = {}
+    for method, path, _ in calls:
+        if path.startswith("/oauth2/"):
+            key = "token"
+        elif method == "DELETE":
+            key = "DELETE " + ("/acr/v1 tag" if path.startswith("/acr/v1/") else "/v2 digest")
+        elif path.startswith("/acr/v1/") and "?n=" in path or "&n=" in path:
+            key = "/acr/v1 listing page"
+        elif path.startswith("/acr/v1/"):
+            key = "/acr/v1 item"
+        else:
+            key = f"{method} /v2"
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_requests_per_thousand_tags_listed_and_per_hundred_deletes(cli, acr, tmp_path, capsys):
+    p = pusher(acr)
+    # 1,000 tags on 10 real manifests (9 more tags each in ACR's metadata: pushing 1,000 manifests
+    # through the stand-in takes half a minute), and 100 untagged manifests.
+    tagged = [small(p, f"cache-{i:04d}", f"t{i}") for i in range(10)]
+    for i, digest in enumerate(tagged):
+        acr.add_tags(p.repo, digest, [f"cache-{i:04d}-{j}" for j in range(99)])
+    untagged = [small(p, None, f"u{i}") for i in range(100)]
+    for digest in untagged:
+        acr.set_times(p.repo, digest, OLD)
+    start = len(acr.calls)
+    listed = cli("ls", target(p), "--all-tags", "-O", "json")
+    assert listed.exit_code == 0, listed.stderr
+    doc = json.loads(listed.stdout)["targets"][0]
+    assert len(doc["tags"]) == 1000 and len(doc["untagged"]) == 100
+    per_listing = _counts(acr.calls[start:])
+    # 110 manifests and 1,000 tags at 1,000 a page: 1 + 1 listing pages, the repository's attributes,
+    # a token per scope (metadata_read, pull); each manifest is read once over /v2 (as on every store).
+    assert per_listing == {"token": 2, "/acr/v1 listing page": 2, "/acr/v1 item": 1, "GET /v2": 110}
+
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nselect = { untagged = true }\nolder_than = "7d"\naction = "delete"\n')
+    start = len(acr.calls)
+    pruned = cli("prune", target(p), "--all-tags", "--policy", policy, "--yes")
+    assert pruned.exit_code == 0, pruned.stdout + pruned.stderr
+    assert {d for d in acr.manifests[p.repo]} == set(tagged)
+    per_prune = _counts(acr.calls[start:])
+    # The inventory as above, then a last look per 16 deletes (7 looks: the listings again, the tag
+    # listing twice more), and per delete one fresh read of the manifest and the DELETE itself.
+    looks = -(-100 // 16)
+    assert per_prune["DELETE /v2 digest"] == 100 and "DELETE /acr/v1 tag" not in per_prune
+    assert per_prune["/acr/v1 item"] == 1 + looks + 100
+    assert per_prune["/acr/v1 listing page"] <= 2 + looks * (1 + 1 + 2)
+    assert per_prune["token"] <= 3
+    with capsys.disabled():
+        print(f"\nACR requests, ls of 1,000 tags + 100 untagged: {per_listing}; "
+              f"prune deleting 100 untagged: {per_prune}")
+
+
+def test_an_untag_rereads_the_tag_right_before_it(acr):
+    """The guard in AcrRegistry.delete_tag: a tag moved or locked since the last look is left alone."""
+    import asyncio
+
+    from ghcr_janitor.core.errors import TagMovedError
+    from ghcr_janitor.core.reference import Target
+    from ghcr_janitor.core.settings import Settings
+    from ghcr_janitor.stores.acr.api import LockedError
+    from ghcr_janitor.stores.acr.registry import open_store
+    from ghcr_janitor.stores.connect import ConnectOptions
+
+    p, d = world(acr)
+    settings = Settings.from_env()
+    store = open_store(Target("acr", LOGIN_SERVER, p.repo), ConnectOptions(settings=settings),
+                       settings.host(LOGIN_SERVER))
+    moved = small(p, "cache-shared", "moved")
+    acr.lock_tag(p.repo, "release")
+
+    async def run() -> None:
+        try:
+            with pytest.raises(TagMovedError, match="now points at"):
+                await store.delete_tag("cache-shared", d["shared"])
+            with pytest.raises(LockedError, match="deleteEnabled = false"):
+                await store.delete_tag("release", d["shared"])
+        finally:
+            await store.aclose()
+
+    asyncio.run(run())
+    assert acr.tags(p.repo)["cache-shared"] == moved and acr.tags(p.repo)["release"] == d["shared"]
+    assert mutating(acr) == []

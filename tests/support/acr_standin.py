@@ -149,6 +149,13 @@ class AcrStandIn(VendorStandIn):
             if tag.digest == digest:
                 tag.created = tag.updated = when
 
+    def add_tags(self, repo: str, digest: str, names: list[str]) -> None:
+        """Tags in ACR's metadata only (a measurement's 1,000 tags on a few real manifests): the janitor
+        reads tags from /acr/v1 alone, so they are real to it; /v2's tag list does not show them."""
+        when = self.manifests[repo][digest].updated
+        for name in names:
+            self.tag_map.setdefault(repo, {})[name] = Tag(digest, when, when)
+
     def held(self, repo: str) -> dict[str, list[str]]:
         """digest -> its tags, as the stand-in holds them (cross-checked against the real registry)."""
         out = {d: [] for d in self.manifests.get(repo, {})}
@@ -209,13 +216,18 @@ class AcrStandIn(VendorStandIn):
             tags = [t for t in self.tag_map.get(name, {}).values() if t.digest == digest]
             if _locked(self.repo_locks.get(name)) or _locked(held.locks) or any(_locked(t.locks) for t in tags):
                 return _disallowed()
-            status = self.delete_digest(name, digest)      # under the lock: the base's bookkeeping is not thread-safe
-            if status != 202:
-                return error(status, "UNKNOWN", f"the registry answered {status}")
+        # On the real registry (it drops the tags too); the bookkeeping here knows the tags, so the
+        # base's `delete_digest` (a HEAD per tag ever pushed) is not needed.
+        status = self.registry.delete(f"/v2/{name}/manifests/{digest}").status_code
+        if status != 202:
+            return error(status, "UNKNOWN", f"the registry answered {status}")
+        with self.lock:
             self.manifests[name].pop(digest, None)
+            self.pushed.pop((name, digest), None)
             for tag, info in list(self.tag_map.get(name, {}).items()):
                 if info.digest == digest:
                     del self.tag_map[name][tag]
+                    self.tag_pushed.pop((name, tag), None)
         return Reply(202, b"")
 
     # --- the ACR API -----------------------------------------------------------------------------------
