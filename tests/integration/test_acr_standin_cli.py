@@ -372,3 +372,23 @@ def test_an_untag_rereads_the_tag_right_before_it(acr):
     asyncio.run(run())
     assert acr.tags(p.repo)["cache-shared"] == moved and acr.tags(p.repo)["release"] == d["shared"]
     assert mutating(acr) == []
+
+
+def test_index_children_acr_lists_untagged_are_not_deleted_as_untagged(cli, acr, tmp_path):
+    """ACR lists a multi-arch image's platform manifests as untagged (acr purge once deleted them,
+    Azure/acr-cli#131): they follow their tagged index, never the untagged rule."""
+    p = pusher(acr)
+    amd = p.image(None, [b"amd-layer"], OLD, platform={"architecture": "amd64"})
+    arm = p.image(None, [b"arm-layer"], OLD, platform={"architecture": "arm64"})
+    index, _ = p.index("release", [(amd[0], amd[1], {"os": "linux", "architecture": "amd64"}),
+                                   (arm[0], arm[1], {"os": "linux", "architecture": "arm64"})])
+    orphan = small(p, None, "orphan")
+    for digest in (amd[0], arm[0], index, orphan):
+        acr.set_times(p.repo, digest, OLD)
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nselect = { untagged = true }\naction = "delete"\n')
+    done = cli("-vv", "prune", target(p), "--policy", policy, "--yes")
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert set(acr.manifests[p.repo]) == {amd[0], arm[0], index}
+    assert all(acr.resolve(p.repo, d) for d in (amd[0], arm[0], index)) and not acr.resolve(p.repo, orphan)
+    assert acr.secret not in done.stdout + done.stderr
