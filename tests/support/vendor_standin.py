@@ -98,6 +98,7 @@ class VendorStandIn:
         self.faults: list[Fault] = []
         self.pushed: dict[tuple[str, str], datetime] = {}        # (repository, digest) -> first push
         self.tag_pushed: dict[tuple[str, str], datetime] = {}    # (repository, tag) -> last push
+        self.tag_digest: dict[tuple[str, str], str] = {}         # (repository, tag) -> digest pushed there
         self.pulled: dict[tuple[str, str], datetime] = {}        # (repository, digest) -> last pull
         self.clock: Callable[[], datetime] = now
         self._server: ThreadingHTTPServer | None = None
@@ -149,15 +150,19 @@ class VendorStandIn:
         self.registry.put(f"/v2/{name}/manifests/{tag}", content=body,
                           headers={"Content-Type": OCI_MANIFEST}).raise_for_status()
         self.registry.delete(f"/v2/{name}/manifests/{sha(body)}").raise_for_status()
-        self.tag_pushed.pop((name, tag), None)
+        with self.lock:
+            self.tag_pushed.pop((name, tag), None)
+            self.tag_digest.pop((name, tag), None)
 
     def delete_digest(self, name: str, digest: str) -> int:
         """DELETE the manifest on the real registry (its tags go with it there); the status."""
         status = self.registry.delete(f"/v2/{name}/manifests/{digest}").status_code
         if status == 202:
-            self.pushed.pop((name, digest), None)
-            for key in [k for k in self.tag_pushed if k[0] == name and not self.resolve(name, k[1])]:
-                self.tag_pushed.pop(key, None)
+            with self.lock:
+                self.pushed.pop((name, digest), None)
+                for key in [k for k, d in self.tag_digest.items() if k[0] == name and d == digest]:
+                    self.tag_pushed.pop(key, None)
+                    self.tag_digest.pop(key, None)
         return status
 
     def repositories(self) -> list[str]:
@@ -264,6 +269,7 @@ class VendorStandIn:
                         self.pushed.setdefault(key, self.clock())
                         if match["ref"] and not match["ref"].startswith("sha256:"):
                             self.tag_pushed[(match["name"], match["ref"])] = self.clock()
+                            self.tag_digest[(match["name"], match["ref"])] = digest
                     elif request.method == "GET":
                         self.pulled[key] = self.clock()
         return Reply(upstream.status_code, upstream.content, out)
