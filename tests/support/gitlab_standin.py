@@ -111,6 +111,12 @@ class GitLabStandIn(VendorStandIn):
                 return Reply(404, {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]})
             self.untag(name, ref)
             return Reply(202)
+        if request.method == "DELETE" and what == "manifests" and ref:
+            # docker-registry 2.8 walks every tag on a digest DELETE; an untag placeholder appearing and
+            # vanishing meanwhile makes it answer 500: one mutation at a time (GitLab's registry has no
+            # such race; this is the real registry behind the stand-in).
+            with self._untagging:
+                return self._forward(request, request.path)
         return None
 
     # --- the APIs ---------------------------------------------------------------------------------
