@@ -78,12 +78,17 @@ class Applier:
 
     async def _gone(self, digest: str) -> bool:
         """Is `digest` really gone? A delete that became an untag, or a tag that was already gone
-        while its index stayed, must not release the index's children."""
+        while its index stayed, must not release the index's children. Absence from a listing
+        proves it only where the store lists every manifest (`lists_untagged`); elsewhere (GitLab's
+        tagged-only listing) the store itself must know it is missing."""
         try:
             versions = await self.registry.list_versions()
         except JanitorError:
             return False
-        return versions is not None and digest not in {v.digest for v in versions}
+        if versions is None:
+            return False
+        listed = frozenset(v.digest for v in versions)
+        return digest not in listed and (self.registry.lists_untagged or self.registry.known_missing(digest, listed))
 
     async def run(self, actions: list) -> TargetResult:
         """Apply `actions` in order; the last look, not the plan, says what is in use."""
