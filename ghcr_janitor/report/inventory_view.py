@@ -26,9 +26,13 @@ def _entry(art: Artifact) -> dict[str, Any]:
         "age_source": art.age_source,
         "broken": art.broken,
         **({"missing": list(art.missing)} if art.missing else {}),
-        # Where the store records them (ECR): push time, last recorded pull (null: never pulled), archived.
-        **{k: format_time(v) for k, v in art.extra.items() if k in ("pushed", "last_pulled")},
+        # Where the store records them (ECR, Docker Hub, Harbor, ...): push time, last recorded pull (null:
+        # never pulled), build time (GitLab's REST created_at, never an age), archived, vendor locks.
+        **{k: format_time(v) for k, v in art.extra.items() if k in ("pushed", "last_pulled", "built")},
         **({"archived": bool(art.extra["archived"])} if "archived" in art.extra else {}),
+        **({"locked": str(art.extra["locked"])} if art.extra.get("locked") else {}),
+        **({"locked_tags": {t: str(r) for t, r in sorted(art.extra["locked_tags"].items()) if t in art.tags}}
+           if art.extra.get("locked_tags") else {}),
     }
 
 
