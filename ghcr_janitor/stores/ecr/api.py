@@ -12,9 +12,12 @@ mapped to `core.errors` here: nothing above this module sees botocore.
   is true), else botocore's own resolution (the config file's `services` section, then the
   regional endpoint of the region the registry host names). A plain-HTTP endpoint must be a
   loopback host: the request would carry the session token in clear.
-- Retries: botocore's `standard` retry mode with 5 attempts (exponential backoff with jitter on
-  `ThrottlingException`, 5xx and connection errors), unless the environment sets `AWS_RETRY_MODE`
-  or `AWS_MAX_ATTEMPTS` (then those win, e.g. `adaptive`).
+- Retries: botocore's `adaptive` retry mode with 5 attempts: the `standard` mode's retries
+  (exponential backoff with jitter on `ThrottlingException`, 5xx and connection errors) plus its
+  client-side rate limiter, which sends at full speed until ECR throttles, then cuts the send rate
+  and grows it back (CUBIC) while answers are clean: the same adaptive pacing as the GitHub deletes
+  (net/pacing.py), one limiter per client (one per store), shared by its threads. Unless the
+  environment sets `AWS_RETRY_MODE` or `AWS_MAX_ATTEMPTS` (then those win, e.g. `standard`).
 - Every HTTP request sent (retries included) is counted per operation (`EcrApi.requests`).
 """
 
@@ -151,7 +154,7 @@ def make_client(host: EcrHost, env: Mapping[str, str], workers: int):
         logging.getLogger(noisy).setLevel(max(logging.getLogger(noisy).level, logging.WARNING))
     check_retry_settings(env)
     retries = {} if env.get("AWS_RETRY_MODE") or env.get("AWS_MAX_ATTEMPTS") else {
-        "retries": {"mode": "standard", "max_attempts": DEFAULT_MAX_ATTEMPTS}}
+        "retries": {"mode": "adaptive", "max_attempts": DEFAULT_MAX_ATTEMPTS}}
     config = Config(region_name=host.region, use_fips_endpoint=host.fips or None, max_pool_connections=workers,
                     connect_timeout=10, read_timeout=60, user_agent_extra="ghcr-janitor", **retries)
     url = endpoint_url(env)
