@@ -215,6 +215,8 @@ def test_a_namespace_glob_lists_its_repositories(cli, hub):
     result = cli("ls", f"docker.io/{hub.repo.split('/')[0]}/*", "-O", "json")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert target(hub) in {t["target"] for t in json.loads(result.stdout)["targets"]}
+    short = cli("ls", hub.repo, "-O", "json")            # NS/REPO is docker.io/NS/REPO, as docker reads it
+    assert short.exit_code == 0 and json.loads(short.stdout)["targets"][0]["target"] == target(hub)
 
 
 def test_requests_per_thousand_tags_listed_and_per_hundred_deletes(cli, hub, tmp_path, capsys):
@@ -250,3 +252,41 @@ def test_requests_per_thousand_tags_listed_and_per_hundred_deletes(cli, hub, tmp
     assert per_delete["v2"] <= 1000 + 2 + 3 * 100 + 20
     with capsys.disabled():
         print(f"\nDocker Hub requests, 1,000 tags listed: {per_listing}; prune deleting 100 tags: {per_delete}")
+
+
+def test_a_tag_moved_after_the_last_look_is_not_untagged_from_its_new_digest(cli, hub, tmp_path, monkeypatch):
+    """The store's own HEAD right before Hub's untag: CI re-pushes the tag after apply's last look;
+    the untag is refused (skipped) and the new push keeps its tag."""
+    from ghcr_janitor.stores.dockerhub.registry import DockerHubRegistry
+
+    digests = seed(hub)
+    real = DockerHubRegistry.delete_tag
+    fresh: dict[str, str] = {}
+
+    async def repushed_meanwhile(self, tag, digest):
+        if tag == "cache-old-2" and not fresh:
+            fresh[tag] = push(hub, tag, b"re-pushed" * 20, NOW)
+        return await real(self, tag, digest)
+
+    monkeypatch.setattr(DockerHubRegistry, "delete_tag", repushed_meanwhile)
+    result = cli("prune", target(hub), "--all-tags", "--policy", policy(tmp_path, OLD_CACHES), "--yes", "-O", "json")
+    assert result.exit_code == 4, result.stdout + result.stderr
+    outcome = {r["tag"]: r for r in json.loads(result.stdout)["targets"][0]["results"]}
+    assert outcome["cache-old-2"]["status"] == "skipped" and "moved since planning" in outcome["cache-old-2"]["reason"]
+    assert hub.tags(hub.repo)["cache-old-2"] == fresh["cache-old-2"]
+    assert hub.resolve(hub.repo, digests["shared"]) == digests["shared"]
+
+
+def test_errors_are_one_line_and_the_token_is_never_printed(cli, hub, monkeypatch):
+    push(hub, "cache-a", b"secret-check" * 20)
+    monkeypatch.setenv("DOCKERHUB_TOKEN", "dckr_pat_wrong-janitor-test-secret")
+    result = cli("-vv", "ls", target(hub))              # DEBUG: every logger the CLI lets through
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "refused the login" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wrong-janitor-test-secret" not in result.stdout + result.stderr
+    monkeypatch.setenv("DOCKERHUB_TOKEN", TOKEN)
+    fine = cli("-vv", "prune", target(hub), "--dry-run")
+    assert fine.exit_code == 0, fine.stdout + fine.stderr
+    assert TOKEN not in fine.stdout + fine.stderr and "eyJ" not in fine.stdout + fine.stderr

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import re
 import secrets
 from datetime import datetime, timezone
@@ -66,49 +67,76 @@ class DockerHubStandIn(VendorStandIn):
         self.history: dict[tuple[str, str], set[str]] = {}     # (repo, digest) -> every tag once on it
         self.limited: list[float] = []              # X-Retry-After offsets of the next 429s
         self.remaining = 180
-        self.generation = 0                         # bumped by every change: the cached state below is redone
-        self._state: dict[str, tuple[int, dict[str, str], dict[str, list[str]]]] = {}
+        self._state: dict[str, tuple[dict[str, str], dict[str, list[str]]]] = {}
+        self.serial = threading.RLock()             # Hub API answers, manifest PUTs and DELETEs: one at a time
         self._manifests: dict[tuple[str, str], tuple[bytes, str] | None] = {}
 
-    # --- state (cached until the next change) ----------------------------------------------
-    def changed(self) -> None:
+    # --- state: read from the registry once per repository, then kept up to date -------------
+    def changed(self, name: str | None = None) -> None:
+        """Forget the state (of `name`, or of every repository): it is read again when asked."""
         with self.lock:
-            self.generation += 1
+            if name is None:
+                self._state.clear()
+            else:
+                self._state.pop(name, None)
 
     def _forward(self, request, raw_path, match=None):
-        if request.method not in ("GET", "HEAD"):
-            self.changed()
+        if match and match["what"] == "manifests" and request.method not in ("GET", "HEAD"):
+            with self.serial:
+                return self._forward_change(request, raw_path, match)
+        return super()._forward(request, raw_path, match)
+
+    def _forward_change(self, request, raw_path, match):
         if match and request.method == "PUT" and match["what"] == "manifests" and match["ref"] \
                 and not match["ref"].startswith("sha256:"):
             before = self.resolve(match["name"], match["ref"])      # an overwritten tag: Hub lists it as once there
             if before:
                 with self.lock:
                     self.history.setdefault((match["name"], before), set()).add(match["ref"])
-        return super()._forward(request, raw_path, match)
+        reply = super()._forward(request, raw_path, match)
+        if match and match["what"] == "manifests" and request.method == "PUT" and reply.status == 201:
+            name, digest = match["name"], reply.headers.get("docker-content-digest") or \
+                reply.headers.get("Docker-Content-Digest")
+            with self.lock:
+                cached = self._state.get(name)
+            if cached is not None and digest:
+                cached[1][digest] = self._children(name, digest)
+                if not match["ref"].startswith("sha256:"):
+                    cached[0][match["ref"]] = digest
+        elif match and request.method not in ("GET", "HEAD") and match["what"] == "manifests":
+            self.changed(match["name"])
+        return reply
 
     def untag(self, name: str, tag: str) -> None:
         super().untag(name, tag)
-        self.changed()
+        with self.lock:
+            cached = self._state.get(name)
+            if cached is not None:
+                cached[0].pop(tag, None)
 
     def delete_digest(self, name: str, digest: str) -> int:
         status = super().delete_digest(name, digest)
-        self.changed()
+        with self.lock:
+            cached = self._state.get(name)
+            if cached is not None and status == 202:
+                cached[1].pop(digest, None)
+                for tag in [t for t, d in cached[0].items() if d == digest]:
+                    cached[0].pop(tag)
         return status
 
     def state(self, name: str) -> tuple[dict[str, str], dict[str, list[str]]]:
         """(tag -> digest, digest -> child digests) of every manifest the repository holds now."""
         with self.lock:
             cached = self._state.get(name)
-            generation = self.generation
-        if cached and cached[0] == generation:
-            return cached[1], cached[2]
+        if cached is not None:
+            return dict(cached[0]), dict(cached[1])
         tags = self.tags(name)
         with self.lock:
             known = {d for (n, d) in self.pushed if n == name} | set(tags.values())
         present = {d: self._children(name, d) for d in sorted(known) if self.resolve(name, d)}
         with self.lock:
-            self._state[name] = (generation, tags, present)
-        return tags, present
+            self._state[name] = (tags, present)
+        return dict(tags), dict(present)
 
     def _manifest(self, name: str, digest: str) -> tuple[bytes, str] | None:
         key = (name, digest)
@@ -177,6 +205,10 @@ class DockerHubStandIn(VendorStandIn):
 
     # --- the Hub API -----------------------------------------------------------------------
     def api(self, request: Request) -> Reply:
+        with self.serial:
+            return self._limited(request)
+
+    def _limited(self, request: Request) -> Reply:
         with self.lock:
             after = self.limited.pop(0) if self.limited else None
         now = self.clock().timestamp()
@@ -257,6 +289,12 @@ class DockerHubStandIn(VendorStandIn):
     def v2_hook(self, request: Request, name: str, what: str, ref: str | None) -> Reply | None:
         if any(p.match(request.path) for p in (TAGS, IMAGES, UNTAG)):
             return self.api(request)            # hub.docker.com's paths: one server stands in for both hosts
+        if what == "manifests" and request.method in ("DELETE", "HEAD"):
+            with self.serial:
+                return self._v2(request, name, what, ref)
+        return None
+
+    def _v2(self, request: Request, name: str, what: str, ref: str | None) -> Reply | None:
         if what == "manifests" and request.method == "HEAD" and ref in self.background_500:
             with self.lock:
                 self.background_500[ref] -= 1
