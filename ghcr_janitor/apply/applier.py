@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, Sequence
 
-from ghcr_janitor.core.errors import CannotUntag, JanitorError, NotFoundError, PlanError, TagMovedError, describe
+from ghcr_janitor.core.errors import CannotUntag, JanitorError, NotFoundError, PlanError, TagMovedError, TargetStopped, describe
 from ghcr_janitor.core.models import cache_item_id
 from ghcr_janitor.apply.journal import Journal, action_key
 from ghcr_janitor.apply.last_look import LastLook, Look, deletes_per_look
@@ -60,6 +60,7 @@ class Applier:
         self.progress = progress
         self.looker = LastLook(registry)
         self.deleted: set[str] = set()             # digests deleted by this run (or its journal)
+        self.stopped: str | None = None            # the store accepts nothing more this run (TargetStopped)
         self.journalled: dict[str, ActionResult] = {}   # action key -> done, per the journal and the store now
         self.swept: dict[str, str] = {}            # tag -> digest: tags this run's digest deletes removed
 
@@ -131,9 +132,12 @@ class Applier:
         return action_key(self.target, action.action, action.tag, action.digest, action.to)
 
     def _early(self, action) -> ActionResult | None:
-        """An outcome known without a look: journaled (and checked), or waiting for a parent not deleted."""
+        """An outcome known without a look: journaled (and checked), the target stopped by its store
+        (nothing more is sent), or waiting for a parent not deleted."""
         if self._key(action) in self.journalled:
             return self.journalled[self._key(action)]
+        if self.stopped is not None:
+            return ActionResult(action.action, action.tag, action.digest, FAILED, f"not sent: {self.stopped}", None, 0)
         if action.parent and (waiting := [p for p in action.parents or [action.parent] if p not in self.deleted]):
             return ActionResult(action.action, action.tag, action.digest, SKIPPED,
                                 f"not deleted: {waiting[0]}, which uses it, was not deleted", None, 0)
@@ -192,6 +196,9 @@ class Applier:
             return res(SKIPPED, f"moved since planning ({exc})")
         except NotFoundError as exc:
             return res(DONE, f"already gone ({exc})")
+        except TargetStopped as exc:
+            self.stopped = describe(exc)
+            return res(FAILED, self.stopped)
         except JanitorError as exc:
             return res(FAILED, describe(exc))
         except OSError as exc:                          # a local layout that cannot be written

@@ -61,6 +61,12 @@ class CannotUntag(RegistryError):
     tag): the untag is skipped with this reason."""
 
 
+class TargetStopped(RegistryError):
+    """The store accepts no more changes to this target in this run (GitHub's secondary rate limit:
+    continuing may get an integration banned). Apply fails the target's remaining actions with this
+    message, sending nothing more; a rerun continues."""
+
+
 class AuthError(RegistryError):
     """Authentication or authorisation failed (401/403)."""
 

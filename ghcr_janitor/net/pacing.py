@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ghcr_janitor.core.errors import RegistryError
+from ghcr_janitor.core.errors import RegistryError, TargetStopped
 
 DOCUMENTED_POINTS_PER_MINUTE = 900     # per REST endpoint (secondary limit)
 DELETE_POINTS = 5                      # a DELETE's cost in those points
@@ -58,7 +58,7 @@ class RateLimitError(RegistryError):
     re-exports it)."""
 
 
-class SecondaryLimitStop(RateLimitError):
+class SecondaryLimitStop(RateLimitError, TargetStopped):
     """GitHub answered a secondary-limit 403 on this endpoint: no more deletes there this run."""
 
 
