@@ -252,7 +252,7 @@ def test_without_boto3_the_install_hint_comes_before_any_contact(monkeypatch):
 
 
 def test_the_janitors_own_read_is_told_from_a_pull(standin, tmp_path):
-    from ghcr_janitor.stores.ecr.reads import OwnReads
+    from ghcr_janitor.stores.reads import OwnReads
 
     now = time.time()
     read_then_pulled = standin.put("app", cache_manifest("a"), ("a",), pushed=now - 90 * DAY, last_pulled=now - 40 * DAY)

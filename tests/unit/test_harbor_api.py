@@ -19,7 +19,7 @@ from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.http import RequestLog, make_client
 from ghcr_janitor.stores.harbor import registry as harbor
 from ghcr_janitor.stores.harbor.api import BasicAuth, HarborApi, harbor_time, repository_path
-from ghcr_janitor.stores.harbor.reads import SAME_READ, OwnReads, corrected
+from ghcr_janitor.stores.reads import SAME_READ, OwnReads, corrected
 from tests.support.harbor_standin import HarborStandIn
 from tests.support.push import OCI_INDEX, Pusher
 

@@ -8,7 +8,7 @@
   (`lists_untagged` False for the run).
 - Manifests: GET over `/v2` (registry-1.docker.io). Hub counts each GET as a pull: every manifest is
   read once per process (a process-wide cache by digest), and each read is remembered
-  (`reads.OwnReads`) so that the pull time Hub then shows is corrected back to the one before it.
+  (`stores.reads.OwnReads`) so that the pull time Hub then shows is corrected back to the one before it.
   Tags are resolved with HEAD, which Hub does not count.
 - Untag (`delete_tag`): HEAD the tag (it must still point at the planned digest: else TagMovedError
   or NotFoundError, nothing sent), then `DELETE /v2/repositories/NS/REPO/tags/TAG/` on the Hub API,
@@ -47,7 +47,7 @@ from ghcr_janitor.net.status import error_code
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.dockerhub import listing
 from ghcr_janitor.stores.dockerhub.api import DEFAULT_API_URL, HubApi, HubLogin, Sleep
-from ghcr_janitor.stores.dockerhub.reads import OwnReads, corrected, now, own_reads
+from ghcr_janitor.stores.reads import OwnReads, corrected, now, own_reads
 from ghcr_janitor.stores.oci.side import OciSide
 
 log = logging.getLogger("ghcr_janitor.dockerhub")
@@ -333,7 +333,7 @@ def open_store(target: Target, options: Any, host: Any) -> DockerHubRegistry:
     client = make_client(options.concurrency, RegistryAuth(credentials), base_url=registry_url,
                          policy=options.settings.http)
     oci = OciRegistry(registry_url, target.name, client, options.log)
-    return DockerHubRegistry(target.host, target.name, oci, _api(options, host, login), own_reads(options.env))
+    return DockerHubRegistry(target.host, target.name, oci, _api(options, host, login), own_reads(options.env, "Docker Hub", "dockerhub-reads.sqlite"))
 
 
 async def repository_names(glob: Target, options: Any, host: Any) -> list[str]:

@@ -35,7 +35,7 @@ from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import EcrHost, Target, ecr_host
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.ecr.api import MAX_WORKERS, EcrApi, make_client, require_boto3
-from ghcr_janitor.stores.ecr.reads import OwnReads, corrected, now
+from ghcr_janitor.stores.reads import OwnReads, corrected, now, own_reads
 
 log = logging.getLogger("ghcr_janitor.ecr")
 
@@ -411,13 +411,7 @@ def _api(target: Target, options) -> tuple[EcrHost, EcrApi]:
 
 def _own_reads(env) -> OwnReads:
     """The memory of the janitor's own reads, in the state dir (none if it cannot be named)."""
-    from ghcr_janitor.core.paths import state_dir
-
-    try:
-        return OwnReads(state_dir(env) / "ecr-reads.sqlite")
-    except Exception as exc:          # a state dir that cannot be named costs only this memory
-        log.info("no ECR read memory: %s", exc)
-        return OwnReads(None)
+    return own_reads(env, "ECR", "ecr-reads.sqlite")
 
 
 def preflight(options) -> None:

@@ -9,7 +9,7 @@ Harbor's `/api/v2.0/ping` (`stores.connect.kind_of`).
   itself; an index's children are its `references`, not listed apart (`known_missing` knows them).
 - Reads: `/v2` through `open_oci` with the host's docker credentials, manifests by digest only (a tag
   is HEADed first), each once per process. Harbor counts a manifest GET as a pull and a HEAD as none:
-  the janitor's own first reads are remembered (`stores.harbor.reads`) and seen through on later
+  the janitor's own first reads are remembered (`stores.reads`) and seen through on later
   listings, so that `not_pulled_for` is not fooled by the janitor itself.
 - Untag: `DELETE .../artifacts/{digest}/tags/{tag}` after a HEAD of the tag (Harbor's `/v2` DELETE by
   tag answers 400 UNSUPPORTED); the digest pins it server-side too (404 when the tag is elsewhere).
@@ -40,7 +40,7 @@ from ghcr_janitor.core.words import count
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.harbor.api import PAGE_SIZE, BasicAuth, HarborApi, harbor_time
-from ghcr_janitor.stores.harbor.reads import UNKNOWN, Before, OwnReads, corrected, now
+from ghcr_janitor.stores.reads import UNKNOWN, Before, OwnReads, corrected, now, own_reads
 from ghcr_janitor.stores.oci.registry import OciRegistry
 from ghcr_janitor.stores.oci.side import OciSide, open_oci
 
@@ -310,13 +310,7 @@ def _api(target: Target, options: Any, host: HostSettings) -> HarborApi:
 
 
 def _own_reads(options: Any) -> OwnReads:
-    from ghcr_janitor.core.paths import state_dir
-
-    try:
-        return OwnReads(state_dir(options.env) / "harbor-reads.sqlite")
-    except Exception as exc:          # a state dir that cannot be named costs only this memory
-        log.info("no Harbor read memory: %s", exc)
-        return OwnReads(None)
+    return own_reads(options.env, "Harbor", "harbor-reads.sqlite")
 
 
 def open_store(target: Target, options: Any, host: HostSettings) -> HarborRegistry:
