@@ -73,10 +73,15 @@ class RetryableStatus(Exception):
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds or HTTP date), capped."""
+    """Seconds to wait from `Retry-After` (seconds or HTTP date), else Docker Hub's `X-Retry-After`
+    (a unix time), capped."""
     value = headers.get("retry-after")
     if not value:
-        return None
+        hub = headers.get("x-retry-after")
+        try:
+            return max(0.0, min(float(hub) - time.time(), MAX_RETRY_AFTER_SECONDS)) if hub else None
+        except ValueError:
+            return None
     try:
         seconds = float(value)
     except ValueError:

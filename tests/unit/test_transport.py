@@ -430,3 +430,17 @@ def test_environment_proxies_still_apply_to_other_hosts_than_the_registry(monkey
         assert isinstance(storage, httpx.HTTPTransport)
     finally:
         client.close()
+
+
+def test_docker_hubs_x_retry_after_unix_time_is_read_as_a_wait():
+    import time as _time
+
+    import httpx as _httpx
+
+    from ghcr_janitor.net.http import retry_after_seconds
+
+    wait = retry_after_seconds(_httpx.Headers({"x-retry-after": str(int(_time.time()) + 30)}))
+    assert wait is not None and 28 <= wait <= 31
+    assert retry_after_seconds(_httpx.Headers({"x-retry-after": str(int(_time.time()) - 30)})) == 0.0
+    assert retry_after_seconds(_httpx.Headers({"x-retry-after": "soon"})) is None
+    assert retry_after_seconds(_httpx.Headers({"retry-after": "5", "x-retry-after": "1"})) == 5.0
