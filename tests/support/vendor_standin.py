@@ -166,9 +166,16 @@ class VendorStandIn:
         return status
 
     def repositories(self) -> list[str]:
-        got = self.registry.get("/v2/_catalog", params={"n": 100000})
-        got.raise_for_status()
-        return sorted(got.json().get("repositories") or [])
+        """Every repository of the real registry (its catalog, page by page: it caps `n`)."""
+        found: list[str] = []
+        url: str | None = "/v2/_catalog"
+        while url:
+            got = self.registry.get(url)
+            got.raise_for_status()
+            found += got.json().get("repositories") or []
+            link = got.headers.get("link", "")
+            url = link[link.index("<") + 1:link.index(">")] if "<" in link else None
+        return sorted(set(found))
 
     # --- serving ------------------------------------------------------------------------------
     @property
