@@ -59,7 +59,7 @@ class AcrRegistry(OciSide):
 
     kind = "acr"
     lists_untagged = True
-    traits = StoreTraits(lists_untagged=True)
+    traits = StoreTraits(lists_untagged=True, price="acr")
     reclaim_note = ("in deleted manifests and used by no manifest left in this repository, counted from the manifests; "
                     "ACR stops billing deleted image data at once and frees its storage asynchronously, less layers "
                     "other repositories of the registry still share (untagged manifests are billed until deleted)")

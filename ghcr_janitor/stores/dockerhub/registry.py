@@ -81,7 +81,7 @@ class DockerHubRegistry(OciSide):
 
     kind = "dockerhub"
     lists_untagged = True
-    traits = StoreTraits(lists_untagged=True)
+    traits = StoreTraits(lists_untagged=True, price="dockerhub")
     reclaim_note = ("in deleted images and used by no image left in this repository, counted from the manifests; "
                     "Docker Hub frees the blobs by its own garbage collection, and its storage figure follows "
                     "on its own schedule")
@@ -132,7 +132,7 @@ class DockerHubRegistry(OciSide):
         except (AuthError, NotFoundError) as exc:
             log.warning("%s: untagged images are not listed: %s", self.where, exc)
             self.lists_untagged = False
-            self.traits = StoreTraits()
+            self.traits = StoreTraits(price="dockerhub")
             return None
 
     async def list_tags(self) -> list[str]:

@@ -65,7 +65,7 @@ class GitLabRegistry(OciSide):
 
     kind = "gitlab"
     lists_untagged = False
-    traits = StoreTraits()
+    traits = StoreTraits(price="gitlab")
     reclaim_note = ("no longer referenced by any tag in this repository, nor by an untagged manifest the janitor "
                     "remembers; freed only by GitLab's garbage collection (GitLab.com runs it online; self-managed: "
                     "`gitlab-ctl registry-garbage-collect -m`, or the metadata database's online GC), less what "

@@ -82,7 +82,7 @@ class HarborRegistry(OciSide):
 
     kind = "harbor"
     lists_untagged = True
-    traits = StoreTraits(lists_untagged=True)
+    traits = StoreTraits(lists_untagged=True, price="harbor")
     reclaim_note = ("in deleted artifacts and used by no artifact left in this repository, counted from the manifests; "
                     "freed only by Harbor's garbage collection (Administration > Clean Up, or its schedule), less "
                     "what other repositories of the Harbor still share")
