@@ -57,7 +57,8 @@ def test_every_flag_the_readme_shows_exists(cli):
     known = "\n".join(helps.values()) + cli("--help").stdout
     foreign = {"--cache-to", "--cache-from",          # docker buildx's, quoted in the intro
                "--delete-untagged",                   # registry garbage-collect's
-               "--principal-arn"}                     # aws ecr register-pull-time-update-exclusion's
+               "--principal-arn",                     # aws ecr register-pull-time-update-exclusion's
+               "--expose-token"}                      # az acr login's
     flag = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]+)")
     script_lines = {script: [line for line in README.splitlines() if script in line] for script in SCRIPTS}
     others = {line for lines in script_lines.values() for line in lines}
