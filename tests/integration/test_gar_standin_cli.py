@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.support.gar_standin import GarStandIn
-from tests.support.push import OCI_MANIFEST, Pusher
+from tests.support.push import OCI_MANIFEST, Pusher, sha
 
 AR_HOST = "us-docker.pkg.dev"
 TOKEN = "ya29.janitor-test-access-token-never-printed"
@@ -143,8 +143,152 @@ def test_dry_run_then_prune_leaves_exact_survivors(cli, standin, tmp_path, NAME,
     done = cli("prune", TARGET, "--all-tags", "--policy", policy, "--yes")
     assert done.exit_code == 0, done.stdout + done.stderr
     assert standin.tags(NAME) == {"cache-main": d["main"], "keep-shared": d["shared"]}
-    present = set(standin._present(NAME))
+    present = set(standin.present(NAME))
     assert present == {d["main"], d["shared"], d["fresh-untagged"]}
     # GAR refused nothing: the tags went first, the index before its platform manifests.
     refused = [c for c in standin.calls if c[0] == "DELETE" and c[2] == 400]
     assert refused == []
+
+
+def errors_of(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error")]
+
+
+def test_a_reader_token_fails_each_delete_in_one_line_and_damages_nothing(cli, standin, tmp_path, NAME, TARGET,
+                                                                             monkeypatch):
+    d = seed(standin, NAME)
+    tags_before, present_before = standin.tags(NAME), set(standin.present(NAME))
+    standin.readonly.add("ya29.reader-never-printed")
+    monkeypatch.setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.reader-never-printed")
+    policy = tmp_path / "p.toml"
+    policy.write_text(POLICY)
+    done = cli("-vv", "prune", TARGET, "--all-tags", "--policy", policy, "--yes", "--output", "json")
+    assert done.exit_code == 1, done.stdout + done.stderr
+    results = json.loads(done.stdout)["targets"][0]["results"]
+    failed = [r for r in results if r["status"] == "failed"]
+    assert failed and all("\n" not in r["reason"] and "roles/artifactregistry.repoAdmin" in r["reason"] for r in failed)
+    assert "Traceback" not in done.stderr and "reader-never-printed" not in done.stdout + done.stderr
+    assert standin.tags(NAME) == tags_before and set(standin.present(NAME)) == present_before
+    assert d["old"] in present_before
+
+
+def test_immutable_tags_are_kept_and_reported_and_untagged_manifests_still_go(cli, standin, tmp_path, NAME, TARGET):
+    d = seed(standin, NAME)
+    standin.immutable.add("/".join(NAME.split("/")[:2]))
+    policy = tmp_path / "p.toml"
+    policy.write_text(POLICY)
+    plan = cli("plan", TARGET, "--all-tags", "--policy", policy)
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    target = json.loads(plan.stdout)["targets"][0]
+    kept = {k["tag"]: k["reason"] for k in target["kept"] if k["tag"]}
+    assert "immutable tags" in kept["cache-old"] and "immutable tags" in kept["cache-shared"]
+    assert {a["digest"] for a in target["actions"]} == {d["main-old"]}
+    done = cli("prune", TARGET, "--all-tags", "--policy", policy, "--yes")
+    assert done.exit_code == 0, done.stdout + done.stderr
+    assert d["main-old"] not in standin.present(NAME) and d["old"] in standin.present(NAME)
+    assert not [c for c in standin.calls if c[0] == "DELETE" and "/manifests/cache-" in c[1]]
+
+
+def test_a_tag_moved_between_plan_and_apply_is_left_alone(cli, standin, tmp_path, NAME, TARGET):
+    d = seed(standin, NAME)
+    policy = tmp_path / "p.toml"
+    policy.write_text(POLICY)
+    plan_file = tmp_path / "plan.json"
+    planned = cli("plan", TARGET, "--all-tags", "--policy", policy, "-o", plan_file)
+    assert planned.exit_code == 0, planned.stdout + planned.stderr
+    with Pushing(standin, NAME) as push_at:                # a foreign build overwrites cache-old...
+        moved = cache(push_at(0), "cache-old", "rebuilt")
+        push_at(0).manifest("cache-x", standin.manifest(NAME, d["main-old"])[0], OCI_MANIFEST)  # ...and tags it
+    applied = cli("apply", plan_file, "--yes", "--output", "json")
+    assert applied.exit_code == 4, applied.stdout + applied.stderr
+    results = {(r["tag"], r["digest"]): r for r in json.loads(applied.stdout)["targets"][0]["results"]}
+    assert results[("cache-old", d["old"])]["status"] == "skipped"
+    assert results[(None, d["main-old"])]["status"] == "skipped"
+    assert standin.tags(NAME)["cache-old"] == moved and standin.tags(NAME)["cache-x"] == d["main-old"]
+    assert d["main-old"] in standin.present(NAME)
+
+
+def test_gcr_io_lists_its_string_upload_times(cli, registry, monkeypatch, tmp_path):
+    name = f"acme{next(_projects)}-{os.getpid()}/app"
+    with GarStandIn(registry.url, flavour="gcr") as server:
+        settings = tmp_path / "settings.toml"
+        settings.write_text(f'[hosts."gcr.io"]\nregistry_url = "{server.url}"\n')
+        monkeypatch.setenv("JANITOR_SETTINGS", str(settings))
+        with Pushing(server, name) as push_at:
+            digest = cache(push_at(50), "cache-a", "gcr")
+        listed = server.tags_list(name).body
+        assert isinstance(listed["manifest"][digest]["timeUploadedMs"], str)
+        result = cli("ls", f"gcr.io/{name}", "--all-tags", "--output", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (tag,) = json.loads(result.stdout)["targets"][0]["tags"]
+    assert tag["age_source"] == "gar/uploaded"
+    assert tag["pushed"].startswith((NOW - timedelta(days=50)).strftime("%Y-%m-%d"))
+
+
+def test_a_glob_expands_to_the_repository_images(cli, standin, NAME):
+    project = NAME.split("/")[0]
+    for image in ("app", "team/api"):
+        with Pushing(standin, f"{project}/cache/{image}") as push_at:
+            cache(push_at(1), "cache-a", image)
+    result = cli("ls", f"{AR_HOST}/{project}/cache/*", "--output", "json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(t["target"] for t in json.loads(result.stdout)["targets"]) == \
+        [f"{AR_HOST}/{project}/cache/app", f"{AR_HOST}/{project}/cache/team/api"]
+    assert f"expanded {AR_HOST}/{project}/cache/*: 2 targets" in result.stderr
+
+
+def test_a_key_file_without_google_auth_is_one_usage_line_before_any_request(cli, standin, TARGET, monkeypatch,
+                                                                              tmp_path):
+    from ghcr_janitor.stores.gar import tokens
+
+    monkeypatch.setattr(tokens, "has_google_auth", lambda: False)
+    monkeypatch.delenv("GOOGLE_OAUTH_ACCESS_TOKEN")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "sa.json"))
+    before = len(standin.calls)
+    result = cli("ls", TARGET)
+    assert result.exit_code == 2
+    assert errors_of(result) == [f"error: {tokens.INSTALL_HINT}"]
+    assert len(standin.calls) == before
+
+
+def test_requests_per_thousand_tags_listed_and_per_hundred_deletes(cli, standin, tmp_path, NAME, TARGET, capsys):
+    """1,000 tags on 1,000 manifests plus 100 untagged: the listing is one GET whatever the count
+    (GAR sends the whole map); 100 deletes cost one DELETE each plus a look (a fresh list, twice)
+    per `deletes_per_look` deletes."""
+    from ghcr_janitor.stores.gar.registry import GarRegistry
+
+    with Pushing(standin, NAME) as push_at:
+        p = push_at(100)
+        config = p.blob(b"{}")
+        for i in range(1100):
+            body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+                               "layers": [], "annotations": {"n": str(i)}}).encode()
+            p.manifest(f"cache-{i}" if i < 1000 else sha(body), body, OCI_MANIFEST)
+    standin.calls.clear()
+    listed = cli("ls", TARGET, "--all-tags", "--output", "json")
+    assert listed.exit_code == 0, listed.stderr
+    target = json.loads(listed.stdout)["targets"][0]
+    assert len(target["tags"]) == 1000 and len(target["untagged"]) == 100
+    lists = standin.count("GET", f"/v2/{NAME}/tags/list")
+    rest = standin.count("GET", "/v1/")
+    reads = standin.count("GET", f"/v2/{NAME}/manifests/")
+    assert lists <= 2 and rest == 1            # one page (+ at most one 401 before the token)
+    assert reads <= 1100                       # each manifest read once
+    per_listing = {"tags/list": lists, "REST": rest, "manifest GETs": reads, "all": len(standin.calls)}
+
+    standin.calls.clear()
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rule]]\nselect = { untagged = true }\naction = "delete"\n')
+    pruned = cli("prune", TARGET, "--all-tags", "--policy", policy, "--yes")
+    assert pruned.exit_code == 0, pruned.stdout + pruned.stderr
+    assert len(standin.present(NAME)) == 1000
+    deletes = [c for c in standin.calls if c[0] == "DELETE"]
+    looks = -(-100 // GarRegistry.deletes_per_look)
+    assert len([c for c in deletes if c[2] == 202]) == 100
+    assert len(deletes) <= 100 + 16                          # + the first DELETEs' 401s (token scope)
+    assert standin.count("GET", f"/v2/{NAME}/tags/list") <= 2 + 3 * looks     # the inventory's, then per look
+    per_delete = {"DELETE": len(deletes), "tags/list": standin.count("GET", f"/v2/{NAME}/tags/list"),
+                  "all": len(standin.calls)}
+    with capsys.disabled():
+        print(f"\nGAR requests, 1,000 tags listed: {per_listing}; prune deleting 100 untagged: {per_delete}")

@@ -15,6 +15,10 @@ vendor proxy, with GAR's documented behaviour on top.
   tag points at it and `GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE` while a present index lists it;
 - a read-only token (`readonly`) gets 403 DENIED on any DELETE.
 
+What the janitor is answered comes from a model of each image (tags and manifests, updated from every
+push, untag and delete that passes through the stand-in), so a listing costs no upstream request;
+tests check survivors on the real registry (`tags`, `present`).
+
 REST (`api`, https://artifactregistry.googleapis.com/v1 shapes): `GET projects/P/locations/L/repositories`,
 `.../repositories/R` (`dockerConfig.immutableTags`), `.../repositories/R/packages` (package ids with
 `/` encoded as `%2F`), `pageSize` capped at 1,000, `pageToken`/`nextPageToken`; Bearer access token.
@@ -27,6 +31,8 @@ import itertools
 import json
 import re
 from urllib.parse import quote
+
+import httpx
 
 from tests.support.vendor_standin import Reply, Request, VendorStandIn
 
@@ -57,6 +63,50 @@ class GarStandIn(VendorStandIn):
         self.list_page = 0                          # > 0: manifest map pages of this many entries
         self._issued: dict[str, str] = {}           # registry token -> the access token it was issued for
         self._serial = itertools.count(1)
+        # The model: name -> tag -> digest, and name -> digest -> (body, media type).
+        self.model_tags: dict[str, dict[str, str]] = {}
+        self.model_manifests: dict[str, dict[str, tuple[bytes, str]]] = {}
+        self.forward_errors: list[str] = []         # upstream transport errors met (and retried for reads)
+
+    # --- the model ----------------------------------------------------------------------------
+    def _forward(self, request: Request, raw_path: str, match: re.Match | None = None) -> Reply:
+        for attempt in range(3):
+            try:
+                reply = super()._forward(request, raw_path, match)
+                break
+            except httpx.TransportError as exc:      # a loaded machine: the upstream keep-alive dropped
+                self.forward_errors.append(repr(exc))
+                if request.method not in ("GET", "HEAD") or attempt == 2:
+                    raise
+        if match and match["what"] == "manifests" and request.method == "PUT" and reply.status == 201:
+            digest = reply.headers.get("docker-content-digest") or reply.headers.get("Docker-Content-Digest")
+            media_type = (request.headers.get("content-type") or "").split(";")[0].strip()
+            with self.lock:
+                if digest:
+                    self.model_manifests.setdefault(match["name"], {})[digest] = (request.body, media_type)
+                    if match["ref"] and not match["ref"].startswith("sha256:"):
+                        self.model_tags.setdefault(match["name"], {})[match["ref"]] = digest
+        return reply
+
+    def untag(self, name: str, tag: str) -> None:
+        super().untag(name, tag)
+        with self.lock:
+            self.model_tags.get(name, {}).pop(tag, None)
+
+    def delete_digest(self, name: str, digest: str) -> int:
+        status = super().delete_digest(name, digest)
+        if status == 202:
+            with self.lock:
+                self.model_manifests.get(name, {}).pop(digest, None)
+                for tag in [t for t, d in self.model_tags.get(name, {}).items() if d == digest]:
+                    self.model_tags[name].pop(tag)
+        return status
+
+    def present(self, name: str) -> set[str]:
+        """Every digest ever pushed through the stand-in to `name` that the real registry still has."""
+        with self.lock:
+            seen = set(self.model_manifests.get(name, {})) | {d for (n, d) in self.pushed if n == name}
+        return {d for d in seen if self.resolve(name, d)} | set(self.tags(name).values())
 
     # --- auth ---------------------------------------------------------------------------------
     def _challenge(self) -> Reply:
@@ -104,52 +154,35 @@ class GarStandIn(VendorStandIn):
         return None
 
     def _delete(self, name: str, ref: str) -> Reply:
+        tags, manifests = self._model(name)
         if not ref.startswith("sha256:"):
-            if self.resolve(name, ref) is None:
+            if ref not in tags:
                 return oci_error(404, "MANIFEST_UNKNOWN", f"Failed to fetch \"{ref}\"")
             if "/".join(name.split("/")[:2]) in self.immutable:
                 return oci_error(403, "DENIED", f"tag {ref} is immutable")
             self.untag(name, ref)
             return Reply(202)
-        if self.resolve(name, ref) is None:
+        if ref not in manifests:
             return oci_error(404, "MANIFEST_UNKNOWN", f"Manifest {ref} not found")
-        tagged = sorted(t for t, d in self.tags(name).items() if d == ref)
+        tagged = sorted(t for t, d in tags.items() if d == ref)
         if tagged:
             return oci_error(400, "GOOGLE_MANIFEST_DANGLING_TAG", f"Manifest is still referenced by tag: {tagged[0]}")
-        for parent, (body, media_type) in self._present(name).items():
+        for parent, (body, media_type) in manifests.items():
             if media_type in INDEX_TYPES and ref in {m.get("digest") for m in json.loads(body).get("manifests") or []}:
                 return oci_error(400, "GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE",
                                  f"Manifest {ref} is referenced by image {parent}")
         status = self.delete_digest(name, ref)
         return Reply(status) if status == 202 else oci_error(status, "UNKNOWN", "delete failed")
 
-    def _present(self, name: str) -> dict[str, tuple[bytes, str]]:
-        """Every manifest of `name` pushed through the stand-in (or tagged) that the registry still has."""
+    def _model(self, name: str) -> tuple[dict[str, str], dict[str, tuple[bytes, str]]]:
         with self.lock:
-            digests = {d for (n, d) in self.pushed if n == name}
-        digests |= set(self.tags(name).values())
-        found = {}
-        for digest in sorted(digests):
-            got = self.manifest(name, digest)
-            if got is not None:
-                found[digest] = (got[0], got[1].split(";")[0].strip())
-        return found
-
-    def repositories(self) -> list[str]:
-        """The registry's catalog, page by page (distribution refuses an `n` above its 1,000 cap)."""
-        names: list[str] = []
-        url: str | None = "/v2/_catalog?n=1000"
-        while url:
-            got = self.registry.get(url)
-            got.raise_for_status()
-            names += got.json().get("repositories") or []
-            link = got.headers.get("link", "")
-            url = link[link.index("<") + 1:link.index(">")] if link.startswith("<") else None
-        return sorted(names)
+            return dict(self.model_tags.get(name, {})), dict(self.model_manifests.get(name, {}))
 
     def _children(self, name: str) -> list[str]:
         prefix = name + "/" if name else ""
-        return sorted({r[len(prefix):].split("/")[0] for r in self.repositories() if r.startswith(prefix)})
+        with self.lock:
+            names = [n for n, m in self.model_manifests.items() if m]
+        return sorted({r[len(prefix):].split("/")[0] for r in names if r.startswith(prefix)})
 
     def _entry(self, name: str, digest: str, body: bytes, media_type: str, tags: list[str]) -> dict:
         doc = json.loads(body)
@@ -160,8 +193,7 @@ class GarStandIn(VendorStandIn):
                 "timeUploadedMs": ms if self.flavour == "ar" else str(ms)}
 
     def tags_list(self, name: str, last: str | None = None) -> Reply:
-        tags = self.tags(name)
-        present = self._present(name)
+        tags, present = self._model(name)
         children = self._children(name)
         if not tags and not present and not children:
             return oci_error(404, "NAME_UNKNOWN", f"Repository \"{name}\" not found")
@@ -190,7 +222,8 @@ class GarStandIn(VendorStandIn):
         project, location, repo = match["project"], match["location"], match["repo"]
         if location != self.location:
             return google_error(404, "NOT_FOUND", f"location {location} not found")
-        names = [r for r in self.repositories() if r.startswith(f"{project}/")]
+        with self.lock:
+            names = [n for n, m in self.model_manifests.items() if m and n.startswith(f"{project}/")]
         repos = sorted({r.split("/")[1] for r in names if r.count("/") >= 2})
         parent = f"projects/{project}/locations/{location}/repositories"
         if repo is None:

@@ -137,7 +137,7 @@ def test_gar_refusals_are_one_line_skips_and_nothing_else_goes(standin, NAME):
     assert "GOOGLE_MANIFEST_DANGLING_TAG" in tag_line and "\n" not in tag_line
     assert "GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE" in parent_line and index in parent_line and "\n" not in parent_line
     assert standin.tags(NAME) == {"cache-a": tagged, "multi": index}
-    assert set(standin._present(NAME)) == {tagged, child, index}
+    assert set(standin.present(NAME)) == {tagged, child, index}
 
 
 def test_delete_removes_the_looked_at_tags_first_then_the_digest(standin, NAME):
@@ -155,7 +155,7 @@ def test_delete_removes_the_looked_at_tags_first_then_the_digest(standin, NAME):
             await s.aclose()
 
     run(go())
-    assert standin.tags(NAME) == {} and standin._present(NAME) == {}
+    assert standin.tags(NAME) == {} and standin.present(NAME) == set()
 
 
 @pytest.mark.parametrize("guarded", [True, False])
@@ -210,7 +210,7 @@ def test_a_reader_token_is_refused_deletes_in_one_line_with_the_role(standin, NA
     with pytest.raises(AuthError) as refused:
         run(go())
     assert "roles/artifactregistry.repoAdmin" in str(refused.value) and READER not in str(refused.value)
-    assert digest in standin._present(NAME)
+    assert digest in standin.present(NAME)
 
 
 def test_globs_list_artifact_registry_packages_page_by_page_and_walk_gcr_children(standin, project, monkeypatch):

@@ -328,6 +328,8 @@ async def repository_names(glob: Target, options: Any, host: Any) -> list[str]:
     from ghcr_janitor.stores.gar.names import parse_name
     from ghcr_janitor.stores.gar.walk import ar_names, gcr_names
 
+    from ghcr_janitor.stores.connect import registry_base
+
     gname = parse_name(glob)
     lazy = for_host(glob.host, options, host.token)
     if gname.flavour == "ar":
@@ -336,7 +338,11 @@ async def repository_names(glob: Target, options: Any, host: Any) -> list[str]:
             return await ar_names(api, gname)
         finally:
             await api.aclose()
-    return await gcr_names(glob, gname, options, lambda base, t: _oci(base, t, options, lazy))
+    walker = GarRegistry(glob, gname, _oci(registry_base(glob, options), glob, options, lazy), lazy)
+    try:
+        return await gcr_names(glob, gname, walker.read_list)
+    finally:
+        await walker.aclose()
 
 
 def preflight(options: Any, host: Any) -> None:

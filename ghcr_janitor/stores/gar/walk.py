@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Awaitable, Callable
 
 from ghcr_janitor.core.errors import NotFoundError, RegistryError
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.stores.gar.api import ArtifactRegistryApi
+from ghcr_janitor.stores.gar.listing import Listing
 from ghcr_janitor.stores.gar.names import GarName
-from ghcr_janitor.stores.oci.registry import OciRegistry
 
 MAX_WALK = 10_000       # gcr.io names read in one walk
 
@@ -32,31 +32,20 @@ async def ar_names(api: ArtifactRegistryApi, gname: GarName) -> list[str]:
     return sorted(names)
 
 
-async def gcr_names(glob: Target, gname: GarName, options: Any,
-                    open_oci: Callable[[str, Target], OciRegistry]) -> list[str]:
+async def gcr_names(glob: Target, gname: GarName, read_list: Callable[[str], Awaitable[Listing]]) -> list[str]:
     """Every image at or below the glob's fixed part, by `child[]` (one GET per name walked)."""
-    from ghcr_janitor.stores.connect import registry_base
-    from ghcr_janitor.stores.gar.registry import GarRegistry
-
     start = "/".join([gname.project, *([gname.image] if gname.image else [])])
-    base = registry_base(glob, options)
-    target = Target(glob.kind, glob.host, start)
-    oci = open_oci(base, target)
-    store = GarRegistry(target, gname, oci, credentials=None)    # type: ignore[arg-type]
     todo, found, walked = [start], [], 0
-    try:
-        while todo:
-            name = todo.pop()
-            walked += 1
-            if walked > MAX_WALK:
-                raise RegistryError(f"{glob}: more than {MAX_WALK} names below {start}; name a narrower prefix")
-            try:
-                listing = await store.read_list(name)
-            except NotFoundError:
-                continue
-            if listing.entries or listing.tags:
-                found.append(name)
-            todo += [f"{name}/{child}" for child in sorted(listing.children)]
-    finally:
-        await oci.aclose()
+    while todo:
+        name = todo.pop()
+        walked += 1
+        if walked > MAX_WALK:
+            raise RegistryError(f"{glob}: more than {MAX_WALK} names below {start}; name a narrower prefix")
+        try:
+            listing = await read_list(name)
+        except NotFoundError:
+            continue
+        if listing.entries or listing.tags:
+            found.append(name)
+        todo += [f"{name}/{child}" for child in sorted(listing.children)]
     return sorted(found)
