@@ -61,7 +61,7 @@ class GarRegistry(OciSide):
 
     kind = "gar"
     lists_untagged = True
-    traits = StoreTraits(lists_untagged=True)
+    traits = StoreTraits(lists_untagged=True, price="gar")
     frees_storage_on_delete = True
     reclaim_note = ("in deleted manifests and used by no manifest left in this image, counted from the manifests; "
                     "Artifact Registry bills stored GB and frees a deleted manifest's storage itself (no garbage "
