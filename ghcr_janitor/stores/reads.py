@@ -127,3 +127,31 @@ def own_reads(env, store: str, file_name: str) -> OwnReads:
     except Exception as exc:          # noqa: BLE001 - a state dir that cannot be named costs only this memory
         log.info("no %s read memory: %s", store, exc)
         return OwnReads(None, store)
+
+
+class ManifestMemo:
+    """Verified manifests by key ((endpoint, repository, digest) and the like), shared by every store
+    of the process: digests are immutable, and where a read counts as a pull or costs an API call
+    (ECR, Docker Hub, Harbor) each manifest is read once per run, even when `prune --yes` opens its
+    store again to apply. It stops growing at `limit` bytes."""
+
+    def __init__(self, limit: int = 64 << 20):
+        self.limit = limit
+        self._items: dict = {}
+        self._bytes = 0
+
+    def get(self, key):
+        return self._items.get(key)
+
+    def put(self, key, raw) -> None:
+        if key not in self._items and self._bytes + len(raw.body) <= self.limit:
+            self._items[key] = raw
+            self._bytes += len(raw.body)
+
+    def forget(self, key) -> None:
+        raw = self._items.pop(key, None)
+        if raw is not None:
+            self._bytes -= len(raw.body)
+
+
+MANIFESTS = ManifestMemo()

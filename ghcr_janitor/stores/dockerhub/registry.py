@@ -47,7 +47,7 @@ from ghcr_janitor.net.status import error_code
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.dockerhub import listing
 from ghcr_janitor.stores.dockerhub.api import DEFAULT_API_URL, HubApi, HubLogin, Sleep
-from ghcr_janitor.stores.reads import OwnReads, corrected, now, own_reads
+from ghcr_janitor.stores.reads import MANIFESTS, OwnReads, corrected, now, own_reads
 from ghcr_janitor.stores.oci.side import OciSide
 
 log = logging.getLogger("ghcr_janitor.dockerhub")
@@ -55,7 +55,6 @@ log = logging.getLogger("ghcr_janitor.dockerhub")
 DEFAULT_REGISTRY_URL = "https://registry-1.docker.io"
 CREDENTIAL_HOST = "docker.io"       # docker login keys it as https://index.docker.io/v1/ (net.auth.credentials)
 VERIFY_WAITS = (1.0, 2.0, 4.0, 8.0, 16.0)    # HEADs after a 500 on DELETE, or after an untag, before giving up
-CACHE_BYTES = 64 << 20
 
 
 class _Unset:
@@ -63,17 +62,6 @@ class _Unset:
 
 
 _UNSET = _Unset()
-# (registry URL, repository, digest) -> verified manifest, for every store of the process: `prune --yes`
-# opens the store again to apply, and its last look would read (and Hub count as pulls) every manifest again.
-_CACHE: dict[tuple[str, str, str], RawManifest] = {}
-_cache_bytes = 0
-
-
-def _remember(key: tuple[str, str, str], raw: RawManifest) -> None:
-    global _cache_bytes
-    if key not in _CACHE and _cache_bytes + len(raw.body) <= CACHE_BYTES:
-        _CACHE[key] = raw
-        _cache_bytes += len(raw.body)
 
 
 class DockerHubRegistry(OciSide):
@@ -174,12 +162,12 @@ class DockerHubRegistry(OciSide):
                 raise NotFoundError(f"tag {self.where}:{reference} not found", status=404)
             reference = digest
         key = (self.oci.base_url, self.name, reference)
-        cached = _CACHE.get(key)
+        cached = MANIFESTS.get(key)
         if cached is not None:
             return cached
         raw = await self.oci.get_manifest(reference)
         self.reads.record({self._read_key(reference): self._pulls.get(reference, "unknown")}, now())
-        _remember(key, raw)
+        MANIFESTS.put(key, raw)
         return raw
 
     # --- deleting --------------------------------------------------------------------------
@@ -251,7 +239,7 @@ class DockerHubRegistry(OciSide):
                 except (NotFoundError, TagMovedError):
                     pass                    # no longer on this digest: nothing to remove
             await self._delete_digest(digest)
-            _CACHE.pop((self.oci.base_url, self.name, digest), None)
+            MANIFESTS.forget((self.oci.base_url, self.name, digest))
 
     async def _delete_digest(self, digest: str) -> None:
         where = f"{self.where}@{digest}"

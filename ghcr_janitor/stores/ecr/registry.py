@@ -35,7 +35,7 @@ from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import EcrHost, Target, ecr_host
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.ecr.api import MAX_WORKERS, EcrApi, make_client, require_boto3
-from ghcr_janitor.stores.reads import OwnReads, corrected, now, own_reads
+from ghcr_janitor.stores.reads import MANIFESTS, OwnReads, corrected, now, own_reads
 
 log = logging.getLogger("ghcr_janitor.ecr")
 
@@ -47,24 +47,12 @@ BATCH_DELETE_MAX = 100                 # BatchDeleteImage imageIds: at most 100
 # two index types are what multi-arch images are (clients send them; types outside ECR's set are not sent).
 ACCEPTED = sorted(mt.ALL_MANIFEST_TYPES | {mt.DOCKER_SCHEMA1})
 ANY_IMAGE = {"tagStatus": "ANY", "imageStatus": "ANY"}
-CACHE_BYTES = 64 << 20                 # the process-wide manifest cache stops growing here
 
 
 class LastTagError(CannotUntag):
     """The tag to remove is the digest's only tag now: on ECR removing it deletes the image (skipped)."""
 
 
-# (endpoint, registry id, repository, digest) -> verified manifest: shared by every store of the process,
-# so that `prune --yes` (which opens the store again to apply) does not read a manifest twice.
-_CACHE: dict[tuple[str, str, str, str], RawManifest] = {}
-_cache_bytes = 0
-
-
-def _remember(key: tuple[str, str, str, str], raw: RawManifest) -> None:
-    global _cache_bytes
-    if key not in _CACHE and _cache_bytes + len(raw.body) <= CACHE_BYTES:
-        _CACHE[key] = raw
-        _cache_bytes += len(raw.body)
 
 
 class _Batcher:
@@ -266,7 +254,7 @@ class EcrRegistry:
             if digest is None:
                 raise NotFoundError(f"tag {self.host}/{self.name}:{reference} not found", status=404)
             reference = digest
-        cached = _CACHE.get(self._key(reference))
+        cached = MANIFESTS.get(self._key(reference))
         if cached is not None:
             return cached
         return await self._get(reference)
@@ -306,7 +294,7 @@ class EcrRegistry:
         except JanitorError as exc:
             return exc
         raw = RawManifest(digest, mt.normalise(image.get("imageManifestMediaType")) or _declared(body) or "", body)
-        _remember(self._key(digest), raw)
+        MANIFESTS.put(self._key(digest), raw)
         return raw
 
     def _failure(self, digest: str, failure: dict[str, Any], doing: str) -> JanitorError:
@@ -360,7 +348,7 @@ class EcrRegistry:
         for digest in digests:
             if digest not in out:
                 out[digest] = None
-                _CACHE.pop(self._key(digest), None)
+                MANIFESTS.forget(self._key(digest))
         return out
 
     async def delete_tag(self, tag: str, digest: str) -> None:

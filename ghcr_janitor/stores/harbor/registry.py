@@ -40,7 +40,7 @@ from ghcr_janitor.core.words import count
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.harbor.api import PAGE_SIZE, BasicAuth, HarborApi, harbor_time
-from ghcr_janitor.stores.reads import UNKNOWN, Before, OwnReads, corrected, now, own_reads
+from ghcr_janitor.stores.reads import MANIFESTS, UNKNOWN, Before, OwnReads, corrected, now, own_reads
 from ghcr_janitor.stores.oci.registry import OciRegistry
 from ghcr_janitor.stores.oci.side import OciSide, open_oci
 
@@ -51,19 +51,6 @@ PULL_LAG = timedelta(seconds=10)        # ARTIFACT_PULL_ASYNC_FLUSH_DURATION's d
 IMMUTABLE = "immutable on Harbor (a tag immutability rule)"
 CACHE_FIX = ("Harbor keeps BuildKit caches only in image-manifest form: push them with "
              "--cache-to type=registry,ref=...,mode=max,image-manifest=true,oci-mediatypes=true")
-CACHE_BYTES = 64 << 20                  # the process-wide manifest cache stops growing here
-
-# (api base, repository, digest) -> verified manifest: digests are immutable, and every GET is a pull
-# on Harbor, so `prune --yes` (which opens the store again to apply) and the last looks read none twice.
-_CACHE: dict[tuple[str, str, str], RawManifest] = {}
-_cache_bytes = 0
-
-
-def _remember(key: tuple[str, str, str], raw: RawManifest) -> None:
-    global _cache_bytes
-    if key not in _CACHE and _cache_bytes + len(raw.body) <= CACHE_BYTES:
-        _CACHE[key] = raw
-        _cache_bytes += len(raw.body)
 
 
 def index_form_cache(body: bytes) -> bool:
@@ -186,7 +173,7 @@ class HarborRegistry(OciSide):
                 raise NotFoundError(f"tag {self.host}/{self.name}:{reference} not found", status=404)
             reference = digest
         key = (self.api.base_url, self.name, reference)
-        cached = _CACHE.get(key)
+        cached = MANIFESTS.get(key)
         if cached is not None:
             return cached
         try:
@@ -199,7 +186,7 @@ class HarborRegistry(OciSide):
             raise
         read = {d: self._pulls.get(d, UNKNOWN) for d in {reference, *self._parents.get(reference, ())}}
         self.reads.record({self._read_key(d): before for d, before in read.items()}, now())
-        _remember(key, raw)
+        MANIFESTS.put(key, raw)
         return raw
 
     def _unreadable(self, digest: str, exc: JanitorError) -> ManifestError:
