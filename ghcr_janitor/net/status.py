@@ -35,3 +35,17 @@ def raise_for_status(response: httpx.Response, doing: str) -> None:
     if status == 404:
         raise NotFoundError(f"{doing}: not found ({detail})", status=status, code=code)
     raise RegistryError(f"{doing}: registry answered {detail}", status=status, code=code)
+
+
+def json_of(body: bytes, doing: str, kind: type = dict, who: str = "the API") -> "dict | list":
+    """`body` parsed as a JSON object (or `kind` list); one-line `RegistryError` naming `doing` and
+    `who` answered otherwise."""
+    import json
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise RegistryError(f"{doing}: {who}'s answer is not JSON") from None
+    if not isinstance(doc, kind):
+        raise RegistryError(f"{doing}: {who}'s answer is not a JSON {'object' if kind is dict else 'list'}")
+    return doc

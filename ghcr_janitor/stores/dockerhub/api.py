@@ -30,6 +30,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from ghcr_janitor.core.errors import AuthError, JanitorError, NotFoundError, RegistryError
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.http import RequestLog, ThreadedClient
+from ghcr_janitor.net.status import json_of
 
 log = logging.getLogger("ghcr_janitor.dockerhub")
 
@@ -186,13 +187,7 @@ class HubApi:
         response, data = await self.send("GET", url, doing)
         if response.status_code >= 400:
             raise self.error(response.status_code, data, doing)
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise RegistryError(f"{doing}: Docker Hub's answer is not JSON") from None
-        if not isinstance(doc, dict):
-            raise RegistryError(f"{doing}: Docker Hub's answer is not a JSON object")
-        return doc
+        return json_of(data, doing, who="Docker Hub")  # type: ignore[return-value]
 
     async def pages(self, path: str, doing: str, **params: Any) -> list[dict[str, Any]]:
         """Every `results` item of a `count/next/previous/results` listing, `PAGE_SIZE` a page."""

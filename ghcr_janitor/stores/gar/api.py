@@ -5,7 +5,6 @@ Retries and `Retry-After` on 429 (GAR's per-project requests-per-minute quota) a
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable, Generator
 from urllib.parse import quote, unquote
 
@@ -15,7 +14,7 @@ from ghcr_janitor.core.errors import AuthError, RegistryError
 from ghcr_janitor.core.reference import is_loopback
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.http import RequestLog, ThreadedClient
-from ghcr_janitor.net.status import raise_for_status
+from ghcr_janitor.net.status import json_of, raise_for_status
 
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000
@@ -53,13 +52,7 @@ class ArtifactRegistryApi:
         if response.status_code >= 400:
             raise_for_status(httpx.Response(response.status_code, headers=response.headers, content=body,
                                             request=response.request), what)
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            raise RegistryError(f"{what}: the API's answer is not JSON") from None
-        if not isinstance(doc, dict):
-            raise RegistryError(f"{what}: the API's answer is not a JSON object")
-        return doc
+        return json_of(body, what)  # type: ignore[return-value]
 
     async def repository(self, repository_path: str) -> dict[str, Any]:
         """`GET v1/projects/P/locations/L/repositories/R`."""

@@ -10,7 +10,6 @@ lists every tag with `digest`, `media_type`, `size_bytes`, `created_at`, `update
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin
@@ -19,7 +18,7 @@ from ghcr_janitor.core.digests import is_digest
 from ghcr_janitor.core.errors import NotFoundError, RegistryError
 from ghcr_janitor.core.timeparse import parse_time
 from ghcr_janitor.net.links import next_link
-from ghcr_janitor.net.status import raise_for_status
+from ghcr_janitor.net.status import json_of, raise_for_status
 from ghcr_janitor.stores.oci.registry import OciRegistry
 
 PAGE = 1000                     # the API's maximum `n` (default 100)
@@ -56,12 +55,7 @@ async def published_tags(oci: OciRegistry) -> list[PublishedTag]:
         if response.status_code == 404:
             raise NotFoundError(f"repository {oci.name} not found (GitLab metadata API)", status=404)
         raise_for_status(response, doing)
-        try:
-            page = json.loads(body)
-        except ValueError:
-            raise RegistryError(f"{doing}: the answer is not JSON") from None
-        if not isinstance(page, list):
-            raise RegistryError(f"{doing}: the answer is not a list")
+        page = json_of(body, doing, list, "GitLab's metadata API")
         for item in page:
             tag = _tag(item)
             if tag is not None:
