@@ -137,8 +137,20 @@ def _file_error(path: Path, key: str, why: str) -> UsageError:
 
 
 def _url(path: Path, key: str, value: object) -> str:
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")) or len(value) < 9:
-        raise _file_error(path, key, f"must be an http:// or https:// URL, got {value!r}")
+    """An http(s) URL with a host and no user, password, query or fragment (the value is not echoed:
+    a token pasted into the wrong key must not reach a CI log)."""
+    from urllib.parse import urlsplit
+
+    why = "must be an http:// or https:// URL with a host (no user, password, query or fragment)"
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise _file_error(path, key, why)
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise _file_error(path, key, why) from None
+    if not parts.hostname or "@" in parts.netloc or parts.query or parts.fragment or (port is not None and port < 1):
+        raise _file_error(path, key, why)
     return value.rstrip("/")
 
 

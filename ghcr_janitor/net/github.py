@@ -28,6 +28,7 @@ import httpx
 
 from ghcr_janitor.net.auth.secret import Secret
 from ghcr_janitor.net.budget import RequestBudget
+from ghcr_janitor.net.redact import scrub
 from ghcr_janitor.net.pacing import DeletePacer, RateLimitError, SecondaryLimitStop
 from ghcr_janitor.core.errors import AuthError, NetworkError, NotFoundError, RegistryError, UsageError
 from ghcr_janitor.net.http import (
@@ -111,30 +112,14 @@ def parse_version(item: object) -> PackageVersion:
                           parse_time(item.get("updated_at")))
 
 
-REDACTED = "********"
-SECRET_PREFIX = 12                 # an echo cut short still starts with this much of the token
-
-
 def redact(text: str, response: httpx.Response) -> str:
     """`text` without the token its request carried (a proxy or server that echoes the
-    Authorization header must not put it in our error line): the whole token, and any run of
-    non-blank characters starting with its first SECRET_PREFIX characters (an echo cut short)."""
+    Authorization header must not put it in our error line; `net.redact.scrub`)."""
     try:
         auth = response.request.headers.get("authorization") or ""
     except RuntimeError:            # a response built without a request
         return text
-    secret = auth.partition(" ")[2].strip()
-    if len(secret) < 8:
-        return text
-    text = text.replace(secret, REDACTED)
-    head = secret[:SECRET_PREFIX]
-    while head in text:
-        start = text.index(head)
-        end = start
-        while end < len(text) and not text[end].isspace():
-            end += 1
-        text = text[:start] + REDACTED + text[end:]
-    return text
+    return scrub(text, [auth.partition(" ")[2].strip()])
 
 
 def _message(response: httpx.Response) -> str:

@@ -18,3 +18,19 @@ def next_link(header: str | None) -> str | None:
         if rel and "next" in rel.group(1).lower().split():
             return url.strip()
     return None
+
+
+def same_origin(base: str, link: str, doing: str) -> str:
+    """The absolute URL of `link` (relative to `base`, the request it came with), if it stays on
+    `base`'s scheme and host; a `RegistryError` otherwise: a pagination link must never carry the
+    run's credentials to another host, or from HTTPS to plain HTTP."""
+    from urllib.parse import urljoin, urlsplit
+
+    from ghcr_janitor.core.errors import RegistryError
+
+    url = urljoin(base, link)
+    ours, theirs = urlsplit(base), urlsplit(url)
+    if (theirs.scheme, theirs.netloc) != (ours.scheme, ours.netloc):
+        shown = f"{theirs.scheme}://{theirs.hostname or '?'}"
+        raise RegistryError(f"{doing}: the next page is on another host ({shown}); not followed")
+    return url

@@ -43,6 +43,7 @@ VENDORS = {
 }
 HARBOR_PING = "/api/v2.0/ping"
 PING_TIMEOUT = 5.0
+PING_BYTES = 64                         # Harbor answers "Pong"
 _pinged: dict[str, bool] = {}           # registry base URL -> answered as Harbor (once per process)
 _ping_lock = threading.Lock()
 
@@ -81,16 +82,27 @@ def registry_base(target: Target, options: ConnectOptions) -> str:
 
 
 def _answers_as_harbor(base: str, options: ConnectOptions) -> bool:
-    """One GET of Harbor's ping endpoint (no credentials, short timeout, no retries): "Pong"?"""
+    """One GET of Harbor's ping endpoint (no credentials, no retries, no redirects): "Pong"? At most
+    PING_TIMEOUT seconds in all and PING_BYTES read, whatever the server trickles or declares."""
+    import time
+
     import httpx
 
     with _ping_lock:
         if base in _pinged:
             return _pinged[base]
+        deadline = time.monotonic() + PING_TIMEOUT
+        body = b""
         try:
             with httpx.Client(timeout=min(PING_TIMEOUT, options.settings.http.timeout), follow_redirects=False) as c:
-                response = c.get(base + HARBOR_PING, headers={"User-Agent": "ghcr-janitor"})
-            harbor = response.status_code == 200 and response.text.strip().strip('"') == "Pong"
+                with c.stream("GET", base + HARBOR_PING, headers={"User-Agent": "ghcr-janitor"}) as response:
+                    length = response.headers.get("content-length", "0")
+                    if response.status_code == 200 and (not length.isdigit() or int(length) <= PING_BYTES):
+                        for chunk in response.iter_raw():
+                            body += chunk
+                            if len(body) > PING_BYTES or time.monotonic() > deadline:
+                                break
+            harbor = response.status_code == 200 and body.strip().strip(b'"') == b"Pong"
         except httpx.HTTPError as exc:
             log.debug("%s%s: %s (not Harbor)", base, HARBOR_PING, exc)
             harbor = False

@@ -80,6 +80,10 @@ def test_the_default_settings_file_is_read_from_the_config_dir_and_may_be_absent
 @pytest.mark.parametrize("text, message", [
     ('[hosts."h"]\nkind = "quay"\n', r"hosts\.'h'\.kind: 'quay' is not one of"),
     ('[hosts."h"]\napi_url = "ftp://x"\n', r"hosts\.'h'\.api_url: must be an http"),
+    ('[hosts."h"]\napi_url = "http://localhost:1@s3cr3t-value.example"\n', r"api_url: must be an http.*no user"),
+    ('[hosts."h"]\nregistry_url = "https://s3cr3t-value"\nkind = "oci"\n[hosts."g"]\napi_url = "ghp_s3cr3t"\n',
+     r"api_url: must be an http"),
+    ('[hosts."h"]\napi_url = "https://h.example/?token=s3cr3t-value"\n', r"no user, password, query"),
     ('[hosts."h"]\ntoken = "s3cr3t-value"\n', r"hosts\.'h'\.token: unknown key"),
     ('[hosts."h"]\ntoken_env = "s3cr3t-value xyz"\n', r"token_env: must be the NAME"),
     ('[host."h"]\nkind = "oci"\n', r"host: unknown table"),
@@ -177,3 +181,50 @@ def test_a_store_that_refuses_deletes_plans_nothing_destructive_and_says_why_onc
     tp = plan_inventory(inv, STALE, NOW)
     assert actions(tp) == [] and tp.reclaim_size == 0
     assert tp.errors == ["not changed: Docker Hub refuses deletes for these credentials"]
+
+
+class _Trickle(threading.Thread):
+    """A raw HTTP server that trickles a 200 answer a byte at a time, or declares a huge one."""
+
+    def __init__(self, mode: str):
+        super().__init__(daemon=True)
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.mode = mode
+
+    def run(self):
+        import time
+
+        conn, _ = self.sock.accept()
+        conn.recv(65536)
+        try:
+            if self.mode == "trickle":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n")
+                for _ in range(40):
+                    conn.sendall(b" ")
+                    time.sleep(0.2)
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n")
+                for _ in range(64):
+                    conn.sendall(b"Pong" * (1 << 18))
+        except OSError:
+            pass
+        conn.close()
+
+
+@pytest.mark.parametrize("mode", ["trickle", "huge"])
+def test_the_harbor_ping_is_bounded_in_time_and_size(monkeypatch, mode):
+    import time
+
+    monkeypatch.setattr(connect, "PING_TIMEOUT", 0.5)
+    connect._pinged.clear()
+    server = _Trickle(mode)
+    server.start()
+    started = time.monotonic()
+    harbor = connect._answers_as_harbor(f"http://127.0.0.1:{server.port}", connect.ConnectOptions(settings=Settings()))
+    assert time.monotonic() - started < 2.0 and harbor is False
+    connect._pinged.clear()

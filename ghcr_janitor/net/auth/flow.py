@@ -66,6 +66,7 @@ class RegistryAuth(httpx.Auth):
         self._lock = threading.Lock()
         self._tokens: dict[str, _Token] = {}      # keyed by request scope or challenge key
         self._basic = False
+        self._origin: tuple[str, bytes] | None = None   # (scheme, host:port) of the first request
         self.token_requests = 0
 
     def __repr__(self) -> str:
@@ -173,10 +174,24 @@ class RegistryAuth(httpx.Auth):
             except StopIteration:
                 return
 
+    def _same_origin(self, url: httpx.URL) -> bool:
+        """Credentials go to the registry this client was made for (the first request's scheme and
+        host), never to a host a Link header or redirect names."""
+        origin = (url.scheme, url.netloc)
+        with self._lock:
+            if self._origin is None:
+                self._origin = origin
+            return self._origin == origin
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if not self._same_origin(request.url):
+            yield request                           # another host: no credentials, no challenge answered
+            return
         scope = request_scope(request)
         token = self._cached(scope)
         if token:
+            if self._credentials is not None:
+                self._check_transport(request.url)
             request.headers["Authorization"] = f"Bearer {token}"
         elif self._basic and self._credentials is not None:
             self._check_transport(request.url)

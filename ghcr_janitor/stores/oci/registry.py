@@ -21,7 +21,7 @@ from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
 from ghcr_janitor.stores.base import RawManifest, Remembered, Version
 from ghcr_janitor.stores.oci.memory import AGE_SOURCE as REMEMBERED_AGE, DigestMemory
 from ghcr_janitor.net.status import raise_for_status
-from ghcr_janitor.net.links import next_link
+from ghcr_janitor.net.links import next_link, same_origin
 
 TAG_PAGE_SIZE = 1000
 MAX_TAG_PAGES = 100_000
@@ -112,7 +112,7 @@ class OciRegistry:
             link = next_link(response.headers.get("link"))
             if not link:
                 return sorted(found)
-            url = urljoin(str(response.request.url), link)
+            url = same_origin(str(response.request.url), link, what)
             if url in visited:
                 raise RegistryError(f"{what}: the registry's Link header loops back to {link}")
             visited.add(url)
