@@ -152,3 +152,44 @@ def test_plain_text_404_is_not_found():
     respx.get(url__regex=rf"{BASE}/v2/org/app/tags/list.*").mock(return_value=httpx.Response(404, text="404 page not found"))
     with pytest.raises(NotFoundError):
         _run(lambda r: r.list_tags())
+
+
+@respx.mock
+@pytest.mark.parametrize("elsewhere", ["https://evil.example/v2/org/app/tags/list?last=b",
+                                       "http://reg.example/v2/org/app/tags/list?last=b",
+                                       "//evil.example/v2/org/app/tags/list?last=b"])
+def test_a_link_to_another_host_or_to_plain_http_is_not_followed(elsewhere):
+    respx.get(f"{BASE}/v2/org/app/tags/list", params={"n": "1000"}).mock(return_value=httpx.Response(
+        200, json={"tags": ["b"]}, headers={"Link": f'<{elsewhere}>; rel="next"'}))
+    followed = respx.get(url__regex=r".*last=b.*").mock(return_value=httpx.Response(200, json={"tags": []}))
+    with pytest.raises(RegistryError, match="the next page is on another host"):
+        _run(lambda r: r.list_tags())
+    assert followed.call_count == 0
+
+
+def test_registry_credentials_go_only_to_the_host_the_client_was_made_for():
+    """A Bearer token (or Basic credentials) is never attached to a request for another host, even one
+    whose 401 challenges for it."""
+    from ghcr_janitor.net.auth.credentials import Credentials
+    from ghcr_janitor.net.auth.flow import RegistryAuth
+    from ghcr_janitor.net.auth.secret import Secret
+
+    secret = "s" * 520
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("authorization")))
+        if request.url.host == "auth.reg.example":
+            return httpx.Response(200, json={"token": "t0ken-for-reg"})
+        if "authorization" not in request.headers:
+            return httpx.Response(401, headers={"WWW-Authenticate":
+                                                'Bearer realm="https://auth.reg.example/token",service="reg"'})
+        return httpx.Response(200, json={"tags": []})
+
+    auth = RegistryAuth(Credentials("me", Secret(secret), "test"))
+    with httpx.Client(transport=httpx.MockTransport(handler), auth=auth) as client:
+        assert client.get("https://reg.example/v2/org/app/tags/list").status_code == 200
+        assert client.get("https://evil.example/v2/org/app/tags/list").status_code == 401
+    evil = [a for host, a in seen if host == "evil.example"]
+    assert evil == [None]
+    assert any(a == "Bearer t0ken-for-reg" for host, a in seen if host == "reg.example")
