@@ -8,7 +8,7 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def _fsync_dir(path: Path) -> None:
@@ -19,15 +19,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, like: Path | None = None) -> None:
-    """Write `data` to a temp file in path's directory, fsync, rename over path, fsync the dir.
+def atomic_write(path: Path, data: bytes | Iterable[bytes], like: Path | None = None) -> None:
+    """Write `data` (bytes, or chunks of them: a big file need not be held whole) to a temp file in
+    path's directory, fsync, rename over path, fsync the dir.
 
     Mode (and owner, when permitted) are copied from `like` if it exists, else 0644.
     """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                handle.write(data)
+            else:
+                handle.writelines(data)
             handle.flush()
             os.fsync(handle.fileno())
         try:

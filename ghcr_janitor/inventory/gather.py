@@ -21,7 +21,7 @@ from ghcr_janitor.core.errors import JanitorError, ManifestError, NotFoundError,
 from ghcr_janitor.inventory.ledger import SOURCE as FIRST_SEEN, Ledger
 from ghcr_janitor.core.manifests import image_config_created, parse_manifest, placeholder_owner
 from ghcr_janitor.core.models import Artifact, Inventory, Manifest, StoreTraits
-from ghcr_janitor.stores.base import (RECLAIM_NOTE, ListsIndexVersions, RawManifest, Registry, Remembered,
+from ghcr_janitor.stores.base import (RECLAIM_NOTE, ListsIndexVersions, ListsInPages, RawManifest, Registry, Remembered,
                                      ProbesDeletes, RemembersTags, Version)
 from ghcr_janitor.core.timeparse import format_time
 from ghcr_janitor.core.words import count
@@ -107,11 +107,29 @@ class _Fetcher:
 
         return self._once(digest, make)
 
+    def prefetch(self, digests: list[str]) -> None:
+        """Start reading these manifests (bounded like any other); whoever asks for one later
+        gets the same task. A failure is kept for that caller (and not logged as unretrieved)."""
+        for digest in digests:
+            if digest not in self._tasks:
+                task = self.manifest(digest)
+                task.add_done_callback(_retrieved)       # type: ignore[attr-defined]
+
+    def release(self) -> None:
+        """Forget the parsed manifests (the artifacts keep what they need): at 100,000 versions
+        they are a few hundred MB that the plan does not need."""
+        self._tasks.clear()
+
     def config(self, digest: str) -> Awaitable[RawManifest]:
         async def fetch() -> RawManifest:
             return RawManifest(digest, "config", await self.registry.get_blob(digest, MAX_CONFIG_BYTES))
 
         return self._once(digest, lambda: self._cached(digest, fetch))
+
+
+def _retrieved(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _resolve_tags(registry: Registry, tags: list[str], fetcher: _Fetcher, known: dict[str, str],
@@ -310,7 +328,11 @@ async def build_inventory(
     """Gather every fact the planner needs about one repository."""
     fetcher = _Fetcher(registry, cache, options.concurrency, progress)
     listing_problem = None
-    if isinstance(registry, ListsIndexVersions):
+    if isinstance(registry, ListsInPages):
+        # Each page's manifests are read while the next pages are listed (every listed version is
+        # a root below: it is read anyway, once); the closures are walked once the listing is whole.
+        versions, listing_problem = await registry.consistent_listing_paged(fetcher.prefetch)
+    elif isinstance(registry, ListsIndexVersions):
         versions, listing_problem = await registry.consistent_listing()
     else:
         versions = await registry.list_versions()
@@ -347,6 +369,7 @@ async def build_inventory(
 
     artifacts_list, (remembered, recalled) = await asyncio.gather(
         asyncio.gather(*(_artifact(fetcher, d, by_digest.get(d), options, gone) for d in roots)), recall())
+    fetcher.release()
     artifacts = {a.digest: a for a in artifacts_list}
     recalled = _remembered_roots(artifacts, recalled)
     artifacts.update((a.digest, a) for a in recalled)

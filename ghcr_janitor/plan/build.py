@@ -130,12 +130,21 @@ def _pin_entries(actions: list[Action], kept: list[Kept], inventory: Inventory) 
             item.age_source = "gha/created_at" if labels.get("created_at") else None
 
 
-def _label(digest: str, decisions: list) -> str:
-    tags = sorted({d.tag for d in decisions if d.digest == digest and d.tag is not None})
+def _tags_by_digest(decisions: list) -> dict[str, set[str]]:
+    """Each decided digest's tags (built once: a lookup per follower, not a scan of every decision)."""
+    found: dict[str, set[str]] = {}
+    for d in decisions:
+        if d.tag is not None:
+            found.setdefault(d.digest, set()).add(d.tag)
+    return found
+
+
+def _label(digest: str, tags_of: dict[str, set[str]]) -> str:
+    tags = sorted(tags_of.get(digest, ()))
     return ", ".join(tags) if tags else digest
 
 
-def _follower_reason(inventory: Inventory, digest: str, parent: str, decisions: list) -> str:
+def _follower_reason(inventory: Inventory, digest: str, parent: str, tags_of: dict[str, set[str]]) -> str:
     art = inventory.artifacts[digest]
     if art.subject == parent:
         what = "referrer"
@@ -145,7 +154,7 @@ def _follower_reason(inventory: Inventory, digest: str, parent: str, decisions: 
         what = "child index"
     else:
         what = "platform manifest"
-    return f"{what} of {_label(parent, decisions)}, used by nothing kept"
+    return f"{what} of {_label(parent, tags_of)}, used by nothing kept"
 
 
 def _depths(deps: dict[str, set[str]], deleted: set[str]) -> tuple[dict[str, int], dict[str, set[str]]]:
@@ -178,12 +187,13 @@ def _link_followers(actions: list[Action], followers_: set[str], parents_of: dic
         if a.action == DELETE:
             position.setdefault(a.digest, i)
     by_digest = {a.digest: a for a in actions if a.action == DELETE}
+    tags_of = _tags_by_digest(decisions)
     for a in actions:
         if a.action != DELETE or a.digest not in followers_ or a.tag is not None:
             continue
         ordered = sorted(parents_of.get(a.digest, ()), key=lambda d: (position[d], d))
         a.parent, a.parents = ordered[0], ordered
-        a.reason = _follower_reason(inventory, a.digest, a.parent, decisions)
+        a.reason = _follower_reason(inventory, a.digest, a.parent, tags_of)
         root, seen = by_digest[a.parent], {a.digest}
         while root.parent is not None and root.digest not in seen:     # parents may form a cycle
             seen.add(root.digest)

@@ -6,7 +6,8 @@ import errno
 import json
 import os
 from pathlib import Path
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Iterator
 
 from ghcr_janitor.core.digests import is_digest
 from ghcr_janitor.core.errors import JanitorError, PlanError
@@ -15,15 +16,47 @@ from ghcr_janitor.core.reference import TAG_PATTERN
 from ghcr_janitor.core.timeparse import parse_time
 from ghcr_janitor.plan.model import ACTION_ORDER, DELETE, PLAN_VERSION, RETAG, Action, Kept, Plan, TargetPlan
 
-MAX_PLAN_BYTES = 64 << 20       # a plan of ~100,000 actions is ~40 MiB; more is not a plan
+# A GHCR package of 100,000 versions plans ~100,000 deletes at ~900 bytes each (benchmarks/scale.py:
+# 90 MiB); a plan of a million actions is not one.
+MAX_PLAN_BYTES = 512 << 20
+CHUNK = 1 << 16
+
+
+class _LazyRows(list):
+    """A list for `json` that makes each item's dict as it is written (`json.dumps` with `indent`
+    walks lists with `len()` and iteration only): a plan's actions are never held as dicts all at once."""
+
+    def __init__(self, items: list):
+        super().__init__()
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return (asdict(item) for item in self.items)
+
+
+def _chunks(plan: Plan) -> Iterator[bytes]:
+    """The plan's JSON (exactly `json.dumps(plan.to_dict(), indent=2)` and a newline), in chunks."""
+    pending: list[str] = []
+    size = 0
+    for piece in json.JSONEncoder(indent=2).iterencode(plan.to_dict(_LazyRows)):
+        pending.append(piece)
+        size += len(piece)
+        if size >= CHUNK:
+            yield "".join(pending).encode("utf-8")
+            pending, size = [], 0
+    pending.append("\n")
+    yield "".join(pending).encode("utf-8")
 
 
 def write_plan(plan: Plan, path: str | Path) -> None:
-    """Write the plan as JSON, atomically (temp file + rename)."""
+    """Write the plan as JSON, atomically (temp file + rename), streamed: a plan of 100,000 actions
+    would otherwise be held as dicts and as one string at once (hundreds of MB)."""
     target = Path(path)
-    text = json.dumps(plan.to_dict(), indent=2) + "\n"
     try:
-        atomic_write(target, text.encode("utf-8"), like=target)
+        atomic_write(target, _chunks(plan), like=target)
     except OSError as exc:
         raise JanitorError(f"{path}: cannot write plan: {exc.strerror or exc}") from None
 

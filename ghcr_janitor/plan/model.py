@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ghcr_janitor.core.money import Cost
 from ghcr_janitor.core.timeparse import format_time
@@ -94,7 +94,10 @@ class Plan:
     def reclaim_size(self) -> int:
         return sum(t.reclaim_size for t in self.targets)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, rows: Callable[[list], list] | None = None) -> dict[str, Any]:
+        """The plan as JSON-ready data; `rows(items)` makes the actions and kept lists (default: a list
+        of their dicts; `plan.file` passes lazy lists so a big plan is never held as dicts whole)."""
+        rows = rows or (lambda items: [asdict(item) for item in items])
         return {
             "plan_version": self.plan_version,
             "id": self.id,
@@ -107,8 +110,8 @@ class Plan:
                     "backend": t.backend,
                     "reclaim_size": t.reclaim_size,
                     "reclaim_note": t.reclaim_note,
-                    "actions": [asdict(a) for a in t.actions],
-                    "kept": [asdict(k) for k in t.kept],
+                    "actions": rows(t.actions),
+                    "kept": rows(t.kept),
                     "notes": list(t.notes),
                     "errors": list(t.errors),
                     "warnings": list(t.warnings),

@@ -301,6 +301,9 @@ def evaluate(inventory: Inventory, policy: Policy, now: datetime) -> list[Decisi
         (t, inventory.tags[t]) for t in sorted(set(inventory.listed)) if t in inventory.tags
     ]
     items += [(None, d) for d in sorted(set(inventory.untagged))]
+    tags_of: dict[str, list[str]] = {}          # once, not a scan of every tag per untagged digest
+    for t, d in sorted(inventory.tags.items()):
+        tags_of.setdefault(d, []).append(t)
     for tag, digest in items:
         art = inventory.artifacts.get(digest)
         key = (tag, digest)
@@ -308,8 +311,8 @@ def evaluate(inventory: Inventory, policy: Policy, now: datetime) -> list[Decisi
             decided[key] = Decision(tag, digest, KEEP, "could not be inspected: manifest not in inventory")
         elif art.error:
             decided[key] = Decision(tag, digest, KEEP, f"could not be inspected: {art.error}")
-        elif tag is None and inventory.tags_of(digest):
-            decided[key] = Decision(tag, digest, KEEP, f"still tagged {', '.join(inventory.tags_of(digest))}")
+        elif tag is None and digest in tags_of:
+            decided[key] = Decision(tag, digest, KEEP, f"still tagged {', '.join(tags_of[digest])}")
         elif tag is not None and (pat := next((p for p in policy.protect if fnmatchcase(tag, p)), None)):
             decided[key] = Decision(tag, digest, KEEP, f"protected by {pat!r}")
         else:

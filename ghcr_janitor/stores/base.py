@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 from ghcr_janitor.core.models import Inventory, StoreTraits
 
@@ -200,6 +200,17 @@ class ListsIndexVersions(Protocol):
     async def consistent_listing(self, max_age: float = 0.0) -> tuple[list[Version], str | None]:
         """Versions (a listing at most `max_age` s old) and why it disagrees with the tag list
         even after a relist (None when every listed tag is on a listed version)."""
+
+
+@runtime_checkable
+class ListsInPages(Protocol):
+    """A `ListsIndexVersions` store that hands each page of its version listing on as it arrives
+    (`on_page(digests)`): the inventory starts reading those manifests while the rest is listed,
+    instead of after the last page (a GHCR package of 100,000 versions is 1,000 sequential pages)."""
+
+    async def consistent_listing_paged(self, on_page: Callable[[list[str]], None],
+                                       max_age: float = 0.0) -> tuple[list[Version], str | None]:
+        """`consistent_listing`, calling `on_page` with the digests of every page read."""
 
 
 @runtime_checkable

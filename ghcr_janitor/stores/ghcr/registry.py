@@ -76,11 +76,18 @@ class GhcrRegistry:
         return self.api.calls
 
     # --- listing -------------------------------------------------------------------
-    async def _listing(self, max_age: float) -> dict[str, PackageVersion]:
+    async def _listing(self, max_age: float, on_page: Callable[[list[str]], None] | None = None) -> dict[str, PackageVersion]:
         async with self._list_lock:
             fresh = self._versions is not None and self._monotonic() - self._listed_at <= max_age
+            if fresh and on_page is not None:
+                assert self._versions is not None
+                on_page(list(self._versions))
             if not fresh:
-                versions = await self.api.list_versions()
+                versions = []
+                async for page in self.api.pages():
+                    versions += page
+                    if on_page is not None:
+                        on_page([v.name for v in page if is_digest(v.name)])
                 odd = [v.id for v in versions if not is_digest(v.name)]
                 if odd:   # container versions are named by digest; anything else is not ours to read
                     log.warning("%s: ignoring %d package versions not named by a digest: %s", self.name, len(odd), odd[:5])
@@ -124,9 +131,15 @@ class GhcrRegistry:
         (untagged and child deletes). A tag the listing has and the tag list lacks is harmless:
         it only keeps a version.
         """
+        return await self.consistent_listing_paged(None, max_age)
+
+    async def consistent_listing_paged(self, on_page: Callable[[list[str]], None] | None,
+                                       max_age: float = 0.0) -> tuple[list[Version], str | None]:
+        """`consistent_listing`, handing each page's digests to `on_page` as it arrives
+        (`stores.base.ListsInPages`: the inventory reads those manifests meanwhile)."""
         problem: str | None = None
         for attempt in range(2):
-            listing = await self._listing(max_age if attempt == 0 else 0.0)
+            listing = await self._listing(max_age if attempt == 0 else 0.0, on_page)
             names = await self.tag_names()
             carried = {t for v in listing.values() for t in v.tags}
             missing = sorted(t for t in names if t not in carried)
