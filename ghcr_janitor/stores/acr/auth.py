@@ -17,6 +17,11 @@ Each request gets an ACR access token for its own scope (`repository:REPO:pull` 
 asked once per scope and run: `POST /oauth2/token` (`grant_type=refresh_token`) with a refresh
 token, `GET /oauth2/token?service=&scope=` with a username and password (Basic) or none. Tokens are
 sent up front; a 401 on a cached token asks for a new one once. Secrets never appear in a message.
+
+Where a token goes: only to the registry's own origin (`token_base`: scheme, host and port) and the
+settings' `api_url` when one is set, and never over plain HTTP to a host that is not loopback (each
+request is checked as it is sent, whatever built its URL). A request anywhere else (a pagination
+link naming another host) goes without credentials.
 """
 
 from __future__ import annotations
@@ -122,10 +127,12 @@ class AcrAuth(httpx.Auth):
 
     requires_response_body = False
 
-    def __init__(self, credentials: AcrCredentials, service: str, token_base: str):
+    def __init__(self, credentials: AcrCredentials, service: str, token_base: str, api_base: str | None = None):
         self.credentials = credentials
         self.service = service                      # the login server name: NAME.azurecr.io
         self.token_base = token_base.rstrip("/")    # where /oauth2/* is served (the registry's base)
+        # The origins a token may go to: the registry's, and the metadata API's when configured apart.
+        self.origins = frozenset(_origin(httpx.URL(base)) for base in (token_base, api_base) if base)
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[str, float]] = {}
         self._scope_locks: dict[str, threading.Lock] = {}
@@ -138,9 +145,10 @@ class AcrAuth(httpx.Auth):
     # --- the flow -----------------------------------------------------------------------------
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         scope = request_scope(request.url.path, request.method)
-        if scope is None:
-            yield request
+        if scope is None or _origin(request.url) not in self.origins:
+            yield request               # nothing to attach, or not the registry: no token goes there
             return
+        self._check_transport(request.url)
         token = self._cached(scope)
         if token is None:
             # One token request per scope: concurrent requests (each on its own worker thread) wait.
@@ -198,13 +206,20 @@ class AcrAuth(httpx.Auth):
                              headers={"Content-Type": "application/x-www-form-urlencoded"},
                              extensions=dict(original.extensions))
 
+    def secrets(self) -> list[str]:
+        """Every secret this auth holds or was given (for scrubbing what a server echoes)."""
+        held = [self._reveal(self.credentials.secret), self._reveal(self._refresh)]
+        with self._lock:
+            held += [value for value, _ in self._tokens.values()]
+        return [s for s in held if s]
+
     @staticmethod
     def _reveal(secret: Secret | None) -> str:
         return secret.reveal() if secret is not None else ""
 
     @staticmethod
     def _check_transport(url: httpx.URL) -> None:
-        if url.scheme == "http" and not is_loopback(url.host):
+        if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url.host)):
             raise AuthError(f"refusing to send ACR credentials over plain HTTP to {url.host}: use HTTPS")
 
     def _read(self, response: httpx.Response, field: str, doing: str) -> str:
@@ -226,3 +241,11 @@ class AcrAuth(httpx.Auth):
         if not isinstance(value, str) or not value:
             raise AuthError(f"{doing}: the answer holds no {field}")
         return value
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of `url`, the port None when it is the scheme's default."""
+    port = url.port
+    if port == {"https": 443, "http": 80}.get(url.scheme):
+        port = None
+    return url.scheme, url.host, port

@@ -226,7 +226,7 @@ def _sides(target: Target, options, host) -> tuple[OciRegistry, AcrApi]:
 
     base = registry_base(target, options)
     api_base = host.api_url or base
-    auth = AcrAuth(acr_credentials(target.host, options, host), target.host, base)
+    auth = AcrAuth(acr_credentials(target.host, options, host), target.host, base, api_base)
     client = make_client(options.concurrency, auth, base_url=base, policy=options.settings.http)
     oci = OciRegistry(base, target.name, client, options.log)
     return oci, AcrApi(client, api_base, base, options.log)

@@ -7,29 +7,38 @@ mapped to `core.errors` here.
   `Authorization: Bearer`; a 401 on a cached one logs in again once. Without a login the API is asked
   anonymously (public repositories' tags only).
 - Pages: `page_size=100` (the documented maximum), following `next`; a `next` on another host than
-  the API's is rebuilt on the API's own base (the token is never sent elsewhere), a repeated one is an
-  error.
+  the API's is rebuilt on the API's own base (the token is never sent elsewhere), a repeated one, or
+  an empty or repeated page that names a next one, is an error. Every answer is read to at most
+  `JSON_CAP` bytes, a listing's pages to `LIST_TOTAL_CAP` in all.
+- Plain HTTP: with a login, every request (the login POST carries the access token in its body) is
+  checked as it is sent: plain HTTP goes to a loopback host only.
 - Rate limits: every answer may carry `X-RateLimit-Limit/Remaining/Reset` (reset: a unix time); when
   Remaining reaches 0 the next request waits for the reset. A 429 carries `X-Retry-After`, a unix
   time, which `net.http` does not read (it reads `Retry-After`): after its own retries, the request
   waits until then (at most `MAX_RATE_WAIT` s a wait, `RATE_RETRIES` times) and is sent again.
-- Secrets: the access token and the JWT are never in a message, log line or repr.
+- Secrets: the access token and the JWT are never in a message, log line or repr (what an answer
+  echoes is scrubbed whole, before it is cut to one line).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import httpx
+
 from ghcr_janitor.core.errors import AuthError, JanitorError, NotFoundError, RegistryError
+from ghcr_janitor.core.reference import is_loopback
 from ghcr_janitor.net.auth.secret import Secret
-from ghcr_janitor.net.http import RequestLog, ThreadedClient
+from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
+from ghcr_janitor.net.redact import one_line
 from ghcr_janitor.net.status import json_of
 
 log = logging.getLogger("ghcr_janitor.dockerhub")
@@ -42,6 +51,7 @@ MAX_RATE_WAIT = 300.0           # the longest wait for X-Retry-After / X-RateLim
 RATE_RETRIES = 3                # 429s waited out per request before giving up
 MAX_DETAIL = 200
 JSON_CAP = 16 << 20             # a page of 100 tags is tens of KB
+LIST_TOTAL_CAP = 512 << 20      # all pages of one listing (10,000 pages of 100 tags: ~50 KB a page)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -55,23 +65,21 @@ class HubLogin:
     source: str                 # where it came from, for messages: "DOCKERHUB_TOKEN", a docker config path, ...
 
 
-def _one_line(text: object, limit: int = MAX_DETAIL) -> str:
-    return " ".join(str(text).split())[:limit]
-
-
-def _detail(body: bytes) -> str:
-    """What Hub says went wrong (`detail`, `message`, `errinfo`), one line; "" if nothing readable."""
+def _detail(body: bytes, secrets: Iterable[str | None] = ()) -> str:
+    """What Hub says went wrong (`detail`, `message`, `errinfo`), scrubbed of `secrets` (whole, before
+    the cut), one line; "" if nothing readable."""
     try:
         doc = json.loads(body)
     except ValueError:
-        return _one_line(body.decode("utf-8", "replace")) if body and not body.lstrip().startswith(b"<") else ""
+        text = body.decode("utf-8", "replace") if body and not body.lstrip().startswith(b"<") else ""
+        return one_line(text, secrets, MAX_DETAIL)
     if isinstance(doc, dict):
         for key in ("detail", "message", "error", "text"):
             if isinstance(doc.get(key), str) and doc[key]:
-                return _one_line(doc[key])
+                return one_line(doc[key], secrets, MAX_DETAIL)
         errors = doc.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return _one_line(errors[0].get("message") or errors[0].get("code") or "")
+            return one_line(str(errors[0].get("message") or errors[0].get("code") or ""), secrets, MAX_DETAIL)
     return ""
 
 
@@ -116,11 +124,23 @@ class HubApi:
             log.debug("Hub API link to %s rebuilt on %s", theirs.netloc, ours.netloc)
         return urlunsplit((ours.scheme, ours.netloc, theirs.path, theirs.query, ""))
 
-    def _secret_free(self, text: str) -> str:
-        for secret in (self.login.secret if self.login else None, self._jwt):
-            if secret and secret.reveal() and secret.reveal() in text:
-                text = text.replace(secret.reveal(), "********")
-        return text
+    def secrets(self) -> list[str]:
+        """The access token and the JWT (what an answer must not echo into a message)."""
+        return [s.reveal() for s in (self.login.secret if self.login else None, self._jwt) if s]
+
+    def detail(self, body: bytes) -> str:
+        """`_detail` of `body`, scrubbed of this API's secrets."""
+        return _detail(body, self.secrets())
+
+    def _check_transport(self, url: str, doing: str) -> None:
+        """With a login, nothing goes over plain HTTP to a host that is not loopback (the host httpx
+        will connect to, whatever the URL's text looks like)."""
+        if self.login is None:
+            return
+        parsed = httpx.URL(url)
+        if parsed.scheme != "https" and not (parsed.scheme == "http" and is_loopback(parsed.host)):
+            raise AuthError(f"{doing}: refusing to send the Docker Hub token over plain HTTP to "
+                            f"{parsed.host or '?'}: use https:// (plain HTTP is for loopback hosts only)")
 
     async def _paced(self) -> None:
         wait = self._resume_at - self.clock()
@@ -136,8 +156,11 @@ class HubApi:
             if reset is not None:
                 self._resume_at = max(self._resume_at, reset)
 
-    async def send(self, method: str, url: str, doing: str, *, body: Any = None, auth: bool = True):
-        """One request (JSON `body`), rate limits honoured, logged in as needed: (response, bytes)."""
+    async def send(self, method: str, url: str, doing: str, *, body: Any = None, auth: bool = True,
+                   cap: int = JSON_CAP):
+        """One request (JSON `body`), rate limits honoured, logged in as needed: (response, bytes), the
+        body read to at most `cap` bytes."""
+        self._check_transport(url, doing)
         content = json.dumps(body).encode() if body is not None else None
         relogged = False
         for attempt in range(RATE_RETRIES + 1):
@@ -148,8 +171,12 @@ class HubApi:
             if jwt is not None:
                 headers["Authorization"] = f"Bearer {jwt.reveal()}"
             await self._paced()
-            response, data = await self.client.send(method, url, log_to=self.log, headers=headers,
-                                                    **({"content": content} if content is not None else {}))
+            try:
+                response, data = await self.client.send(method, url, log_to=self.log, headers=headers, cap=cap,
+                                                        **({"content": content} if content is not None else {}))
+            except BodyTooLarge as exc:
+                size = f"a {exc.size}-byte answer" if exc.size is not None else "an answer"
+                raise RegistryError(f"{doing}: Docker Hub sent {size} over the {exc.cap} byte cap; refused") from None
             self._note_limits(response.headers)
             if response.status_code == 401 and jwt is not None and not relogged:
                 relogged = True
@@ -170,7 +197,7 @@ class HubApi:
 
     def error(self, status: int, data: bytes, doing: str) -> JanitorError:
         """The `core.errors` exception for a Hub API error answer."""
-        detail = self._secret_free(_detail(data))
+        detail = self.detail(data)
         said = f"{status}" + (f": {detail}" if detail else "")
         if status == 401:
             who = f"as {self.login.username} ({self.login.source})" if self.login else "without credentials"
@@ -183,20 +210,29 @@ class HubApi:
             return NotFoundError(f"{doing}: not found on Docker Hub ({said})", status=status)
         return RegistryError(f"{doing}: Docker Hub API answered {said}", status=status)
 
-    async def get_json(self, url: str, doing: str) -> dict[str, Any]:
-        response, data = await self.send("GET", url, doing)
+    async def get_json(self, url: str, doing: str, cap: int = JSON_CAP) -> dict[str, Any]:
+        return json_of(await self._get_bytes(url, doing, cap), doing, who="Docker Hub")  # type: ignore[return-value]
+
+    async def _get_bytes(self, url: str, doing: str, cap: int = JSON_CAP) -> bytes:
+        response, data = await self.send("GET", url, doing, cap=cap)
         if response.status_code >= 400:
             raise self.error(response.status_code, data, doing)
-        return json_of(data, doing, who="Docker Hub")  # type: ignore[return-value]
+        return data
 
     async def pages(self, path: str, doing: str, **params: Any) -> list[dict[str, Any]]:
         """Every `results` item of a `count/next/previous/results` listing, `PAGE_SIZE` a page."""
         url: str | None = self.url(path, {**params, "page_size": PAGE_SIZE})
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
+        pages: set[bytes] = set()
+        read = 0
         for _ in range(MAX_PAGES):
             assert url is not None
-            doc = await self.get_json(url, doing)
+            if read >= LIST_TOTAL_CAP:
+                raise RegistryError(f"{doing}: more than {LIST_TOTAL_CAP} bytes of pages; not read further")
+            data = await self._get_bytes(url, doing, min(JSON_CAP, LIST_TOTAL_CAP - read))
+            read += len(data)
+            doc = json_of(data, doing, who="Docker Hub")
             results = doc.get("results") or []
             if not isinstance(results, list):
                 raise RegistryError(f"{doing}: Docker Hub's `results` is not a list")
@@ -206,6 +242,12 @@ class HubApi:
                 return items
             if not isinstance(nxt, str):
                 raise RegistryError(f"{doing}: Docker Hub's `next` is not a URL")
+            if not results:         # an empty page that names another: the listing would never end
+                raise RegistryError(f"{doing}: Docker Hub sent an empty page that names a next one; not read further")
+            fingerprint = hashlib.sha256(json.dumps(results, sort_keys=True).encode()).digest()
+            if fingerprint in pages:
+                raise RegistryError(f"{doing}: Docker Hub sent the same page again; not read further")
+            pages.add(fingerprint)
             url = self._on_api(nxt)
             if url in seen:
                 raise RegistryError(f"{doing}: Docker Hub's `next` loops back to a page already read")
@@ -233,7 +275,7 @@ class HubApi:
                                              body={"username": login.username, "password": login.secret.reveal()})
             field_name = "token"
         if response.status_code in (401, 403):
-            detail = self._secret_free(_detail(data))
+            detail = self.detail(data)
             raise AuthError(f"{doing}: Docker Hub refused the login ({response.status_code}"
                             f"{': ' + detail if detail else ''}); check the user name and the access token",
                             status=response.status_code)
@@ -274,6 +316,9 @@ class HubApi:
         response, data = await self.send("DELETE", self.untag_url(namespace, repo, tag), doing)
         if response.status_code >= 400:
             raise self.error(response.status_code, data, doing)
+        if not 200 <= response.status_code < 300:       # a redirect (a proxy's login page) untagged nothing
+            raise RegistryError(f"{doing}: Docker Hub API answered {response.status_code}, not the 204 of an "
+                                "untag; not counted as done", status=response.status_code)
 
     async def untag_refused(self, namespace: str, repo: str) -> str | None:
         """Probe the tag endpoint with a tag that cannot exist (a random 128-bit name): 404 (or a
@@ -287,7 +332,7 @@ class HubApi:
         status = response.status_code
         if status == 404 or 200 <= status < 300:
             return None
-        detail = self._secret_free(_detail(data))
+        detail = self.detail(data)
         said = f"HTTP {status}" + (f": {detail}" if detail else "")
         if status in (401, 403):
             return (f"Docker Hub refuses tag deletes for {self.login.username if self.login else 'anonymous'} "

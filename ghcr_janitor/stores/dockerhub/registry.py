@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from typing import Any
@@ -43,7 +44,7 @@ from ghcr_janitor.core.reference import Target, is_loopback
 from ghcr_janitor.core.settings import DOCKERHUB_TOKEN, DOCKERHUB_USERNAME
 from ghcr_janitor.core.words import count
 from ghcr_janitor.net.auth.secret import Secret
-from ghcr_janitor.net.status import error_code
+from ghcr_janitor.net.redact import one_line
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.dockerhub import listing
 from ghcr_janitor.stores.dockerhub.api import DEFAULT_API_URL, HubApi, HubLogin, Sleep
@@ -199,8 +200,8 @@ class DockerHubRegistry(OciSide):
     async def _send_delete(self, digest: str) -> tuple[int, str]:
         """DELETE the digest over `/v2`: (status, "HTTP status CODE: message" for messages)."""
         url = f"{self.oci.base_url}/v2/{self.name}/manifests/{digest}"
-        response, _ = await self.oci.client.send("DELETE", url, log_to=self.oci.log)
-        code, message = error_code(response)
+        response, body = await self.oci.client.send("DELETE", url, log_to=self.oci.log)
+        code, message = _error(body, self.api.secrets())
         said = f"HTTP {response.status_code}" + (f" {code}" if code else "") + (f": {message}" if message else "")
         return response.status_code, said
 
@@ -334,6 +335,30 @@ async def repository_names(glob: Target, options: Any, host: Any) -> list[str]:
         await api.client.aclose()
 
 
+def _error(body: bytes, hidden: list[str]) -> tuple[str | None, str | None]:
+    """(code, message) of the registry's first OCI error in `body`, the message scrubbed of `hidden`
+    whole before its one-line cut."""
+    try:
+        first = json.loads(body)["errors"][0]
+        code, message = first.get("code"), first.get("message")
+    except Exception:               # plain text, HTML, empty
+        return None, None
+    return (one_line(str(code), hidden, 100) if code else None,
+            one_line(str(message), hidden) if message else None)
+
+
+def _plain_off_loopback(url: str) -> bool:
+    """Whether `url` is plain HTTP to a host that is not loopback: the host httpx would connect to
+    (`http://localhost:1@evil.example.net` is evil.example.net), not a split of the text."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return True
+    return parsed.scheme == "http" and not is_loopback(parsed.host)
+
+
 def preflight(options: Any, host: Any) -> None:
     """Settings a Docker Hub target cannot use, before any contact: half of the DOCKERHUB_ pair, a
     settings `token_env` that is not set, a token to be sent over plain HTTP to a host not loopback."""
@@ -345,6 +370,6 @@ def preflight(options: Any, host: Any) -> None:
     if host.token_env and not host.token:
         raise UsageError(f"settings file: hosts.\"docker.io\".token_env names {host.token_env}, which is not set")
     for key, url in (("api_url", host.api_url), ("registry_url", host.registry_url)):
-        if url and url.startswith("http://") and not is_loopback(url[len("http://"):].split("/")[0]):
+        if url and _plain_off_loopback(url):
             raise UsageError(f"settings file: hosts.\"docker.io\".{key} = {url}: plain HTTP would send the Docker "
                              "Hub token in clear; use https:// (plain HTTP is allowed to loopback hosts only)")

@@ -1,7 +1,9 @@
 """The Artifact Registry REST API (v1), the little the janitor needs of it: a repository's settings
 (`dockerConfig.immutableTags`), a project location's repositories and a repository's packages
 (images), both `pageSize`/`pageToken` paginated (at most 1,000 a page). Bearer: an OAuth access token.
-Retries and `Retry-After` on 429 (GAR's per-project requests-per-minute quota) are the client's."""
+Retries and `Retry-After` on 429 (GAR's per-project requests-per-minute quota) are the client's.
+Answers are read to at most `API_BODY_CAP` bytes; an error answer is scrubbed of the token before
+its message is cut to one line."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import httpx
 from ghcr_janitor.core.errors import AuthError, RegistryError
 from ghcr_janitor.core.reference import is_loopback
 from ghcr_janitor.net.auth.secret import Secret
-from ghcr_janitor.net.http import RequestLog, ThreadedClient
+from ghcr_janitor.net.http import BodyTooLarge, RequestLog, ThreadedClient
+from ghcr_janitor.net.redact import scrub
 from ghcr_janitor.net.status import json_of, raise_for_status
 
 PAGE_SIZE = 1000
@@ -27,6 +30,7 @@ class BearerAuth(httpx.Auth):
 
     def __init__(self, token: Callable[[], Secret]):
         self._token = token
+        self.sent: Secret | None = None         # the token last attached (scrubbed from error answers)
 
     def __repr__(self) -> str:
         return "BearerAuth(********)"
@@ -34,7 +38,8 @@ class BearerAuth(httpx.Auth):
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if request.url.scheme == "http" and not is_loopback(request.url.host):
             raise AuthError(f"refusing to send a token over plain HTTP to {request.url.host}: use HTTPS")
-        request.headers["Authorization"] = f"Bearer {self._token().reveal()}"
+        self.sent = self._token()
+        request.headers["Authorization"] = f"Bearer {self.sent.reveal()}"
         yield request
 
 
@@ -48,9 +53,15 @@ class ArtifactRegistryApi:
 
     async def _get(self, path: str, what: str, params: dict[str, str] | None = None) -> dict[str, Any]:
         url = httpx.URL(f"{self.api_url}/v1/{path}", params=params or {})
-        response, body = await self.client.send("GET", url, log_to=self.log, cap=API_BODY_CAP)
+        try:
+            response, body = await self.client.send("GET", url, log_to=self.log, cap=API_BODY_CAP)
+        except BodyTooLarge:
+            raise RegistryError(f"{what}: the API sent an answer over the {API_BODY_CAP} byte cap; refused") from None
         if response.status_code >= 400:
-            raise_for_status(httpx.Response(response.status_code, headers=response.headers, content=body,
+            auth = getattr(getattr(self.client, "client", None), "auth", None)
+            sent = getattr(auth, "sent", None)
+            text = scrub(body.decode("utf-8", "replace"), [sent.reveal() if sent else None])
+            raise_for_status(httpx.Response(response.status_code, headers=response.headers, content=text.encode(),
                                             request=response.request), what)
         return json_of(body, what)  # type: ignore[return-value]
 

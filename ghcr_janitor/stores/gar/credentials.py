@@ -40,6 +40,11 @@ class Lazy:
             raise self._error
         return self._value
 
+    def found(self) -> Credentials | None:
+        """What the lookup found, if it ran and found something (never runs it; never raises)."""
+        with self._lock:
+            return self._value if self._done and self._error is None else None
+
     def bearer(self) -> Secret:
         """The access token for the REST API (AuthError naming the sources when there is none)."""
         found = self.get()

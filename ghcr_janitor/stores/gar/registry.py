@@ -12,17 +12,21 @@
   an index lists it (`GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE`): `delete_manifest` first removes the tags
   the last look saw on the digest (each HEADed first: a tag moved since is left alone), then deletes
   the digest. Apply deletes parents before their children; a refusal of either kind is a skip in
-  one line, never a retry that could remove anything else.
+  one line, never a retry that could remove anything else. Only GAR's 202 (or 200) is a delete done:
+  a redirect deleted nothing.
+- Pages: a `Link` to another scheme or host is not followed (`net.links.same_origin`); a repeated
+  link or page, or an empty page that names another, is an error; at most `MAX_LIST_PAGES` pages and
+  `LIST_TOTAL_CAP` bytes in all. What an error answer echoes is scrubbed of the run's secrets.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
 from typing import Any, Callable
-from urllib.parse import urljoin
 
 import httpx
 
@@ -30,7 +34,9 @@ from ghcr_janitor.core.errors import CannotUntag, JanitorError, NotFoundError, R
 from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.words import count
-from ghcr_janitor.net.links import next_link
+from ghcr_janitor.net.http import BodyTooLarge
+from ghcr_janitor.net.links import next_link, same_origin
+from ghcr_janitor.net.redact import scrub
 from ghcr_janitor.net.status import error_code, raise_for_status
 from ghcr_janitor.stores.base import Version
 from ghcr_janitor.stores.gar.api import ArtifactRegistryApi
@@ -44,8 +50,10 @@ log = logging.getLogger("ghcr_janitor.gar")
 
 AGE_SOURCE = "gar/uploaded"
 LISTING_TTL = 30.0
-MAX_LIST_PAGES = 1000
+MAX_LIST_PAGES = 100              # GAR sends the whole map in one answer; a Link is the exception
 LIST_BODY_CAP = 256 << 20          # the whole manifest map of a large image in one answer
+LIST_TOTAL_CAP = LIST_BODY_CAP     # ... and all pages of one listing together
+DELETED = (200, 202)               # GAR answers a manifest DELETE with 202
 DANGLING_TAG = "GOOGLE_MANIFEST_DANGLING_TAG"
 DANGLING_PARENT = "GOOGLE_MANIFEST_DANGLING_PARENT_IMAGE"
 IMMUTABLE = "immutable tags (Artifact Registry repository setting dockerConfig.immutableTags)"
@@ -93,7 +101,32 @@ class GarRegistry(OciSide):
         return f"{self.oci.base_url}/v2/{self.name}/{suffix}"
 
     async def _send(self, method: str, url: str, **kwargs: Any):
-        return await self.oci.client.send(method, url, log_to=self.oci.log, **kwargs)
+        try:
+            return await self.oci.client.send(method, url, log_to=self.oci.log, **kwargs)
+        except BodyTooLarge as exc:
+            size = f"a {exc.size}-byte answer" if exc.size is not None else "an answer"
+            raise RegistryError(f"{method} {url.partition('?')[0]}: the registry sent {size} over the {exc.cap} "
+                                "byte cap; refused") from None
+
+    def _secrets(self) -> list[str]:
+        """The secrets this store's requests carried: the Google credential, once found, and the
+        registry's bearer tokens (what an error answer must not echo back)."""
+        found: list[str] = []
+        credentials = self.credentials.found()
+        if credentials is not None and credentials.secret:
+            found.append(credentials.secret.reveal())
+        auth = getattr(getattr(self.oci.client, "client", None), "auth", None)
+        for token in list(getattr(auth, "_tokens", {}).values()):   # RegistryAuth's cache of bearer tokens
+            value = getattr(token, "value", None)
+            if isinstance(value, str):
+                found.append(value)
+        return found
+
+    def _answer(self, response: httpx.Response, body: bytes) -> httpx.Response:
+        """`_with_body`, an error's body scrubbed of the run's secrets whole before anything cuts it."""
+        if response.status_code >= 400 and body:
+            body = scrub(body.decode("utf-8", "replace"), self._secrets()).encode()
+        return _with_body(response, body)
 
     # --- listing ---------------------------------------------------------------------
     async def read_list(self, name: str | None = None) -> Listing:
@@ -104,10 +137,16 @@ class GarRegistry(OciSide):
         listing = Listing()
         url: str | None = f"{self.oci.base_url}/v2/{name}/tags/list"
         visited: set[str] = set()
+        pages: set[bytes] = set()
+        read = 0
         for _ in range(MAX_LIST_PAGES):
             assert url is not None
-            response, body = await self._send("GET", url, cap=LIST_BODY_CAP)
-            response = _with_body(response, body)
+            left = LIST_TOTAL_CAP - read
+            if left <= 0:
+                raise RegistryError(f"{what}: more than {LIST_TOTAL_CAP} bytes of pages; not read further")
+            response, body = await self._send("GET", url, cap=min(LIST_BODY_CAP, left))
+            read += len(body)
+            response = self._answer(response, body)
             if response.status_code == 404:
                 raise NotFoundError(f"{self.host}/{name}: no such image (or no permission to read it)",
                                     status=404)
@@ -122,7 +161,13 @@ class GarRegistry(OciSide):
                 if not listing.has_map:
                     raise RegistryError(f"{what}: the tags list has no 'manifest' map (not Google's /v2?)")
                 return listing
-            url = urljoin(str(response.request.url), link)
+            if isinstance(doc, dict) and not (doc.get("tags") or doc.get("manifest") or doc.get("child")):
+                raise RegistryError(f"{what}: an empty page names a next one; not read further")
+            fingerprint = hashlib.sha256(body).digest()
+            if fingerprint in pages:
+                raise RegistryError(f"{what}: the registry sent the same page again; not read further")
+            pages.add(fingerprint)
+            url = same_origin(str(response.request.url), link, what)
             if url in visited:
                 raise RegistryError(f"{what}: the registry's Link header loops back to {link}")
             visited.add(url)
@@ -227,8 +272,8 @@ class GarRegistry(OciSide):
     # --- deleting --------------------------------------------------------------------
     async def _delete(self, reference: str, doing: str) -> None:
         response, body = await self._send("DELETE", self._url(f"manifests/{reference}"))
-        response = _with_body(response, body)
-        if response.status_code in (200, 202):
+        response = self._answer(response, body)
+        if response.status_code in DELETED:
             return
         where = f"{self.host}/{self.name}"
         if response.status_code == 404:
@@ -244,6 +289,10 @@ class GarRegistry(OciSide):
         if response.status_code == 403:
             raise_for_status(response, f"{doing} (needs {DELETE_ROLE})")
         raise_for_status(response, doing)
+        # Under 400 yet not a delete: a redirect (a proxy's login page, an http->https rewrite) deleted nothing.
+        raise RegistryError(f"{doing}: the registry answered {response.status_code}, not the 202 of a delete"
+                            + (" (a redirect, not followed)" if 300 <= response.status_code < 400 else "")
+                            + "; not counted as deleted", status=response.status_code)
 
     async def delete_tag(self, tag: str, digest: str) -> None:
         """Remove `tag`, keeping the manifest: HEAD it (NotFoundError if gone, TagMovedError if it points
