@@ -262,7 +262,13 @@ class VendorStandIn:
 
     def _forward(self, request: Request, raw_path: str, match: re.Match | None = None) -> Reply:
         headers = {k: v for k, v in request.headers.items() if k not in HOP_HEADERS and k != "authorization"}
-        upstream = self.registry.request(request.method, raw_path, headers=headers, content=request.body)
+        for attempt in range(3):         # a loaded CI machine may drop a read: retried; a change is sent once
+            try:
+                upstream = self.registry.request(request.method, raw_path, headers=headers, content=request.body)
+                break
+            except httpx.TransportError:
+                if request.method not in ("GET", "HEAD") or attempt == 2:
+                    raise
         out = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS}
         location = out.get("location")
         if location and location.startswith(self.upstream):
