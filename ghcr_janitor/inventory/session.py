@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, TypeVar
 
@@ -13,6 +14,8 @@ from ghcr_janitor.inventory.ledger import Ledger
 from ghcr_janitor.core.models import Inventory
 from ghcr_janitor.core.reference import Target, parse_run_target
 from ghcr_janitor.stores.base import GathersFacts, Registry, Store
+
+TARGETS_AT_ONCE = 4         # targets inventoried at once (each with its own --concurrency bound)
 
 T = TypeVar("T")
 
@@ -121,8 +124,21 @@ class Session:
         return parsed, failed
 
     async def inventories(self, targets: list[str]) -> list[TargetResult]:
+        """Every target's inventory, in target order. The first is read alone (what it learns for
+        the run, such as a GitHub owner's endpoint, the others reuse), then up to TARGETS_AT_ONCE at
+        a time: a matrix shard of hundreds of small packages is round trips, not work."""
         parsed, failed = await self.targets(targets)
-        return [await self.inventory_of(t) for t in parsed] + failed
+        if not parsed:
+            return failed
+        first = await self.inventory_of(parsed[0])
+        limit = asyncio.Semaphore(TARGETS_AT_ONCE)
+
+        async def one(target: Target) -> TargetResult:
+            async with limit:
+                return await self.inventory_of(target)
+
+        rest = await asyncio.gather(*(one(t) for t in parsed[1:]))
+        return [first, *rest] + failed
 
     def close(self) -> None:
         if self.cache is not None:

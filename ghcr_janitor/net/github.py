@@ -37,6 +37,7 @@ from ghcr_janitor.net.http import (
 from ghcr_janitor.core.reference import is_loopback
 from ghcr_janitor.core.settings import DEFAULT_API_URL, HttpSettings
 from ghcr_janitor.net.links import next_link
+from ghcr_janitor.net.transport import shared_ssl_context
 from ghcr_janitor.core.timeparse import parse_time
 
 log = logging.getLogger("ghcr_janitor.github")
@@ -181,7 +182,8 @@ class GitHubRest:
         if client is None:
             timeout = HttpSettings.timeout if timeout is None else timeout
             client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
-                                       follow_redirects=False, headers={"User-Agent": "ghcr-janitor"})
+                                       follow_redirects=False, headers={"User-Agent": "ghcr-janitor"},
+                                       verify=shared_ssl_context())
         self.client = client
         self.sleep: Sleep = sleep or _sleep
         self.clock: Clock = clock or time.time

@@ -84,8 +84,9 @@ class SyntheticRepo:
 class SyntheticPackage(SyntheticRepo):
     """`n` versions in images of 5 (see the module doc); `versions` are GitHub's version objects."""
 
-    def __init__(self, name: str, n: int, first_id: int = 1_000_000, tag_every: int = 100):
+    def __init__(self, name: str, n: int, first_id: int = 1_000_000, tag_every: int = 100, salt: str = ""):
         super().__init__(name)
+        self.salt = salt        # packages with different salts share no manifest
         self.children: list[tuple[str, str, str, str]] = []     # per image: platform a, b, attestation a, b
         self.versions: list[dict] = []
         images = math.ceil(n / GROUP)
@@ -115,7 +116,7 @@ class SyntheticPackage(SyntheticRepo):
 
     def _attestation(self, image: int, role: int, subject: str) -> tuple[bytes, str]:
         doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-               "config": {"mediaType": OCI_CONFIG, "digest": _blob("attcfg", image * 2 + role), "size": 241},
+               "config": {"mediaType": OCI_CONFIG, "digest": _blob(self.salt + "attcfg", image * 2 + role), "size": 241},
                "layers": [{"mediaType": INTOTO, "digest": _blob("sbom", image * 2 + role), "size": 15_000 + image % 977,
                            "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}]}
         return _dump(doc), OCI_MANIFEST
@@ -123,7 +124,7 @@ class SyntheticPackage(SyntheticRepo):
     def body(self, image: int, role: int) -> tuple[bytes, str]:
         if role in (1, 2):
             doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                   "config": {"mediaType": OCI_CONFIG, "digest": _blob("config", image * 2 + role), "size": 1_500},
+                   "config": {"mediaType": OCI_CONFIG, "digest": _blob(self.salt + "config", image * 2 + role), "size": 1_500},
                    "layers": [{"mediaType": LAYER, "digest": _blob("base", role), "size": 30_000_000},
                               {"mediaType": LAYER, "digest": _blob("app", image * 2 + role), "size": 2_000_000 + image}]}
             return _dump(doc), OCI_MANIFEST
@@ -170,7 +171,7 @@ class TagRepo(SyntheticRepo):
 def small_package(name: str) -> SyntheticPackage:
     """One of an organisation's 2,000 packages: 2 images (10 versions), the newest tagged."""
     return SyntheticPackage(name, 10, first_id=1_000 + (int(hashlib.sha256(name.encode()).hexdigest()[:6], 16) << 5),
-                            tag_every=1)
+                            tag_every=1, salt=name)
 
 
 def package(n: int, name: str = "acme/app") -> SyntheticPackage:
@@ -322,6 +323,7 @@ class SyntheticOci:
 
 
 _PACKAGES = re.compile(r"^/(orgs|users)/([^/]+)/packages$")
+_VERSIONS = re.compile(r"^/(?:orgs|users)/([^/]+)/packages/container/([^/]+)/versions$")
 
 
 class ScaleGitHub(GitHubStandin):
@@ -331,6 +333,7 @@ class ScaleGitHub(GitHubStandin):
         super().__init__(limits or Limits(package_per_minute=None), **kwargs)
         self._ordered: dict[int, tuple[int, list[dict]]] = {}
         self.pages = 0
+        self.listed: Counter[tuple[str, str]] = Counter()       # (owner, package) -> version pages read
 
     def add_package(self, owner: str, package: str, versions: list[dict]) -> None:
         self.packages[(owner, package)] = {v["id"]: v for v in versions}
@@ -344,6 +347,7 @@ class ScaleGitHub(GitHubStandin):
             self._points.clear()
             self._shut_until.clear()
             self.pages = 0
+            self.listed.clear()
 
     def _page(self, items: dict[int, dict], query: dict, path: str, headers: dict, shape) -> tuple:
         per_page = min(100, int(query.get("per_page", ["30"])[0]))
@@ -363,6 +367,9 @@ class ScaleGitHub(GitHubStandin):
     def _answer(self, method: str, target: str):
         status, headers, body = super()._answer(method, target)
         url = urlsplit(target)
+        version = _VERSIONS.match(url.path)
+        if status == 200 and method == "GET" and version:
+            self.listed[(version.group(1), version.group(2))] += 1
         match = _PACKAGES.match(url.path)
         if status == 404 and method == "GET" and match:
             owner = match.group(2)
