@@ -199,3 +199,28 @@ def test_a_group_glob_lists_the_groups_repositories(cli, gitlab):
     assert listed.exit_code == 0, listed.output
     targets = [t["target"] for t in json.loads(listed.stdout)["targets"]]
     assert f"{HOST}/{repo.repo}" in targets
+
+
+# --- a tag put on the digest after the last look (review finding H1) --------------------------------
+def test_a_tag_put_on_the_digest_after_the_last_look_keeps_it(cli, gitlab, tmp_path, monkeypatch):
+    """GitLab's registry deletes a digest with every tag on it: after untagging what the look saw, the
+    store reads the tags once more and sends the digest DELETE only if none points at it (here
+    `release`, pushed by a CI job once the look was taken)."""
+    from ghcr_janitor.stores.gitlab import registry as gitlab_registry
+
+    target, repo = project(gitlab)
+    digest, body = repo.buildkit_cache("cache-a", [b"race-g" * 10], OLD)
+    original = gitlab_registry.GitLabRegistry.delete_manifest
+
+    async def delete_manifest(self, d):
+        if d == digest:
+            repo.manifest("release", body, OCI_MANIFEST)
+        return await original(self, d)
+
+    monkeypatch.setattr(gitlab_registry.GitLabRegistry, "delete_manifest", delete_manifest)
+    done = cli("prune", target, "--policy", write(tmp_path, ALL_CACHES), "--yes", "-O", "json")
+    (result,) = json.loads(done.stdout)["targets"][0]["results"]
+    assert repo.tags() == {"release": digest}, "the foreign job's tag went with the digest"
+    assert result["status"] == "skipped" and "release" in result["reason"], result
+    assert "untagged cache-a" in result["reason"] and present(repo, digest)
+    assert not [p for _, p, _ in deletes(gitlab) if p.endswith(f"/manifests/{digest}")]

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from ghcr_janitor.stores.harbor import registry as harbor
 from tests.support.harbor_standin import HarborStandIn
 from tests.support.push import OCI_INDEX, OCI_MANIFEST, Pusher
 
@@ -110,8 +111,12 @@ def test_dry_run_then_prune_keeps_exactly_what_the_policy_keeps(cli, standin, na
     assert standin.digests(name) == {shared, fresh, release, child}
     assert standin.resolve(name, stale) is None and standin.resolve(name, overwritten) is None
     assert standin.resolve(name, child) == child                 # the index's child stays with it
-    untags = [p for m, p, _ in standin.calls if m == "DELETE" and "/tags/" in p]
-    assert untags == [f"/api/v2.0/projects/{name.split('/')[0]}/repositories/app/artifacts/{shared}/tags/cache-pr-2"]
+    untags = sorted(p for m, p, _ in standin.calls if m == "DELETE" and "/tags/" in p)
+    artifacts = f"/api/v2.0/projects/{name.split('/')[0]}/repositories/app/artifacts"
+    assert untags == sorted([f"{artifacts}/{shared}/tags/cache-pr-2",        # the untag
+                             f"{artifacts}/{stale}/tags/cache-pr-1"])        # the delete's tag, removed first
+    reads = [p.partition("?")[0] for m, p, _ in standin.calls if m == "GET" and p.startswith(f"{artifacts}/sha256:")]
+    assert sorted(reads) == sorted([f"{artifacts}/{stale}", f"{artifacts}/{overwritten}"])   # one before each delete
     assert not [p for m, p, _ in standin.calls if m == "DELETE" and p.startswith("/v2/")]   # all through the API
     refused = httpx.delete(f"{standin.url}/v2/{name}/manifests/cache-main")     # Harbor's /v2 has no tag DELETE
     assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "UNSUPPORTED"
@@ -325,19 +330,61 @@ def test_requests_per_thousand_tags_listed_and_per_hundred_deletes(cli, standin,
     assert len(standin.digests(name)) == 1000
     deletes = standin.count("DELETE", "/api/v2.0/")
     looks = -(-100 // 50)                                            # deletes_per_look
-    api_gets = standin.count("GET", "/api/v2.0/")
-    assert deletes == 100
+    reads = len([p for m, p, _ in standin.calls if m == "GET" and "/artifacts/sha256:" in p])
+    api_gets = standin.count("GET", "/api/v2.0/") - reads
+    assert deletes == 100 and reads == 100                           # each artifact read right before its delete
     assert api_gets <= pages * (1 + 2 * looks)                       # the inventory, then per look: versions + tags
     assert standin.count("GET", f"/v2/{name}/manifests/") == 0       # every manifest came from the caches
     per_delete = len(standin.calls)
-    assert per_delete <= deletes + pages * (1 + 2 * looks) + 4 * looks
+    assert per_delete <= deletes + reads + pages * (1 + 2 * looks) + 4 * looks
     with capsys.disabled():
         print(f"\nHarbor requests, 1,000 tags + 100 untagged listed: {listing} ({api_listing} API pages, "
               f"{manifest_gets} manifest GETs); prune deleting 100 untagged: {per_delete} "
-              f"({deletes} DELETEs, {api_gets} API listing pages, {per_delete - deletes - api_gets} /v2)")
+              f"({deletes} DELETEs, {reads} artifact reads, {api_gets} API listing pages, "
+              f"{per_delete - deletes - reads - api_gets} /v2)")
 
 
 def pusher_digest(raw: bytes) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+# --- a tag put on the digest after the last look (review finding H1) --------------------------------
+def _foreign_push_at_delete(monkeypatch, standin: HarborStandIn, name: str, digest: str, body: bytes) -> None:
+    """A CI job tags `digest` `release` after apply's last look, just as the store starts its delete."""
+    original = harbor.HarborRegistry.delete_manifest
+
+    async def delete_manifest(self, d):
+        if d == digest:
+            Pusher(standin.url, name).manifest("release", body, OCI_MANIFEST)
+        return await original(self, d)
+
+    monkeypatch.setattr(harbor.HarborRegistry, "delete_manifest", delete_manifest)
+
+
+def test_a_tag_put_on_the_digest_after_the_last_look_keeps_the_artifact(cli, standin, name, tmp_path, monkeypatch):
+    """Harbor deletes an artifact with every tag on it: the store removes the tags the look saw, reads
+    the artifact, and sends the DELETE only if no tag is left (here `release`, pushed meanwhile)."""
+    use_settings(tmp_path, monkeypatch, standin)
+    digest, body = push(standin, name, 40).buildkit_cache("cache-a", [b"race-a" * 10], NOW - timedelta(days=40))
+    _foreign_push_at_delete(monkeypatch, standin, name, digest, body)
+    rules = policy(tmp_path, '[[rule]]\nselect = { tags = ["cache-*"] }\naction = "delete"\n')
+    done = cli("prune", f"{HOST}/{name}", "--policy", rules, "--yes", "--output", "json")
+    (result,) = one_target(done)["results"]
+    assert standin.tags(name) == {"release": digest}, "the foreign job's tag went with the artifact"
+    assert result["status"] == "skipped" and "release" in result["reason"] and "untagged cache-a" in result["reason"]
+    assert not [p for m, p, _ in standin.calls if m == "DELETE" and p.endswith(f"/artifacts/{digest}")]
+
+
+def test_an_untagged_artifact_tagged_after_the_last_look_is_kept(cli, standin, name, tmp_path, monkeypatch):
+    use_settings(tmp_path, monkeypatch, standin)
+    digest, body = push(standin, name, 40).buildkit_cache("cache-a", [b"race-u" * 10], NOW - timedelta(days=40))
+    standin.tagdb.pop((name, "cache-a"))                 # an untagged artifact Harbor lists
+    standin.untag(name, "cache-a")
+    _foreign_push_at_delete(monkeypatch, standin, name, digest, body)
+    rules = policy(tmp_path, '[[rule]]\nselect = { untagged = true }\naction = "delete"\n')
+    done = cli("prune", f"{HOST}/{name}", "--policy", rules, "--yes", "--output", "json")
+    (result,) = one_target(done)["results"]
+    assert standin.tags(name) == {"release": digest} and result["status"] == "skipped", result
+    assert not [p for m, p, _ in standin.calls if m == "DELETE"]

@@ -23,9 +23,9 @@ import json
 import re
 import threading
 from datetime import datetime, timezone
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
-from tests.support.vendor_standin import Reply, Request, VendorStandIn
+from tests.support.vendor_standin import V2_PATH, Reply, Request, VendorStandIn
 
 API = "/api/v4"
 DEFAULT_PER_PAGE = 20
@@ -52,21 +52,29 @@ class GitLabStandIn(VendorStandIn):
         self.bulk_deletes = 0
         self._untagging = threading.Lock()
         self._digests: dict[str, dict[str, str]] = {}      # repository -> tag -> digest (see `current`)
+        self._generation = 0                                # bumped by every change: a stale read is not cached
 
     def untag(self, name: str, tag: str) -> None:
         """The base's untag, one at a time (its placeholder pushes race when run concurrently)."""
         with self._untagging:
             super().untag(name, tag)
-        self._digests.clear()
+        self._forget()
+
+    def _forget(self) -> None:
+        with self.lock:
+            self._generation += 1
+            self._digests.clear()
 
     def current(self, repo: str) -> dict[str, str]:
         """tag -> digest now, cached until a request through the stand-in changes something."""
         with self.lock:
             cached = self._digests.get(repo)
+            generation = self._generation
         if cached is None:
             cached = self.tags(repo)
             with self.lock:
-                self._digests[repo] = cached
+                if generation == self._generation:      # nothing changed while it was read
+                    self._digests[repo] = cached
         return dict(cached)
 
     # --- seeding -------------------------------------------------------------------------
@@ -102,8 +110,7 @@ class GitLabStandIn(VendorStandIn):
     # --- /v2 ------------------------------------------------------------------------------------
     def v2_hook(self, request: Request, name: str, what: str, ref: str | None) -> Reply | None:
         if request.method in ("PUT", "DELETE", "POST", "PATCH"):
-            with self.lock:
-                self._digests.clear()
+            self._forget()
         if request.method == "DELETE" and what == "manifests" and ref and not ref.startswith("sha256:"):
             if self.locked(name, ref):
                 return Reply(403, {"errors": [{"code": "DENIED", "message": f"tag {ref} is protected"}]})
@@ -116,7 +123,14 @@ class GitLabStandIn(VendorStandIn):
             # vanishing meanwhile makes it answer 500: one mutation at a time (GitLab's registry has no
             # such race; this is the real registry behind the stand-in).
             with self._untagging:
-                return self._forward(request, request.path)
+                reply = self._forward(request, request.path)
+            self._forget()
+            return reply
+        if request.method == "PUT" and what == "manifests":        # the tag listing changes when it is done
+            raw = request.path + (("?" + urlencode(request.query, doseq=True)) if request.query else "")
+            reply = self._forward(request, raw, V2_PATH.match(request.path))
+            self._forget()
+            return reply
         return None
 
     # --- the APIs ---------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ What it does as Harbor does (file names: goharbor/harbor `src/`):
   tags go, and its untagged children no other index references.
 - `DELETE .../artifacts/{reference}/tags/{tag}`: 404 when the tag is not on that artifact, 412 when
   it is immutable.
+- `GET .../artifacts/{reference}` (`with_tag`, `with_immutable_status` as for the listing): the one
+  artifact, 404 when there is none.
 - Repository names in API paths are URL-encoded twice (`a/b` -> `a%252Fb`): a segment that decodes
   to a `/` in one pass misroutes (404), as Harbor's router does.
 - With `users`, the API wants HTTP Basic (401 otherwise); a user in `readonly` gets 403 on deletes.
@@ -247,6 +249,11 @@ class HarborStandIn(VendorStandIn):
             rest = parts[5:]
             if not rest and request.method == "GET":
                 return self._list_artifacts(request, name)
+            if len(rest) == 1 and request.method == "GET":
+                digest = self._reference(name, rest[0])
+                if digest is None:
+                    return Reply(404, errors("NOT_FOUND", f"artifact {name}:{rest[0]} not found"))
+                return Reply(200, self._items(request, name, [digest])[0])
             if len(rest) == 1 and request.method == "DELETE":
                 digest = self._reference(name, rest[0])
                 if digest is None:
@@ -311,20 +318,29 @@ class HarborStandIn(VendorStandIn):
         return Reply(200, chunk, headers)
 
     def _list_artifacts(self, request: Request, name: str) -> Reply:
-        with_tag = request.arg("with_tag", "true") != "false"
-        immutable = request.arg("with_immutable_status", "false") == "true"
         with self.lock:
             arts = [a for (r, _), a in self.artifacts.items() if r == name]
             if not arts:
                 return Reply(404, errors("NOT_FOUND", f"repository {name} not found"))
+            tagged = {row.digest for (r, _), row in self.tagdb.items() if r == name}
+            children = {c for a in arts for c in a.references}
+            listed = [a for a in arts if a.digest in tagged or a.digest not in children]
+            listed.sort(key=lambda a: (a.push_time, a.id), reverse=True)
+            items = self._items(request, name, [a.digest for a in listed])
+        return self._page(request, items)
+
+    def _items(self, request: Request, name: str, digests: list[str]) -> list[dict]:
+        """The artifacts `digests` of `name` as the API shows them (`with_tag`, `with_immutable_status`)."""
+        with_tag = request.arg("with_tag", "true") != "false"
+        immutable = request.arg("with_immutable_status", "false") == "true"
+        with self.lock:
+            arts = [a for (r, _), a in self.artifacts.items() if r == name]
             tags: dict[str, list[tuple[str, TagRow]]] = {}
             for (r, tag), row in self.tagdb.items():
                 if r == name:
                     tags.setdefault(row.digest, []).append((tag, row))
-            children = {c for a in arts for c in a.references}
-            listed = [a for a in arts if a.digest in tags or a.digest not in children]
-            listed.sort(key=lambda a: (a.push_time, a.id), reverse=True)
             by_digest = {a.digest: a for a in arts}
+            listed = [by_digest[d] for d in digests]
             items = [{
                 "id": a.id, "type": "IMAGE" if "image" in a.media_type else "UNKNOWN", "media_type": a.media_type,
                 "manifest_media_type": a.manifest_media_type, "project_id": 1, "repository_id": 1,
@@ -338,4 +354,4 @@ class HarborStandIn(VendorStandIn):
                           "immutable": immutable and self.is_immutable(tag)}
                          for tag, row in sorted(tags.get(a.digest, []))] or None if with_tag else None,
             } for a in listed]
-        return self._page(request, items)
+        return items

@@ -128,3 +128,90 @@ def test_where_the_api_lives_and_which_token_goes_there():
     with pytest.raises(UsageError, match="plain HTTP"):
         rest_token("h", "http://gl.example.com", Options({"GITLAB_TOKEN": "pat"}), none)
     assert rest_token("h", "http://127.0.0.1:8080", Options({"GITLAB_TOKEN": "pat"}), none) is not None
+
+
+# --- review findings H2, H3, M1, M3 ---------------------------------------------------------------
+LONG = "glpat-" + "S" * 514         # a 520-character token
+
+
+@pytest.mark.parametrize("link", ["http://evil.example.net/steal?page=2", "https://other-gitlab.example.org/api/v4/x",
+                                  "http://gitlab.example.com/api/v4/x?page=2", "//evil.example.net/x"])
+@pytest.mark.parametrize("header", ["PRIVATE-TOKEN", "JOB-TOKEN"])
+@respx.mock
+def test_a_next_link_off_the_gitlab_is_not_followed_and_the_token_stays_home(link, header):
+    from ghcr_janitor.core.errors import RegistryError
+
+    api = GitLabApi(GL, make_client(2, None, base_url=GL), RestToken(header, Secret(LONG), "GITLAB_TOKEN"), RequestLog())
+    elsewhere = [respx.route(host=h).mock(return_value=httpx.Response(200, json=[]))
+                 for h in ("evil.example.net", "other-gitlab.example.org")]
+    plain = respx.route(scheme="http").mock(return_value=httpx.Response(200, json=[]))
+    respx.get(f"{GL}/api/v4/projects/7/registry/repositories").mock(return_value=httpx.Response(
+        200, json=[{"id": 1, "path": "g/p"}], headers={"Link": f'<{link}>; rel="next"'}))
+    with pytest.raises(RegistryError, match="another host") as caught:
+        run(api.repositories(7))
+    assert not any(r.called for r in elsewhere) and not plain.called and LONG[:12] not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://evil.example.net/api/v4/projects/1", "https://evil.example.net/api/v4/x",
+                                 "https://gitlab.example.com:8443/api/v4/x", "http://gitlab.example.com/api/v4/x"])
+@respx.mock
+def test_every_request_is_checked_as_it_is_sent(url):
+    from ghcr_janitor.core.errors import RegistryError
+
+    anywhere = respx.route().mock(return_value=httpx.Response(200, json={}))
+    with pytest.raises(RegistryError, match="not sent"):
+        run(client(LONG)._send("GET", url, "reading"))
+    assert not anywhere.called
+
+
+@respx.mock
+def test_a_token_never_goes_over_plain_http_to_a_host_that_is_not_loopback():
+    evil = respx.route().mock(return_value=httpx.Response(404, json={}))
+    api = GitLabApi("http://gitlab.example.net", make_client(2, None, base_url="http://gitlab.example.net"),
+                    RestToken("PRIVATE-TOKEN", Secret(LONG), "GITLAB_TOKEN"), RequestLog())
+    with pytest.raises(AuthError, match="in clear"):
+        run(api.project("g/p"))
+    assert not evil.called
+
+
+@pytest.mark.parametrize("api", ["http://localhost:1@evil.example.net", "http://127.0.0.1@evil.example.net:80",
+                                 "http://evil.example.net"])
+def test_the_plain_http_check_looks_at_the_host_httpx_sends_to(api):
+    options = Options({"GITLAB_TOKEN": LONG})
+    with pytest.raises(UsageError) as caught:
+        rest_token("registry.example.net", api, options, HostSettings(kind="gitlab", api_url=api))
+    assert "evil" not in str(caught.value) or "user name or password" not in str(caught.value)
+    assert "localhost:1@" not in str(caught.value) and LONG[:12] not in str(caught.value)
+
+
+def test_plain_http_to_loopback_is_allowed():
+    options = Options({"GITLAB_TOKEN": LONG})
+    assert rest_token("r", "http://127.0.0.1:8929", options, HostSettings(kind="gitlab")) is not None
+    assert rest_token("r", "http://localhost:8929", options, HostSettings(kind="gitlab")) is not None
+
+
+def test_the_job_token_goes_only_to_the_gitlab_that_ran_the_job():
+    env = {"CI_JOB_TOKEN": LONG, "CI_SERVER_URL": "https://gitlab.example.com"}
+    assert rest_token("r", "https://gitlab.example.com:443/", Options(env), HostSettings()) is not None
+    assert rest_token("r", "https://other.example.com", Options(env), HostSettings()) is None
+    assert rest_token("r", "https://gitlab.example.com:8443", Options(env), HostSettings()) is None
+
+
+@respx.mock
+def test_an_echoed_token_is_scrubbed_before_the_message_is_cut():
+    respx.get(url__startswith=GL).mock(return_value=httpx.Response(
+        400, json={"message": f"bad token {LONG} given"}))
+    with pytest.raises(Exception) as caught:
+        run(client(LONG).project("g/p"))
+    assert LONG[:12] not in str(caught.value) and "********" in str(caught.value)
+
+
+@respx.mock
+def test_an_answer_over_the_cap_is_one_line_not_read_whole():
+    from ghcr_janitor.core.errors import RegistryError
+    from ghcr_janitor.stores.gitlab.api import BODY_CAP
+
+    respx.get(url__startswith=GL).mock(return_value=httpx.Response(
+        200, content=b'[{"name": "' + b"x" * (BODY_CAP + 10) + b'"}]'))
+    with pytest.raises(RegistryError, match="byte cap"):
+        run(client().repositories(7))

@@ -180,3 +180,67 @@ def test_children_of_an_index_are_known_present_and_reads_are_by_digest(store):
     assert standin.artifacts[(pusher.repo, index)].pull_time is not None      # Harbor records the reads
     gets = [p for m, p, _ in standin.calls if m == "GET" and "/manifests/" in p]
     assert gets == [f"/v2/{pusher.repo}/manifests/{index}", f"/v2/{pusher.repo}/manifests/{child}"]
+
+
+# --- review findings M1, M3, M4, M5 ----------------------------------------------------------------
+@respx.mock
+def test_an_answer_over_the_cap_is_one_line_not_read_whole():
+    from ghcr_janitor.stores.harbor.api import BODY_CAP
+
+    respx.get(url__startswith=BASE).mock(
+        return_value=httpx.Response(200, content=b'[{"digest": "' + b"x" * (BODY_CAP + 10) + b'"}]'))
+    with pytest.raises(RegistryError, match="byte cap") as caught:
+        run(api().artifacts("proj", "team/app"))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@respx.mock
+def test_a_redirected_delete_is_not_a_delete(status):
+    respx.delete(url__startswith=BASE).mock(return_value=httpx.Response(
+        status, headers={"Location": "https://sso.example.com/login?token=abc&next=/x"}))
+    with pytest.raises(RegistryError) as caught:
+        run(api().delete_artifact("proj", "app", "sha256:" + "a" * 64, "deleting x"))
+    message = str(caught.value)
+    assert f"answered {status}" in message and "https://sso.example.com" in message and "token=abc" not in message
+
+
+@respx.mock
+def test_a_delete_answered_with_a_login_page_is_not_a_delete():
+    respx.delete(url__startswith=BASE).mock(return_value=httpx.Response(
+        200, content=b"<html>Sign in</html>", headers={"Content-Type": "text/html; charset=utf-8"}))
+    with pytest.raises(RegistryError, match="HTML page"):
+        run(api().delete_tag("proj", "app", "sha256:" + "a" * 64, "v1", "untagging x"))
+
+
+@respx.mock
+def test_a_page_that_repeats_is_an_error_not_100000_requests():
+    page = [{"digest": f"sha256:{n:064d}"} for n in range(100)]
+    route = respx.get(url__startswith=ARTIFACTS).mock(return_value=httpx.Response(
+        200, json=page, headers={"Link": '</x?page=2&page_size=100>; rel="next"'}))
+    with pytest.raises(RegistryError, match="page 2 repeats page 1"):
+        run(api().artifacts("proj", "team/app"))
+    assert route.call_count == 2
+
+
+@respx.mock
+def test_an_empty_page_ends_the_listing_whatever_the_link_says():
+    route = respx.get(url__startswith=ARTIFACTS).mock(side_effect=[
+        httpx.Response(200, json=[{"digest": "d"}], headers={"Link": '</x?page=2>; rel="next"'}),
+        httpx.Response(200, json=[], headers={"Link": '</x?page=3>; rel="next"'})])
+    assert len(run(api().artifacts("proj", "team/app"))) == 1 and route.call_count == 2
+
+
+@respx.mock
+def test_an_echoed_password_is_scrubbed_before_the_message_is_cut():
+    secret = "robot-secret-" + "s" * 300
+    auth = BasicAuth("robot$ci", Secret(secret))
+    basic = auth.secrets()[1]
+    harbor_api = HarborApi(BASE, make_client(2, auth, base_url=BASE), RequestLog(), "settings", auth)
+    message = f"bad credentials {secret} (Authorization: Basic {basic})"
+    respx.get(url__startswith=BASE).mock(return_value=httpx.Response(
+        401, json={"errors": [{"code": "UNAUTHORIZED", "message": message}]}))
+    with pytest.raises(AuthError) as caught:
+        run(harbor_api.artifacts("proj", "app"))
+    text = str(caught.value)
+    assert secret[:12] not in text and basic[:12] not in text and "********" in text, text

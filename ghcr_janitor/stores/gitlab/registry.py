@@ -17,8 +17,11 @@ registry named in the settings file (`kind = "gitlab"`, `api_url` = the GitLab U
   >= 16.4 untags only; older registries: the `/v2` side's placeholder technique). Either way the
   tag is HEADed first and left alone if it moved. The asynchronous bulk delete is never used.
 - Deleting a digest: GitLab's registry drops every tag of a digest it deletes, so the digest's
-  current tags (as the last look saw them) are untagged first through the tag API, pinned, then the
-  untagged digest is deleted over `/v2`; a locked tag on it refuses the delete.
+  current tags (as the last look saw them) are untagged first through the tag API, pinned; then the
+  tags are read once more (one metadata listing, else the `/v2` tag list and a HEAD of each tag the
+  look did not see) and the digest is deleted over `/v2` only if no tag points at it: a tag a CI job
+  put on it after the look keeps it (skipped, one line). The window left is the one round trip
+  between that read and the DELETE. A locked tag on it refuses the delete.
 - Apply's last look: every tag's digest from the metadata API (one request per 1,000 tags), else
   the `/v2` tag list and a HEAD per tag.
 """
@@ -37,6 +40,7 @@ from ghcr_janitor.core.models import StoreTraits
 from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.settings import HostSettings
 from ghcr_janitor.core.words import count
+from ghcr_janitor.net.redact import one_line
 from ghcr_janitor.stores.base import Remembered, Version
 from ghcr_janitor.stores.gitlab import metadata
 from ghcr_janitor.stores.gitlab.api import GitLabApi, TagDetails
@@ -49,6 +53,7 @@ log = logging.getLogger("ghcr_janitor.gitlab")
 
 AGE_SOURCE = "gitlab/published"
 LISTING_TTL = 30.0              # seconds a tag listing serves resolve/list_tags after the inventory read it
+REREAD_GATHER = 0.01            # seconds a re-read before a digest delete waits for others to join it
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class GitLabRegistry(OciSide):
         self._seen: set[str] = set()        # digests this store listed
         self._kept: set[str] = set()        # digests it untagged and kept
         self._deleted: set[str] = set()     # digests it deleted
+        self._reread: asyncio.Future | None = None     # the metadata re-read about to be sent (see `_reread_now`)
 
     def __repr__(self) -> str:
         return f"GitLabRegistry({self.host}/{self.name}, api={self.api.api_url})"
@@ -259,19 +265,31 @@ class GitLabRegistry(OciSide):
             self._listing.pop(tag, None)
 
     async def delete_manifest(self, digest: str) -> None:
-        """Untag `digest`'s current tags (as the last look saw them) through the tag API, then delete
-        the untagged digest over `/v2`. A locked tag on it refuses the delete (nothing sent)."""
+        """Untag `digest`'s current tags (as the last look saw them) through the tag API, read the tags
+        once more (`_carriers`), then delete the untagged digest over `/v2` only if no tag points at it
+        (TagMovedError otherwise: a tag put on it after the look; the digest stays). A locked tag on
+        it refuses the delete (nothing sent)."""
         looked = self._looked if self._looked is not None else await self.current_tags()
         tags = sorted(t for t, d in looked.items() if d == digest)
         locked = [(t, lock) for t in tags if (lock := await self._lock_of(t))]
         if locked:
             tag, lock = locked[0]
             raise RegistryError(f"deleting {self.where}@{digest}: its tag {tag} is locked ({lock}); not deleted")
+        removed = []
         for tag in tags:
             try:
                 await self.delete_tag(tag, digest)
             except (NotFoundError, TagMovedError):
                 pass                # gone, or on another digest now: the digest delete does not touch it
+            else:
+                removed.append(tag)
+        carriers = await self._carriers(digest)
+        if carriers:
+            untagged = f"; untagged {', '.join(removed)} as planned" if removed else ""
+            shown = ", ".join(one_line(t, (), 64) for t in carriers[:3]) + (", ..." if len(carriers) > 3 else "")
+            raise TagMovedError(f"{self.where}@{digest} now carries {count(len(carriers), 'tag')} ({shown}) the last "
+                                f"look did not see on it: not deleted (GitLab deletes a digest with every tag on "
+                                f"it){untagged}", status=409)
         try:
             await self.oci.delete_manifest(digest)
         except NotFoundError:
@@ -280,6 +298,33 @@ class GitLabRegistry(OciSide):
         self._deleted.add(digest)
         if tags:
             log.info("%s: untagged %s before deleting %s", self.where, count(len(tags), "tag"), digest)
+
+    async def _carriers(self, digest: str) -> list[str]:
+        """The tags on `digest` right now, read after the untags and just before the digest DELETE: one
+        metadata listing, else the `/v2` tag list and a HEAD of each tag the last look did not see
+        (or saw and this store untagged since: back again)."""
+        if await self.has_metadata_api():
+            now = await self._reread_now()
+        else:
+            seen = self._looked or {}
+            again = [t for t, d in seen.items() if d == digest]        # an untag that failed: gone, or moved
+            new = [t for t in await self.oci.list_tags() if t not in seen]
+            now = await self.oci.current_tags(new + again) if new or again else {}
+        return sorted(t for t, d in now.items() if d == digest)
+
+    async def _reread_now(self) -> dict[str, str]:
+        """A metadata listing sent from now on. The deletes of one look go out at once: those whose
+        untags end within REREAD_GATHER seconds of each other share one listing (each joined it
+        before it was sent, so it is as good for each as its own) rather than each reading every tag."""
+        pending = self._reread
+        if pending is None:
+            pending = self._reread = asyncio.ensure_future(self._reread_soon())
+        return await asyncio.shield(pending)
+
+    async def _reread_soon(self) -> dict[str, str]:
+        await asyncio.sleep(REREAD_GATHER)
+        self._reread = None             # sent from here on: a later caller waits for the next one
+        return await self._fresh()
 
     async def aclose(self) -> None:
         try:

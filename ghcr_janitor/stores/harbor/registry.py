@@ -13,8 +13,12 @@ Harbor's `/api/v2.0/ping` (`stores.connect.kind_of`).
   listings, so that `not_pulled_for` is not fooled by the janitor itself.
 - Untag: `DELETE .../artifacts/{digest}/tags/{tag}` after a HEAD of the tag (Harbor's `/v2` DELETE by
   tag answers 400 UNSUPPORTED); the digest pins it server-side too (404 when the tag is elsewhere).
-- Delete: `DELETE .../artifacts/{digest}`, sent only once the plan removes every tag of the digest
-  (Harbor deletes the artifact with all its tags, and its untagged children); storage is freed by
+- Delete: sent only once the plan removes every tag of the digest (Harbor deletes the artifact with
+  all its tags, and its untagged children; no request of Harbor's is conditional). The tags the last
+  look saw on the digest are removed first (the tag DELETE pinned to the digest), then the artifact
+  is read (`GET .../artifacts/{digest}`) and `DELETE .../artifacts/{digest}` is sent only if it
+  carries no tag at all: a tag a CI job put on the digest after the look keeps it (skipped, one line).
+  The window left is the one round trip between that read and the DELETE. Storage is freed by
   Harbor's garbage collection.
 - BuildKit's index-form cache manifests: Harbor refuses them (404 on the PUT, goharbor/harbor#14774);
   a refused push, or a listed cache Harbor cannot serve, is one line naming the artifact and the fix
@@ -38,6 +42,7 @@ from ghcr_janitor.core.reference import Target
 from ghcr_janitor.core.settings import HostSettings
 from ghcr_janitor.core.words import count
 from ghcr_janitor.net.auth.secret import Secret
+from ghcr_janitor.net.redact import one_line
 from ghcr_janitor.stores.base import RawManifest, Version
 from ghcr_janitor.stores.harbor.api import PAGE_SIZE, BasicAuth, HarborApi, harbor_time
 from ghcr_janitor.stores.reads import MANIFESTS, UNKNOWN, Before, OwnReads, corrected, now, own_reads
@@ -92,6 +97,7 @@ class HarborRegistry(OciSide):
         self._parents: dict[str, set[str]] = {}             # child digest -> listed indexes referencing it
         self._pulls: dict[str, Before] = {}                 # digest -> its pull time before this process read it
         self._locked: dict[str, str] = {}                   # tag -> why it is kept (as last listed)
+        self._seen: dict[str, set[str]] = {}                # digest -> its tags at the last look (or listing)
 
     def __repr__(self) -> str:
         return f"HarborRegistry({self.host}/{self.name}, api={self.api.base_url})"
@@ -116,6 +122,7 @@ class HarborRegistry(OciSide):
         artifacts = await self._artifacts()
         self._listed = {a["digest"]: a for a in artifacts}
         self._children, self._parents, self._locked = set(), {}, {}
+        self._seen = {}
         for art in artifacts:
             for ref in art.get("references") or []:
                 child = ref.get("child_digest") if isinstance(ref, dict) else None
@@ -128,6 +135,7 @@ class HarborRegistry(OciSide):
             tags = [t for t in art.get("tags") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)]
             locked = {t["name"]: IMMUTABLE for t in tags if t.get("immutable") is True}
             self._locked.update(locked)
+            self._seen[digest] = {t["name"] for t in tags}
             pushed = harbor_time(art.get("push_time"))
             pulled, ours = corrected(harbor_time(art.get("pull_time")), memory.get(self._read_key(digest)))
             self._pulls.setdefault(digest, pulled)
@@ -148,13 +156,20 @@ class HarborRegistry(OciSide):
         """Every tag (or each of `names`) -> its digest now: from the artifacts listing (one request per
         100 artifacts), or a HEAD per name when that is cheaper. Never cached."""
         if names is not None and len(names) <= PAGE_SIZE // 10:
-            return await self.oci.current_tags(names)
-        found = {t["name"]: a["digest"] for a in await self._artifacts() for t in a.get("tags") or []
-                 if isinstance(t, dict) and isinstance(t.get("name"), str)}
+            found = await self.oci.current_tags(names)
+        else:
+            found = {t["name"]: a["digest"] for a in await self._artifacts() for t in a.get("tags") or []
+                     if isinstance(t, dict) and isinstance(t.get("name"), str)}
         if names is None:
-            return found
-        wanted = set(names)
-        return {t: d for t, d in found.items() if t in wanted}
+            self._seen = {}
+        else:
+            wanted = set(names)
+            found = {t: d for t, d in found.items() if t in wanted}
+            for tags in self._seen.values():
+                tags -= wanted
+        for tag, digest in found.items():
+            self._seen.setdefault(digest, set()).add(tag)
+        return found
 
     async def resolve(self, tag: str) -> str | None:
         """HEAD the tag (a HEAD is no pull on Harbor)."""
@@ -235,26 +250,60 @@ class HarborRegistry(OciSide):
                 raise CannotUntag(f"tag {where}: Harbor refuses to remove it ({exc}); an immutability rule protects it: "
                                   "kept") from None
             raise
+        self._seen.get(digest, set()).discard(tag)
 
     async def delete_manifest(self, digest: str) -> None:
         """Delete the artifact `digest` (every tag on it goes, as the plan said; Harbor also drops its
-        untagged children). NotFoundError if it is gone; one line when Harbor refuses (412: an index
-        references it, or an immutable tag is on it)."""
-        locked = sorted(t["name"] for t in (self._listed.get(digest) or {}).get("tags") or []
-                        if isinstance(t, dict) and t.get("name") in self._locked)
+        untagged children): the tags the last look saw on it are removed first (pinned to the digest),
+        then the artifact is deleted only if a fresh read shows no tag on it (TagMovedError
+        otherwise: a tag put on it after the look; the artifact stays). NotFoundError if it is gone;
+        one line when Harbor refuses (412: an index references it, or an immutable tag is on it)."""
+        where = self._where(digest)
+        seen = sorted(self._seen.get(digest, ()))      # every look and listing fills it: absent, no tag
+        locked = [t for t in seen if t in self._locked]
         if locked:
-            raise RegistryError(f"deleting {self._where(digest)}: its tag {locked[0]} is {IMMUTABLE}: not deleted")
+            raise RegistryError(f"deleting {where}: its tag {locked[0]} is {IMMUTABLE}: not deleted")
+        removed: list[str] = []
+        for tag in seen:
+            try:
+                await self.api.delete_tag(self.project, self.repository, digest, tag, f"untagging {self.host}/"
+                                                                                      f"{self.name}:{tag}")
+            except NotFoundError:
+                pass            # gone, moved elsewhere, or the artifact itself is gone (the read below says)
+            except RegistryError as exc:
+                if exc.status == 412:
+                    raise RegistryError(f"deleting {where}: Harbor refuses to remove its tag {tag} ({exc}): an "
+                                        f"immutability rule protects it; not deleted", status=412,
+                                        code=exc.code) from None
+                raise
+            else:
+                removed.append(tag)
+            self._seen.get(digest, set()).discard(tag)
+        now = await self.api.artifact(self.project, self.repository, digest, f"reading {where} before its delete")
+        if now is None:
+            self._listed.pop(digest, None)
+            self._seen.pop(digest, None)
+            raise NotFoundError(f"artifact {where} not found (already deleted?)", status=404)
+        tags = sorted(one_line(str(t.get("name")), (), 64) for t in now.get("tags") or [] if isinstance(t, dict))
+        if tags:
+            untagged = f"; untagged {', '.join(removed)} as planned" if removed else ""
+            raise TagMovedError(f"{where} now carries {count(len(tags), 'tag')} ({', '.join(tags[:3])}"
+                                f"{', ...' if len(tags) > 3 else ''}) the last look did not see on it: not deleted "
+                                f"(Harbor deletes an artifact with every tag on it){untagged}", status=409)
         try:
-            await self.api.delete_artifact(self.project, self.repository, digest, f"deleting {self._where(digest)}")
+            await self.api.delete_artifact(self.project, self.repository, digest, f"deleting {where}")
         except NotFoundError:
             self._listed.pop(digest, None)
             raise
         except RegistryError as exc:
             if exc.status == 412:
-                raise RegistryError(f"deleting {self._where(digest)}: Harbor refuses ({exc}): an index still references "
-                                    "it, or an immutable tag is on it; not deleted", status=412, code=exc.code) from None
+                untagged = f" (untagged {', '.join(removed)} as planned)" if removed else ""
+                raise RegistryError(f"deleting {where}: Harbor refuses ({exc}): an index still references "
+                                    f"it, or an immutable tag is on it; not deleted{untagged}", status=412,
+                                    code=exc.code) from None
             raise
         self._listed.pop(digest, None)
+        self._seen.pop(digest, None)
 
     async def aclose(self) -> None:
         self.reads.close()
@@ -293,7 +342,7 @@ def _api(target: Target, options: Any, host: HostSettings) -> HarborApi:
             log.info("%s: docker config holds an identity token, which Harbor's API does not take: anonymous",
                      target.host)
     client = make_client(options.concurrency, auth, base_url=base, policy=options.settings.http)
-    return HarborApi(base, client, options.log, who)
+    return HarborApi(base, client, options.log, who, auth)
 
 
 def _own_reads(options: Any) -> OwnReads:
