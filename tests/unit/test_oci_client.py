@@ -193,3 +193,14 @@ def test_registry_credentials_go_only_to_the_host_the_client_was_made_for():
     evil = [a for host, a in seen if host == "evil.example"]
     assert evil == [None]
     assert any(a == "Bearer t0ken-for-reg" for host, a in seen if host == "reg.example")
+
+
+@respx.mock
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_answer_to_a_digest_delete_is_not_a_delete(status):
+    digest = "sha256:" + "a" * 64
+    respx.delete(f"{BASE}/v2/org/app/manifests/{digest}").mock(return_value=httpx.Response(
+        status, headers={"Location": "https://sso.example/login?session=s3cr3t"}))
+    with pytest.raises(RegistryError, match=f"answered {status}.*not a delete") as caught:
+        _run(lambda r: r.delete_manifest(digest))
+    assert "s3cr3t" not in str(caught.value)

@@ -246,6 +246,11 @@ class OciRegistry:
                 f"deleting {self.name}@{digest}: the registry refuses deletes "
                 f"({response.status_code}); enable storage.delete on the registry", status=response.status_code)
         raise_for_status(response, f"deleting {self.name}@{digest}")
+        if not 200 <= response.status_code < 300:       # a redirect (an SSO proxy's login page) deletes nothing
+            where = response.headers.get("location", "")
+            raise RegistryError(f"deleting {self.name}@{digest}: the registry answered {response.status_code}"
+                                f"{' (to ' + where.split('?')[0][:100] + ')' if where else ''}, not a delete; nothing "
+                                "was counted as deleted", status=response.status_code)
         await self._forget(digest)
 
     async def delete_tag(self, tag: str, digest: str) -> None:
