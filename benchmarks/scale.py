@@ -275,7 +275,7 @@ def render(rows: list[dict], info: dict) -> str:
         lines += ["", "*min s*: REST pages x RTT (sequential: each page's Link names the next) overlapped with "
                   "manifest GETs x RTT / concurrency (one GET per version cold, none warm); "
                   f"RTT {ghcr_rows[0]['rtt'] * 1000:.0f} ms, concurrency {ghcr_rows[0]['concurrency']}. With the "
-                  "listing and the GETs one after the other (as the janitor runs them) the minimum is "
+                  "listing and the GETs one after the other (as the janitor ran them before issue 23) the minimum is "
                   + ", ".join(f"{fmt(r['min_seconds_serial'])} s ({r['state']} {fmt(r['size'])})" for r in ghcr_rows)
                   + ".", ""]
     tag_rows = [r for r in rows if r.get("scenario") == "tags"]
