@@ -288,6 +288,7 @@ class StandinServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True      # headers and body go in two writes: no 40 ms delayed-ACK stall
 
             def _serve(self) -> None:
                 standin.enter()
