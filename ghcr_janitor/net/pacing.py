@@ -155,6 +155,12 @@ class DeletePacer:
         if retry_after is not None:
             self._not_before = max(self._not_before, now + retry_after)
 
+    def wait_handed_over(self) -> None:
+        """The caller takes the `Retry-After` wait over (the Actions cache: a wait longer than its last
+        look is good for sends nothing, and apply looks again before the next DELETE, which GitHub
+        answers again); the slower rate stays."""
+        self._not_before = 0.0
+
     def trip(self, line: str) -> None:
         """A secondary-limit 403: no delete on this endpoint for the rest of the run."""
         self.window.trip(line)

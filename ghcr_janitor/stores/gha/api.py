@@ -215,6 +215,7 @@ class ActionsCacheApi(GitHubRest):
     async def _wait(self, seconds: float, why: str) -> None:
         """A rate-limit wait; during a DELETE with `send_by`, one that would end later raises LookExpired."""
         if self._send_by is not None and seconds <= self.max_wait and self.clock() + seconds > self._send_by:
+            self.pacer.wait_handed_over()
             raise LookExpired(f"GitHub API {why}: waiting {seconds:.0f}s would outlast the last look")
         await super()._wait(seconds, why)
 
