@@ -250,11 +250,9 @@ class GitHubRest:
 
     async def _pace_delete(self) -> None:
         """Wait for the pacer's next slot (SecondaryLimitStop, unsent, once the endpoint tripped)."""
-        async with self._pace_lock:
-            while True:
-                wait = self.pacer.delay(self.clock())
-                if wait <= 0:
-                    break
+        async with self._pace_lock:          # one wait, as the pacer says (no re-check loop: a sleep
+            wait = self.pacer.delay(self.clock())     # that returns early must not become a busy loop)
+            if wait > 0:
                 await self._pace_wait(wait)
             self.pacer.sent(self.clock())
 
