@@ -243,9 +243,9 @@ def _usable(target) -> None:
     valid httpx URL on the same host (no exception from httpx, ever); a path has no NUL byte."""
     import httpx
 
-    from ghcr_janitor.core.reference import GHA, GHCR, LAYOUT, OCI, TAG_PATTERN
+    from ghcr_janitor.core.reference import GHA, GHCR, LAYOUT, OCI, REGISTRY_KINDS, TAG_PATTERN  # noqa: F401
 
-    assert target.kind in (OCI, GHCR, LAYOUT, GHA)
+    assert target.kind in (*REGISTRY_KINDS, LAYOUT, GHA)
     assert not any(ord(c) < 32 or ord(c) == 127 for c in target.name + target.host), target
     if target.kind in (OCI, GHCR):
         url = httpx.URL(f"https://{target.host}/v2/{target.name}/tags/list")
