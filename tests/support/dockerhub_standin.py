@@ -144,18 +144,6 @@ class DockerHubStandIn(VendorStandIn):
             self._manifests[key] = self.manifest(name, digest)
         return self._manifests[key]
 
-    def repositories(self) -> list[str]:
-        """The real registry's catalog, page by page (it refuses the base's n=100000: maxentries)."""
-        found: list[str] = []
-        url: str | None = "/v2/_catalog?n=1000"
-        while url:
-            got = self.registry.get(url)
-            got.raise_for_status()
-            found += got.json().get("repositories") or []
-            link = got.headers.get("link", "")
-            url = link[link.index("<") + 1:link.index(">")] if "<" in link else None
-        return sorted(found)
-
     # --- helpers ---------------------------------------------------------------------------
     def rate_limit(self, times: int, after: float) -> None:
         self.limited += [after] * times
